@@ -1,0 +1,149 @@
+/**
+ * A y-websocket client for tests inside workerd: a real Y.Doc and y-protocols Awareness
+ * speaking the wire protocol over a real WebSocket to the Worker. It behaves like the stock
+ * provider (step 1 on open, answers the server's step 1, sends its edits and its own
+ * awareness) and also lets a test send raw frames.
+ */
+import { SELF } from "cloudflare:test";
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import * as awarenessProtocol from "y-protocols/awareness";
+import * as syncProtocol from "y-protocols/sync";
+import * as Y from "yjs";
+import { MessageType } from "../../worker/protocol";
+
+/** Every wait in these tests gives up after this long, so a broken test fails instead of hanging. */
+export const WAIT_MS = 5_000;
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+/** Polls `check` until it holds; throws with `what` after `timeoutMs`. */
+export async function waitFor(check: () => boolean, what: string, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A unique document name per test, so tests never share a room. */
+export function roomName(label: string): string {
+  return `${label}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** Opens a raw WebSocket to `/ws/<room>` through the Worker. */
+export async function openSocket(room: string): Promise<WebSocket> {
+  const response = await SELF.fetch(`http://edgedoc.test/ws/${room}`, { headers: { Upgrade: "websocket" } });
+  const socket = response.webSocket;
+  if (!socket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
+  socket.accept();
+  // workerd delivers binary frames as Blob unless told otherwise (standard WebSocket default).
+  socket.binaryType = "arraybuffer";
+  return socket;
+}
+
+export class TestClient {
+  readonly doc = new Y.Doc();
+  readonly awareness = new awarenessProtocol.Awareness(this.doc);
+  /** Binary frames received, in order. */
+  readonly received: Uint8Array[] = [];
+  closed: Closed | null = null;
+  private serverSynced = false;
+
+  private constructor(readonly socket: WebSocket) {
+    this.awareness.setLocalState(null);
+    socket.addEventListener("message", (event) => this.onMessage(event.data));
+    socket.addEventListener("close", (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+      this.awareness.destroy();
+    });
+    this.doc.on("update", (update: Uint8Array, origin: unknown) => {
+      if (origin !== this) this.sendRaw(syncFrame((encoder) => syncProtocol.writeUpdate(encoder, update)));
+    });
+    this.awareness.on("update", ({ added, updated, removed }: AwarenessChanges, origin: unknown) => {
+      const own = [...added, ...updated, ...removed].filter((id) => id === this.doc.clientID);
+      if (origin === this || own.length === 0) return;
+      this.sendAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, own));
+    });
+    this.sendRaw(syncFrame((encoder) => syncProtocol.writeSyncStep1(encoder, this.doc)));
+  }
+
+  /** Connects to `room` and waits until the server's document has been received. */
+  static async connect(room: string): Promise<TestClient> {
+    const client = new TestClient(await openSocket(room));
+    await waitFor(() => client.serverSynced, "initial sync");
+    return client;
+  }
+
+  get text(): string {
+    return this.doc.getText("codemirror").toString();
+  }
+
+  insert(index: number, text: string): void {
+    this.doc.getText("codemirror").insert(index, text);
+  }
+
+  setPresence(state: Record<string, unknown>): void {
+    this.awareness.setLocalState(state);
+  }
+
+  /** Awareness states this client currently sees, by client ID (its own included). */
+  presence(): Map<number, Record<string, unknown>> {
+    return this.awareness.getStates() as Map<number, Record<string, unknown>>;
+  }
+
+  sendRaw(frame: Uint8Array | string): void {
+    if (!this.closed) this.socket.send(frame);
+  }
+
+  sendAwareness(update: Uint8Array): void {
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageType.awareness);
+    encoding.writeVarUint8Array(encoder, update);
+    this.sendRaw(encoding.toUint8Array(encoder));
+  }
+
+  async waitForClose(): Promise<Closed> {
+    await waitFor(() => this.closed !== null, "the server to close the socket");
+    return this.closed!;
+  }
+
+  close(): void {
+    this.socket.close(1000, "test done");
+    this.awareness.destroy();
+  }
+
+  private onMessage(data: unknown): void {
+    if (!(data instanceof ArrayBuffer)) throw new Error(`unexpected text frame: ${String(data)}`);
+    const frame = new Uint8Array(data);
+    this.received.push(frame);
+    const decoder = decoding.createDecoder(frame);
+    const type = decoding.readVarUint(decoder);
+    if (type === MessageType.sync) {
+      const reply = encoding.createEncoder();
+      encoding.writeVarUint(reply, MessageType.sync);
+      const syncType = syncProtocol.readSyncMessage(decoder, reply, this.doc, this);
+      if (syncType === syncProtocol.messageYjsSyncStep2) this.serverSynced = true;
+      if (encoding.length(reply) > 1) this.socket.send(encoding.toUint8Array(reply));
+    } else if (type === MessageType.awareness) {
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this);
+    }
+  }
+}
+
+interface AwarenessChanges {
+  added: number[];
+  updated: number[];
+  removed: number[];
+}
+
+/** A sync frame: the sync message type, then what `write` adds. */
+export function syncFrame(write: (encoder: encoding.Encoder) => void): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageType.sync);
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}

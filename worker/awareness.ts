@@ -1,0 +1,165 @@
+/**
+ * Presence: who is in the room, keyed by awareness client ID, and which socket controls each ID.
+ *
+ * Pure logic with no runtime imports; the room saves each socket's share into that socket's
+ * attachment ({@link PresenceRegistry.heldBy}) and restores it on wake, so presence survives
+ * hibernation. Rules:
+ * - y-protocols' clock rule: a state is accepted only with a newer clock; a removal (null
+ *   state) with the same or a newer clock.
+ * - Ownership: a socket controls the client IDs it introduced. Entries for an ID that another
+ *   socket controls are dropped. Stock providers re-broadcast every state they receive, so such
+ *   entries are normal traffic, not an attack, and the socket is not closed for them.
+ * - Closing a socket removes exactly its IDs.
+ */
+import { AWARENESS_TIMEOUT_MS, CloseCode, ProtocolError, type AwarenessEntry } from "./protocol";
+import { MAX_PRESENCE_BYTES_PER_SOCKET, MAX_PRESENCE_TOMBSTONES, PRESENCE_ENTRY_OVERHEAD_BYTES } from "./limits";
+
+/** One client's latest awareness state as the room holds it. */
+export interface PresenceRecord {
+  clock: number;
+  /** JSON text exactly as the client sent it. */
+  state: string;
+  /** When the room last accepted a state for this client (ms since epoch). */
+  lastSeen: number;
+}
+
+/** The presence one socket controls, keyed by client ID; kept in the socket's attachment. */
+export type SocketPresence = Record<number, PresenceRecord>;
+
+/** What a sweep found: removals to announce, sockets that lost clients, and those now silent. */
+export interface SweepResult<Socket> {
+  removed: AwarenessEntry[];
+  changedSockets: Socket[];
+  /** Sockets all of whose clients timed out: the peer vanished without a close. */
+  silentSockets: Socket[];
+}
+
+export class PresenceRegistry<Socket> {
+  private readonly owners = new Map<number, Socket>();
+  private readonly bySocket = new Map<Socket, Map<number, PresenceRecord>>();
+  /**
+   * Clocks of removed clients. A state older than its removal is a stale echo from another
+   * client and must not bring the client back. The same clock is allowed: a provider that
+   * reconnects re-sends its state unchanged.
+   */
+  private readonly removedClocks = new Map<number, number>();
+
+  /** Restores a socket's presence from its attachment after the room woke. */
+  restore(socket: Socket, held: SocketPresence): void {
+    const records = new Map<number, PresenceRecord>();
+    for (const [id, record] of Object.entries(held)) {
+      records.set(Number(id), record);
+      this.owners.set(Number(id), socket);
+    }
+    this.bySocket.set(socket, records);
+  }
+
+  /**
+   * Applies an awareness update sent by `socket` and returns the entries that changed
+   * presence, to be relayed. Throws {@link ProtocolError} (and changes nothing) when the
+   * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}.
+   */
+  apply(socket: Socket, entries: readonly AwarenessEntry[], now: number): AwarenessEntry[] {
+    const held = new Map(this.bySocket.get(socket));
+    const changes: AwarenessEntry[] = [];
+    for (const entry of entries) {
+      const owner = this.owners.get(entry.clientId);
+      if (owner !== undefined && owner !== socket) continue;
+      const current = held.get(entry.clientId);
+      if (entry.state === null) {
+        if (current !== undefined && entry.clock >= current.clock) {
+          held.delete(entry.clientId);
+          changes.push(entry);
+        }
+        continue;
+      }
+      const floor = current?.clock ?? (this.removedClocks.get(entry.clientId) ?? 0) - 1;
+      if (entry.clock > floor) {
+        held.set(entry.clientId, { clock: entry.clock, state: entry.state, lastSeen: now });
+        changes.push(entry);
+      }
+    }
+    if (presenceBytes(held) > MAX_PRESENCE_BYTES_PER_SOCKET) {
+      throw new ProtocolError(
+        CloseCode.messageTooBig,
+        `awareness state too large: over ${MAX_PRESENCE_BYTES_PER_SOCKET} bytes per connection`,
+      );
+    }
+    for (const { clientId, clock, state } of changes) {
+      if (state === null) this.forget(clientId, clock);
+      else this.owners.set(clientId, socket);
+    }
+    this.bySocket.set(socket, held);
+    return changes;
+  }
+
+  /** Removes everything `socket` controls; returns the removals to announce. */
+  removeSocket(socket: Socket): AwarenessEntry[] {
+    const held = this.bySocket.get(socket);
+    this.bySocket.delete(socket);
+    if (held === undefined) return [];
+    const removed: AwarenessEntry[] = [];
+    for (const [clientId, { clock }] of held) {
+      this.forget(clientId, clock);
+      removed.push({ clientId, clock, state: null });
+    }
+    return removed;
+  }
+
+  /** Removes clients not renewed within {@link AWARENESS_TIMEOUT_MS}. */
+  sweep(now: number): SweepResult<Socket> {
+    const result: SweepResult<Socket> = { removed: [], changedSockets: [], silentSockets: [] };
+    for (const [socket, held] of this.bySocket) {
+      const before = held.size;
+      for (const [clientId, record] of held) {
+        if (now - record.lastSeen < AWARENESS_TIMEOUT_MS) continue;
+        held.delete(clientId);
+        this.forget(clientId, record.clock);
+        result.removed.push({ clientId, clock: record.clock, state: null });
+      }
+      if (held.size === before) continue;
+      result.changedSockets.push(socket);
+      if (held.size === 0) result.silentSockets.push(socket);
+    }
+    return result;
+  }
+
+  /** Every current state, as sent to a socket that joins or asks (query-awareness). */
+  states(): AwarenessEntry[] {
+    const all: AwarenessEntry[] = [];
+    for (const held of this.bySocket.values()) {
+      for (const [clientId, { clock, state }] of held) all.push({ clientId, clock, state });
+    }
+    return all;
+  }
+
+  /** What `socket` controls, in the shape saved to its attachment. */
+  heldBy(socket: Socket): SocketPresence {
+    return Object.fromEntries(this.bySocket.get(socket) ?? []);
+  }
+
+  /** When the next client would time out, or null when nobody is present. */
+  nextExpiry(): number | null {
+    let oldest = Infinity;
+    for (const held of this.bySocket.values()) {
+      for (const { lastSeen } of held.values()) oldest = Math.min(oldest, lastSeen);
+    }
+    return oldest === Infinity ? null : oldest + AWARENESS_TIMEOUT_MS;
+  }
+
+  private forget(clientId: number, clock: number): void {
+    this.owners.delete(clientId);
+    this.removedClocks.delete(clientId);
+    this.removedClocks.set(clientId, clock);
+    if (this.removedClocks.size > MAX_PRESENCE_TOMBSTONES) {
+      const oldest = this.removedClocks.keys().next().value as number;
+      this.removedClocks.delete(oldest);
+    }
+  }
+}
+
+function presenceBytes(held: Map<number, PresenceRecord>): number {
+  let bytes = 0;
+  for (const { state } of held.values()) bytes += state.length + PRESENCE_ENTRY_OVERHEAD_BYTES;
+  return bytes;
+}

@@ -1,0 +1,4 @@
+/** Bindings from wrangler.toml. */
+interface Env {
+  ROOM: DurableObjectNamespace<import("./room").Room>;
+}

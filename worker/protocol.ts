@@ -1,0 +1,211 @@
+/**
+ * The y-websocket wire protocol, as the stock `y-websocket` provider speaks it.
+ *
+ * Every frame is one binary WebSocket message that carries one protocol message;
+ * the document name is not in the frame (the URL names the room). Grammar, with
+ * `varUint` and `varByteArray`/`varString` as lib0 encodes them:
+ *
+ *   message        := varUint(messageType) • payload
+ *   sync           := varUint(0) • (syncStep1 | syncStep2 | syncUpdate)
+ *   syncStep1      := varUint(0) • varByteArray(stateVector)
+ *   syncStep2      := varUint(1) • varByteArray(update)       -- what the receiver lacks
+ *   syncUpdate     := varUint(2) • varByteArray(update)       -- a live edit
+ *   awareness      := varUint(1) • varByteArray(awarenessUpdate)
+ *   awarenessUpdate:= varUint(count) • (varUint(clientID) • varUint(clock) • varString(stateJSON))^count
+ *   auth           := varUint(2) • varUint(0 = permission denied) • varString(reason)   -- server to client only
+ *   queryAwareness := varUint(3)
+ *
+ * This module has no runtime imports (only lib0), so the worker, the client and the
+ * tests share it. Decoding is strict: a frame must be exactly one well-formed message.
+ */
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+
+/** Top-level message types (the first varUint of every frame). */
+export const MessageType = {
+  sync: 0,
+  awareness: 1,
+  auth: 2,
+  queryAwareness: 3,
+} as const;
+
+/** Sub-types of a sync message (y-protocols/sync). */
+export const SyncMessageType = {
+  step1: 0,
+  step2: 1,
+  update: 2,
+} as const;
+
+/**
+ * WebSocket close codes the room sends, with the reason text as the client sees it.
+ * Standard codes (RFC 6455 §7.4.1) where one fits; 4000-4999 are ours.
+ */
+export const CloseCode = {
+  /** Malformed frame: garbage, truncated, unknown message type, trailing bytes. */
+  protocolError: 1002,
+  /** A text frame (other than the "ping" keep-alive, which is answered with "pong"). */
+  unsupportedData: 1003,
+  /** A well-formed frame whose Yjs update, state vector or awareness JSON does not decode. */
+  invalidPayload: 1007,
+  /** A frame over the size limit, or awareness state over the per-socket budget. */
+  messageTooBig: 1009,
+  /** The room failed while handling the frame; the document is unchanged. */
+  internalError: 1011,
+  /** No awareness renewal for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
+  presenceTimeout: 4000,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/**
+ * A client whose awareness state is not renewed for this long is considered offline.
+ * Matches y-protocols' `outdatedTimeout`; providers renew every 15 s.
+ */
+export const AWARENESS_TIMEOUT_MS = 30_000;
+
+/** One client's entry in an awareness update. `state` is JSON text; `null` means "gone". */
+export interface AwarenessEntry {
+  clientId: number;
+  clock: number;
+  state: string | null;
+}
+
+/** A decoded frame from a client. */
+export type ClientMessage =
+  | { type: "sync-step1"; stateVector: Uint8Array }
+  | { type: "sync-step2"; update: Uint8Array }
+  | { type: "sync-update"; update: Uint8Array }
+  | { type: "awareness"; entries: AwarenessEntry[] }
+  | { type: "query-awareness" };
+
+/** A frame the room refuses; the socket that sent it is closed with `closeCode` and the message as reason. */
+export class ProtocolError extends Error {
+  constructor(
+    readonly closeCode: CloseCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+/**
+ * Decodes one client frame. Throws {@link ProtocolError} for anything that is not exactly
+ * one well-formed message; Yjs payloads are only framed here, their content is checked
+ * where they are applied.
+ */
+export function decodeClientMessage(frame: Uint8Array): ClientMessage {
+  const decoder = decoding.createDecoder(frame);
+  const message = readMessage(decoder);
+  if (decoding.hasContent(decoder)) {
+    throw new ProtocolError(CloseCode.protocolError, "malformed frame: trailing bytes after the message");
+  }
+  return message;
+}
+
+function readMessage(decoder: decoding.Decoder): ClientMessage {
+  const messageType = readOrThrow(() => decoding.readVarUint(decoder), "empty frame");
+  switch (messageType) {
+    case MessageType.sync:
+      return readSyncMessage(decoder);
+    case MessageType.awareness: {
+      const payload = readOrThrow(() => decoding.readVarUint8Array(decoder), "truncated awareness message");
+      return { type: "awareness", entries: decodeAwarenessUpdate(payload) };
+    }
+    case MessageType.queryAwareness:
+      return { type: "query-awareness" };
+    default:
+      throw new ProtocolError(CloseCode.protocolError, `malformed frame: unknown message type ${messageType}`);
+  }
+}
+
+function readSyncMessage(decoder: decoding.Decoder): ClientMessage {
+  const syncType = readOrThrow(() => decoding.readVarUint(decoder), "truncated sync message");
+  const payload = readOrThrow(() => decoding.readVarUint8Array(decoder), "truncated sync message");
+  switch (syncType) {
+    case SyncMessageType.step1:
+      return { type: "sync-step1", stateVector: payload };
+    case SyncMessageType.step2:
+      return { type: "sync-step2", update: payload };
+    case SyncMessageType.update:
+      return { type: "sync-update", update: payload };
+    default:
+      throw new ProtocolError(CloseCode.protocolError, `malformed frame: unknown sync message type ${syncType}`);
+  }
+}
+
+/** Decodes an awareness update; each state must be valid JSON (y-protocols JSON-encodes states). */
+export function decodeAwarenessUpdate(payload: Uint8Array): AwarenessEntry[] {
+  const decoder = decoding.createDecoder(payload);
+  const count = readOrThrow(() => decoding.readVarUint(decoder), "truncated awareness update");
+  const entries: AwarenessEntry[] = [];
+  // Each entry takes at least three bytes, so a count beyond that is a lie; checking it
+  // first keeps a tiny frame from making us loop over a huge declared count.
+  if (count > payload.length / 3) {
+    throw new ProtocolError(CloseCode.protocolError, "malformed frame: awareness count exceeds the payload");
+  }
+  for (let i = 0; i < count; i++) {
+    const clientId = readOrThrow(() => decoding.readVarUint(decoder), "truncated awareness update");
+    const clock = readOrThrow(() => decoding.readVarUint(decoder), "truncated awareness update");
+    const json = readOrThrow(() => decoding.readVarString(decoder), "truncated awareness update");
+    entries.push({ clientId, clock, state: parseAwarenessState(json) });
+  }
+  if (decoding.hasContent(decoder)) {
+    throw new ProtocolError(CloseCode.protocolError, "malformed frame: trailing bytes in awareness update");
+  }
+  return entries;
+}
+
+function parseAwarenessState(json: string): string | null {
+  let state: unknown;
+  try {
+    state = JSON.parse(json);
+  } catch {
+    throw new ProtocolError(CloseCode.invalidPayload, "invalid awareness state: not JSON");
+  }
+  return state === null ? null : json;
+}
+
+function readOrThrow<T>(read: () => T, what: string): T {
+  try {
+    return read();
+  } catch {
+    throw new ProtocolError(CloseCode.protocolError, `malformed frame: ${what}`);
+  }
+}
+
+function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
+  const encoder = encoding.createEncoder();
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}
+
+function encodeSync(syncType: number, payload: Uint8Array): Uint8Array {
+  return frame((encoder) => {
+    encoding.writeVarUint(encoder, MessageType.sync);
+    encoding.writeVarUint(encoder, syncType);
+    encoding.writeVarUint8Array(encoder, payload);
+  });
+}
+
+/** Sync step 1: "here is my state vector, send me what I lack". */
+export const encodeSyncStep1 = (stateVector: Uint8Array): Uint8Array => encodeSync(SyncMessageType.step1, stateVector);
+/** Sync step 2: the update the peer lacks, answering its step 1. */
+export const encodeSyncStep2 = (update: Uint8Array): Uint8Array => encodeSync(SyncMessageType.step2, update);
+/** A live document update. */
+export const encodeSyncUpdate = (update: Uint8Array): Uint8Array => encodeSync(SyncMessageType.update, update);
+
+/** An awareness message carrying the given entries. */
+export function encodeAwareness(entries: readonly AwarenessEntry[]): Uint8Array {
+  const update = frame((encoder) => {
+    encoding.writeVarUint(encoder, entries.length);
+    for (const { clientId, clock, state } of entries) {
+      encoding.writeVarUint(encoder, clientId);
+      encoding.writeVarUint(encoder, clock);
+      encoding.writeVarString(encoder, state ?? "null");
+    }
+  });
+  return frame((encoder) => {
+    encoding.writeVarUint(encoder, MessageType.awareness);
+    encoding.writeVarUint8Array(encoder, update);
+  });
+}
