@@ -52,6 +52,7 @@ export class TestClient {
   readonly received: Uint8Array[] = [];
   closed: Closed | null = null;
   private serverSynced = false;
+  private closing = false;
 
   private constructor(readonly socket: WebSocket) {
     this.awareness.setLocalState(null);
@@ -96,7 +97,7 @@ export class TestClient {
   }
 
   sendRaw(frame: Uint8Array | string): void {
-    if (!this.closed) this.socket.send(frame);
+    if (!this.closed && !this.closing) this.socket.send(frame);
   }
 
   sendAwareness(update: Uint8Array): void {
@@ -112,6 +113,7 @@ export class TestClient {
   }
 
   close(): void {
+    this.closing = true;
     this.socket.close(1000, "test done");
     this.awareness.destroy();
   }

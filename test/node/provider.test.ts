@@ -1,0 +1,74 @@
+/**
+ * The stock y-websocket provider, unchanged, against a real `wrangler dev`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+import { startDevServer, type DevServer } from "./wrangler";
+import { randomUUID } from "node:crypto";
+
+const WAIT_MS = 10_000;
+
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
+
+let server: DevServer;
+const providers: WebsocketProvider[] = [];
+
+function connect(room: string): WebsocketProvider {
+  const provider = new WebsocketProvider(server.wsUrl, room, new Y.Doc(), {
+    WebSocketPolyfill: WebSocket as unknown as ProviderOptions["WebSocketPolyfill"],
+    // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
+    disableBc: true,
+  });
+  providers.push(provider);
+  return provider;
+}
+
+beforeAll(async () => {
+  server = await startDevServer();
+});
+
+afterAll(async () => {
+  for (const provider of providers) provider.destroy();
+  await server?.stop();
+});
+
+describe("stock y-websocket provider against wrangler dev", () => {
+  it("two providers sync and converge on concurrent edits", async () => {
+    const room = `provider-${randomUUID().slice(0, 8)}`;
+    const [a, b] = [connect(room), connect(room)];
+    await waitFor(() => a.synced && b.synced, "both providers to sync");
+    const [textA, textB] = [a.doc.getText("codemirror"), b.doc.getText("codemirror")];
+    textA.insert(0, "from a. ");
+    textB.insert(0, "from b. ");
+    await waitFor(() => textA.toString() === textB.toString() && textA.length === 16, "convergence");
+    expect(textA.toString()).toContain("from a. ");
+    expect(textA.toString()).toContain("from b. ");
+
+    const c = connect(room);
+    await waitFor(() => c.synced && c.doc.getText("codemirror").toString() === textA.toString(), "a late joiner's sync");
+  });
+
+  it("awareness round-trips between providers, and a provider that leaves disappears", async () => {
+    const room = `aware-${randomUUID().slice(0, 8)}`;
+    const [a, b] = [connect(room), connect(room)];
+    await waitFor(() => a.synced && b.synced, "both providers to sync");
+    a.awareness.setLocalStateField("user", { name: "Ada", color: "#c03" });
+    b.awareness.setLocalStateField("user", { name: "Bo", color: "#03c" });
+    const userOf = (p: WebsocketProvider, id: number) => (p.awareness.getStates().get(id) as { user?: { name: string } } | undefined)?.user?.name;
+    await waitFor(() => userOf(b, a.doc.clientID) === "Ada" && userOf(a, b.doc.clientID) === "Bo", "each to see the other");
+    a.awareness.setLocalStateField("cursor", { anchor: 3, head: 5 });
+    await waitFor(() => JSON.stringify(b.awareness.getStates().get(a.doc.clientID)?.cursor) === '{"anchor":3,"head":5}', "a's cursor at b");
+    b.disconnect();
+    await waitFor(() => !a.awareness.getStates().has(b.doc.clientID), "b to leave a's presence");
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * Starts a real `wrangler dev` on free loopback ports for Node-side tests, and stops it.
+ * Storage goes to a persist dir the caller may reuse across restarts.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const STARTUP_TIMEOUT_MS = 60_000;
+
+export interface DevServer {
+  /** http://127.0.0.1:PORT */
+  origin: string;
+  /** ws://127.0.0.1:PORT/ws, the serverUrl for y-websocket's WebsocketProvider. */
+  wsUrl: string;
+  persistDir: string;
+  /** Everything wrangler printed, for assertions on logs and for failure messages. */
+  output: () => string;
+  /** Stops the server: SIGTERM by default, SIGKILL to simulate a crash. */
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export function newPersistDir(): string {
+  return mkdtempSync(join(tmpdir(), "edgedoc-test-"));
+}
+
+export async function startDevServer(persistDir = newPersistDir()): Promise<DevServer> {
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const args = [
+    "node_modules/wrangler/bin/wrangler.js",
+    "dev",
+    "--ip=127.0.0.1",
+    `--port=${port}`,
+    `--inspector-port=${inspectorPort}`,
+    `--persist-to=${persistDir}`,
+    "--show-interactive-dev-session=false",
+    "--log-level=log",
+  ];
+  // process.execPath is the Node 22 from node_modules/.bin that npm scripts run on.
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const origin = `http://127.0.0.1:${port}`;
+  await waitUntilHealthy(origin, child, () => output);
+  return {
+    origin,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    persistDir,
+    output: () => output,
+    stop: (signal = "SIGTERM") => stopProcess(child, signal),
+  };
+}
+
+async function waitUntilHealthy(origin: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output()}`);
+    try {
+      const response = await fetch(`${origin}/healthz`);
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  await stopProcess(child, "SIGKILL");
+  throw new Error(`wrangler dev did not become healthy within ${STARTUP_TIMEOUT_MS} ms:\n${output()}`);
+}
+
+async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill(signal);
+  const forced = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(forced);
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import * as encoding from "lib0/encoding";
+import * as Y from "yjs";
+import { CloseCode, MessageType, SyncMessageType } from "../../worker/protocol";
+import { TestClient, roomName, syncFrame, waitFor } from "./client";
+
+function frame(...parts: number[]): Uint8Array {
+  return new Uint8Array(parts);
+}
+
+/** A sync update frame whose payload is `update`. */
+function updateFrame(update: Uint8Array): Uint8Array {
+  return syncFrame((encoder) => {
+    encoding.writeVarUint(encoder, SyncMessageType.update);
+    encoding.writeVarUint8Array(encoder, update);
+  });
+}
+
+/** A real edit, encoded as a Yjs update, for building valid and corrupted frames. */
+function realUpdate(text: string): Uint8Array {
+  const doc = new Y.Doc();
+  doc.getText("codemirror").insert(0, text);
+  return Y.encodeStateAsUpdate(doc);
+}
+
+function awarenessFrame(stateJson: string): Uint8Array {
+  const update = encoding.createEncoder();
+  encoding.writeVarUint(update, 1);
+  encoding.writeVarUint(update, 12345);
+  encoding.writeVarUint(update, 1);
+  encoding.writeVarString(update, stateJson);
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageType.awareness);
+  encoding.writeVarUint8Array(encoder, encoding.toUint8Array(update));
+  return encoding.toUint8Array(encoder);
+}
+
+const validUpdate = realUpdate("injected text");
+const truncatedUpdate = updateFrame(validUpdate).subarray(0, 8);
+
+const badFrames: { name: string; frame: Uint8Array | string; code: number; reason: RegExp }[] = [
+  { name: "a text frame", frame: "hello", code: CloseCode.unsupportedData, reason: /text frames/ },
+  { name: "an empty frame", frame: frame(), code: CloseCode.protocolError, reason: /empty frame/ },
+  { name: "an unknown message type", frame: frame(7, 1, 2), code: CloseCode.protocolError, reason: /unknown message type 7/ },
+  { name: "an auth message from a client", frame: frame(MessageType.auth, 0), code: CloseCode.protocolError, reason: /unknown message type 2/ },
+  { name: "an unknown sync type", frame: frame(0, 9, 0), code: CloseCode.protocolError, reason: /unknown sync message type/ },
+  { name: "garbage bytes", frame: frame(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), code: CloseCode.protocolError, reason: /malformed/ },
+  { name: "a truncated sync update", frame: truncatedUpdate, code: CloseCode.protocolError, reason: /truncated sync message/ },
+  { name: "trailing bytes after a message", frame: frame(MessageType.queryAwareness, 0), code: CloseCode.protocolError, reason: /trailing bytes/ },
+  { name: "an update Yjs cannot decode", frame: updateFrame(frame(0xff, 0xff, 0xff, 0x01)), code: CloseCode.invalidPayload, reason: /invalid update/ },
+  { name: "an awareness state that is not JSON", frame: awarenessFrame("{not json"), code: CloseCode.invalidPayload, reason: /not JSON/ },
+  { name: "an awareness update declaring a huge count", frame: frame(MessageType.awareness, 3, 0xff, 0xff, 0x7f), code: CloseCode.protocolError, reason: /count exceeds/ },
+];
+
+describe("bad frames are rejected at the socket boundary", () => {
+  it.each(badFrames)("$name closes that socket with $code; the document and other sockets are untouched", async ({ frame, code, reason }) => {
+    const room = roomName("bad");
+    const [alice, bob, mallory] = await Promise.all([
+      TestClient.connect(room),
+      TestClient.connect(room),
+      TestClient.connect(room),
+    ]);
+    alice.setPresence({ name: "alice" });
+    alice.insert(0, "before. ");
+    await waitFor(() => bob.text === "before. " && mallory.text === "before. ", "the first edit everywhere");
+
+    mallory.sendRaw(frame);
+    const closed = await mallory.waitForClose();
+    expect(closed.code).toBe(code);
+    expect(closed.reason).toMatch(reason);
+
+    bob.insert(bob.text.length, "after.");
+    await waitFor(() => alice.text === "before. after.", "bob's edit to reach alice");
+    const late = await TestClient.connect(room);
+    expect(late.text).toBe("before. after.");
+    await waitFor(() => late.presence().get(alice.doc.clientID)?.name === "alice", "alice's presence intact");
+    expect(alice.closed).toBeNull();
+    expect(bob.closed).toBeNull();
+  });
+});
