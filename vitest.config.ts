@@ -5,9 +5,17 @@ import { defineConfig } from "vitest/config";
 // against a real `wrangler dev` that the tests start on a free loopback port.
 export default defineConfig({
   test: {
+    // Rooms log a JSON line per event; show them only for failing tests.
+    silent: "passed-only",
     projects: [
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // A 12 MiB cap lets one room hold the 10 MB test document and refuse more.
+            miniflare: { bindings: { MAX_DOCUMENT_BYTES: String(12 * 1024 * 1024) } },
+          }),
+        ],
         test: {
           name: "workerd",
           include: ["test/worker/**/*.test.ts"],

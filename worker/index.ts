@@ -5,7 +5,6 @@
  */
 import { Hono } from "hono";
 import { DOCUMENT_NAME_RULE, isValidDocumentName } from "./names";
-import { ROOM_NAME_HEADER } from "./room";
 
 export { Room } from "./room";
 
@@ -25,9 +24,7 @@ app.get("/ws/:name", (c) => {
     return c.text("this endpoint only speaks WebSocket: send Upgrade: websocket", 426);
   }
   const room = c.env.ROOM.get(c.env.ROOM.idFromName(name));
-  const request = new Request(c.req.raw);
-  request.headers.set(ROOM_NAME_HEADER, name);
-  return room.fetch(request);
+  return room.fetch(c.req.raw);
 });
 
 app.notFound((c) => c.text("not found", 404));

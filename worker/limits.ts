@@ -29,3 +29,31 @@ export const PRESENCE_ENTRY_OVERHEAD_BYTES = 32;
 
 /** How many removed awareness clocks the room remembers to refuse stale resurrections. */
 export const MAX_PRESENCE_TOMBSTONES = 1024;
+
+/** Cloudflare's limit on one SQLite row or BLOB in a Durable Object: 2 MB. */
+export const PLATFORM_SQLITE_ROW_LIMIT = 2_000_000;
+
+/** Largest piece of an update or snapshot stored in one row: well under {@link PLATFORM_SQLITE_ROW_LIMIT}. */
+export const SQLITE_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Default maximum document size (stored bytes), overridable with the `MAX_DOCUMENT_BYTES` var.
+ * A new client receives the whole document in one sync step 2, and a client re-sends its whole
+ * state in one frame after a reconnect, so a document must fit in one frame.
+ */
+export const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+
+/** The update log is compacted into a snapshot once it holds this many bytes... */
+export const COMPACT_LOG_BYTES = 1024 * 1024;
+/** ...or this many updates (a keystroke is one update of about 20-30 bytes). */
+export const COMPACT_LOG_UPDATES = 1_000;
+/** After the last socket leaves, the room compacts this long later (an alarm, so it survives eviction). */
+export const IDLE_COMPACTION_DELAY_MS = 5_000;
+
+/**
+ * Updates whose dependencies have not arrived wait in memory (never in storage) for at most
+ * this long and this many bytes; then they are dropped. Tabs of one browser share edits
+ * locally before the server has them, so a short wait is legitimate.
+ */
+export const PENDING_UPDATE_TTL_MS = 60_000;
+export const MAX_PENDING_UPDATE_BYTES = 1024 * 1024;

@@ -47,12 +47,16 @@ export const CloseCode = {
   unsupportedData: 1003,
   /** A well-formed frame whose Yjs update, state vector or awareness JSON does not decode. */
   invalidPayload: 1007,
+  /** Too many bytes of updates waiting for dependencies that never came. */
+  policyViolation: 1008,
   /** A frame over the size limit, or awareness state over the per-socket budget. */
   messageTooBig: 1009,
   /** The room failed while handling the frame; the document is unchanged. */
   internalError: 1011,
   /** No awareness renewal for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
   presenceTimeout: 4000,
+  /** The update would make the stored document larger than the configured maximum. */
+  documentTooLarge: 4413,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -3,14 +3,15 @@
  *
  * Built for hibernation: sockets are accepted with `ctx.acceptWebSocket`, each socket's
  * identity and presence live in its attachment, and everything in memory is rebuilt from
- * `ctx.getWebSockets()` when the object wakes. There are no JS timers (an interval would keep
- * the object awake); the presence sweep runs from an alarm, and text "ping" frames are
- * answered by the runtime's auto-response without waking the object.
+ * `ctx.getWebSockets()` and SQLite storage when the object wakes. There are no JS timers (an
+ * interval would keep the object awake); one alarm does the timed work (presence sweep,
+ * dropping stale pending updates, compaction after the last socket leaves), and text "ping"
+ * frames are answered by the runtime's auto-response without waking the object.
  */
 import { DurableObject } from "cloudflare:workers";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { RoomDocument } from "./document";
-import { MAX_FRAME_BYTES } from "./limits";
+import { DEFAULT_MAX_DOCUMENT_BYTES, IDLE_COMPACTION_DELAY_MS, MAX_FRAME_BYTES, PLATFORM_WEBSOCKET_MESSAGE_LIMIT } from "./limits";
 import { logEvent } from "./log";
 import {
   CloseCode,
@@ -23,9 +24,7 @@ import {
   type AwarenessEntry,
   type ClientMessage,
 } from "./protocol";
-
-/** Request header by which the Worker tells the room its document name (for logs). */
-export const ROOM_NAME_HEADER = "X-Edgedoc-Room";
+import { DocumentStore, type StorageStats } from "./storage";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
 export interface SocketAttachment {
@@ -41,10 +40,12 @@ const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
 const MAX_CLOSE_REASON_BYTES = 123;
 
 export class Room extends DurableObject<Env> {
-  private readonly document = new RoomDocument();
+  private document!: RoomDocument;
   private readonly presence = new PresenceRegistry<WebSocket>();
-  /** Whether a sweep alarm is known to be set; unknown (false) after a wake. */
-  private sweepScheduled = false;
+  /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
+  private alarmAt: number | null | undefined = undefined;
+  /** When to compact because the last socket left, or null. */
+  private idleCompactionDue: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -53,11 +54,28 @@ export class Room extends DurableObject<Env> {
       const attachment = readAttachment(socket);
       if (attachment) this.presence.restore(socket, attachment.presence);
     }
+    // Nothing is handled until the document is back from storage.
+    void ctx.blockConcurrencyWhile(async () => {
+      const store = new DocumentStore(ctx.storage.sql, (body) => ctx.storage.transactionSync(body));
+      const started = Date.now();
+      this.document = new RoomDocument(store, maxDocumentBytes(env));
+      logEvent("load", { room: this.name, ms: Date.now() - started, bytes: store.statistics().storedBytes });
+    });
+  }
+
+  /** Storage figures, for tests and the stats endpoint (Durable Object RPC). */
+  async stats(): Promise<StorageStats> {
+    return this.document.statistics();
+  }
+
+  /** The document name (set because the Worker addresses rooms with `idFromName`). */
+  private get name(): string | undefined {
+    return this.ctx.id.name;
   }
 
   /** Accepts a WebSocket upgrade forwarded by the Worker and starts the sync handshake. */
-  async fetch(request: Request): Promise<Response> {
-    const room = request.headers.get(ROOM_NAME_HEADER) ?? "";
+  async fetch(): Promise<Response> {
+    const room = this.name ?? "";
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     const attachment: SocketAttachment = { room, connectedAt: Date.now(), presence: {} };
@@ -99,6 +117,10 @@ export class Room extends DurableObject<Env> {
     });
     this.dropSocket(socket);
     if (!UNSENDABLE_CLOSE_CODES.has(code)) closeQuietly(socket, code, reason);
+    if (this.ctx.getWebSockets().every((other) => other === socket)) {
+      this.idleCompactionDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
+      await this.scheduleAlarm();
+    }
   }
 
   async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
@@ -106,17 +128,24 @@ export class Room extends DurableObject<Env> {
     this.dropSocket(socket);
   }
 
-  /** Sweeps presence that was not renewed: peers that vanished without a close. */
+  /**
+   * The room's timed work: sweep presence that was not renewed (peers that vanished without a
+   * close), drop pending updates past their TTL, and compact once nobody is connected.
+   */
   async alarm(): Promise<void> {
-    this.sweepScheduled = false;
-    const { removed, changedSockets, silentSockets } = this.presence.sweep(Date.now());
+    this.alarmAt = null;
+    this.idleCompactionDue = null;
+    const now = Date.now();
+    if (this.document.expirePending(now)) logEvent("pending_dropped", { room: this.name });
+    if (this.ctx.getWebSockets().length === 0 && this.document.hasLog()) this.compact();
+    const { removed, changedSockets, silentSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
     for (const socket of silentSockets) {
       logEvent("presence_timeout", { room: roomOf(socket) });
       closeQuietly(socket, CloseCode.presenceTimeout, "presence timed out: no awareness renewal for 30 s");
     }
     if (removed.length > 0) this.broadcast(encodeAwareness(removed));
-    await this.scheduleSweep();
+    await this.scheduleAlarm();
   }
 
   private async handle(socket: WebSocket, message: ClientMessage): Promise<void> {
@@ -126,8 +155,11 @@ export class Room extends DurableObject<Env> {
         return;
       case "sync-step2":
       case "sync-update": {
-        const integrated = this.document.apply(message.update);
+        // Stored before it is relayed: the output gate holds the relay until the write is durable.
+        const integrated = this.document.apply(message.update, Date.now());
         if (integrated !== null) this.broadcast(encodeSyncUpdate(integrated), socket);
+        if (this.document.needsCompaction()) this.compact();
+        if (this.document.pendingExpiry() !== null) await this.scheduleAlarm();
         return;
       }
       case "awareness":
@@ -145,7 +177,7 @@ export class Room extends DurableObject<Env> {
     // Relayed to the sender too, as the reference server does: a provider alone in a room
     // otherwise hears nothing and reconnects after 30 s of silence.
     this.broadcast(encodeAwareness(changes));
-    await this.scheduleSweep();
+    await this.scheduleAlarm();
   }
 
   /** Closes a socket that sent something we refuse; the document and other sockets are untouched. */
@@ -178,13 +210,42 @@ export class Room extends DurableObject<Env> {
     socket.serializeAttachment({ ...attachment, presence: this.presence.heldBy(socket) } satisfies SocketAttachment);
   }
 
-  /** Makes sure an alarm will sweep presence; one alarm at a time, re-armed by each sweep. */
-  private async scheduleSweep(): Promise<void> {
-    const due = this.presence.nextExpiry();
-    if (due === null || this.sweepScheduled) return;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(due);
-    this.sweepScheduled = true;
+  /**
+   * Compacts, logging the outcome. A failure is not the client's fault and loses nothing (the
+   * transaction rolls back, the log stays), so it is logged and retried at the next trigger.
+   */
+  private compact(): void {
+    try {
+      logEvent("compaction", { room: this.name, ...this.document.compact() });
+    } catch (error) {
+      logEvent("compaction_failed", { room: this.name, error: String(error) });
+    }
   }
+
+  /**
+   * Makes sure the alarm fires by the earliest time any timed work is due. One alarm serves
+   * everything; each run re-arms it for whatever is still due.
+   */
+  private async scheduleAlarm(): Promise<void> {
+    const due = earliest(this.presence.nextExpiry(), this.document.pendingExpiry(), this.idleCompactionDue);
+    if (due === null) return;
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt !== null && this.alarmAt <= due) return;
+    await this.ctx.storage.setAlarm(due);
+    this.alarmAt = due;
+  }
+}
+
+function earliest(...times: (number | null)[]): number | null {
+  const known = times.filter((time): time is number => time !== null);
+  return known.length > 0 ? Math.min(...known) : null;
+}
+
+/** The configured maximum document size; never above what one frame can carry. */
+function maxDocumentBytes(env: Env): number {
+  const configured = Number(env.MAX_DOCUMENT_BYTES ?? DEFAULT_MAX_DOCUMENT_BYTES);
+  const valid = Number.isSafeInteger(configured) && configured > 0 ? configured : DEFAULT_MAX_DOCUMENT_BYTES;
+  return Math.min(valid, PLATFORM_WEBSOCKET_MESSAGE_LIMIT);
 }
 
 function readAttachment(socket: WebSocket): SocketAttachment | null {

@@ -1,0 +1,260 @@
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import * as encoding from "lib0/encoding";
+import * as Y from "yjs";
+import type { Room } from "../../worker/room";
+import type { CompactionStep, DocumentStore, StorageStats } from "../../worker/storage";
+import { COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS, SQLITE_CHUNK_BYTES } from "../../worker/limits";
+import { CloseCode, SyncMessageType } from "../../worker/protocol";
+import { TestClient, roomName, syncFrame, waitFor } from "./client";
+
+const roomStub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
+
+function updateFrame(update: Uint8Array): Uint8Array {
+  return syncFrame((encoder) => {
+    encoding.writeVarUint(encoder, SyncMessageType.update);
+    encoding.writeVarUint8Array(encoder, update);
+  });
+}
+
+const sameState = (a: Y.Doc, b: Y.Doc) => Buffer.from(Y.encodeStateVector(a)).equals(Buffer.from(Y.encodeStateVector(b)));
+
+/** Evicts the room as a restart would (sockets closed) and returns a fresh client's view. */
+async function restartAndReconnect(room: string): Promise<TestClient> {
+  await evictDurableObject(roomStub(room), { webSockets: "close" });
+  return TestClient.connect(room);
+}
+
+/** Closes every client, then runs the room's alarm, which compacts an idle room. */
+async function compactWhenIdle(room: string, clients: TestClient[]): Promise<void> {
+  for (const client of clients) client.close();
+  const deadline = Date.now() + 5_000;
+  while (!(await runDurableObjectAlarm(roomStub(room)))) {
+    if (Date.now() > deadline) throw new Error("the room never set its idle-compaction alarm");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Polls the room's storage figures until `check` holds. */
+async function waitForStats(stub: DurableObjectStub<Room>, check: (stats: StorageStats) => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let stats = await stub.stats(); !check(stats); stats = await stub.stats()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(stats)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The room's private parts, reached only to inject a fault into compaction. */
+function internalsOf(instance: Room): { document: { store: DocumentStore; compact(): unknown } } {
+  return instance as unknown as { document: { store: DocumentStore; compact(): unknown } };
+}
+
+/** Makes compaction throw at `step` until the object is evicted (a fresh instance has no fault). */
+async function injectCompactionFault(stub: DurableObjectStub<Room>, step: CompactionStep): Promise<void> {
+  await runInDurableObject(stub, (instance: Room) => {
+    internalsOf(instance).document.store.onCompactionStep = (reached) => {
+      if (reached === step) throw new Error(`simulated crash at ${reached}`);
+    };
+  });
+}
+
+/** An update from a client whose earlier edits the room has never seen. */
+function updateWithMissingDependencies(clientId: number, text: string): { first: Uint8Array; second: Uint8Array } {
+  const doc = new Y.Doc();
+  doc.clientID = clientId;
+  const ytext = doc.getText("codemirror");
+  ytext.insert(0, text);
+  const first = Y.encodeStateAsUpdate(doc);
+  const stateAfterFirst = Y.encodeStateVector(doc);
+  ytext.insert(ytext.length, text);
+  return { first, second: Y.encodeStateAsUpdate(doc, stateAfterFirst) };
+}
+
+describe("durable documents", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("keeps every edit across an eviction: content and state vector identical", async () => {
+    const room = roomName("evict");
+    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    for (let i = 0; i < 50; i++) (i % 2 ? alice : bob).insert(0, `${i},`);
+    await waitFor(() => alice.text === bob.text && alice.text.split(",").length === 51, "convergence");
+    const carol = await restartAndReconnect(room);
+    expect(carol.text).toBe(alice.text);
+    expect(sameState(carol.doc, alice.doc)).toBe(true);
+  });
+
+  it("compacts the log into a snapshot past the update threshold, content unchanged", async () => {
+    const room = roomName("compact");
+    const alice = await TestClient.connect(room);
+    for (let i = 0; i < COMPACT_LOG_UPDATES + 20; i++) alice.insert(alice.text.length, String(i % 10));
+    const stub = roomStub(room);
+    // Compaction ran at the threshold; the updates after it are in the log.
+    await waitForStats(stub, (stats) => stats.snapshotChunks > 0 && stats.logUpdates === 20, "compaction at the threshold");
+    const stats = await stub.stats();
+    expect(stats.snapshotChunks).toBe(1);
+    const carol = await restartAndReconnect(room);
+    expect(carol.text).toBe(alice.text);
+    expect(sameState(carol.doc, alice.doc)).toBe(true);
+  });
+
+  it("compacts after the last socket leaves, so an idle room is one small snapshot", async () => {
+    const room = roomName("idle");
+    const alice = await TestClient.connect(room);
+    for (let i = 0; i < 200; i++) alice.insert(0, "x");
+    for (let i = 0; i < 150; i++) alice.doc.getText("codemirror").delete(0, 1);
+    await waitForStats(roomStub(room), (stats) => stats.logUpdates === 350, "every edit to be stored");
+    const reference = new Y.Doc();
+    Y.applyUpdate(reference, Y.encodeStateAsUpdate(alice.doc));
+    await compactWhenIdle(room, [alice]);
+    const stats = await roomStub(room).stats();
+    expect(stats.logUpdates).toBe(0);
+    expect(stats.snapshotChunks).toBe(1);
+    // Bounded: the stored document is within a small factor of its V1 encoding.
+    expect(stats.storedBytes).toBeLessThanOrEqual(2 * Y.encodeStateAsUpdate(reference).length);
+    const carol = await restartAndReconnect(room);
+    expect(carol.text).toBe("x".repeat(50));
+    expect(sameState(carol.doc, reference)).toBe(true);
+  });
+
+  it("stores, compacts and reloads a 10 MB document in row-sized chunks, and refuses growth past the cap", async () => {
+    const room = roomName("big");
+    const alice = await TestClient.connect(room);
+    const stub = roomStub(room);
+    // Hold compaction back (a failing step rolls it back) so the 10 MB update stays in the log.
+    await injectCompactionFault(stub, "snapshot-written");
+    const big = Array.from({ length: 10_000_000 / 50 }, (_, i) => `line ${String(i).padStart(8, "0")} of the big test document, 50 chars.\n`).join("");
+    alice.insert(0, big);
+    await waitForStats(stub, (stats) => stats.logUpdates === 1, "the big update to be stored", 15_000);
+    const logged = await stub.stats();
+    expect(logged.logRows).toBe(Math.ceil(logged.logBytes / SQLITE_CHUNK_BYTES));
+    expect(logged.logRows).toBeGreaterThanOrEqual(10);
+    expect(logged.snapshotChunks).toBe(0);
+    const fromLog = await restartAndReconnect(room);
+    expect(fromLog.text === big).toBe(true);
+
+    await compactWhenIdle(room, [alice, fromLog]);
+    const compacted = await stub.stats();
+    expect(compacted.logRows).toBe(0);
+    expect(compacted.snapshotChunks).toBe(Math.ceil(compacted.snapshotBytes / SQLITE_CHUNK_BYTES));
+    expect(compacted.snapshotChunks).toBeGreaterThanOrEqual(9);
+    const carol = await restartAndReconnect(room);
+    expect(carol.text === big).toBe(true);
+    expect(sameState(carol.doc, alice.doc)).toBe(true);
+
+    // The test config caps documents at 12 MiB: 3 MB more is refused and nothing changes.
+    const before = await stub.stats();
+    carol.insert(0, "y".repeat(3_000_000));
+    const closed = await carol.waitForClose();
+    expect(closed.code).toBe(CloseCode.documentTooLarge);
+    expect(closed.reason).toMatch(/document too large/);
+    expect(await stub.stats()).toEqual(before);
+    const dave = await TestClient.connect(room);
+    expect(dave.text === big).toBe(true);
+  }, 60_000);
+
+  it.each(["snapshot-written", "log-trimmed"] as const)(
+    "leaves a loadable document when compaction crashes at %s",
+    async (step) => {
+      const room = roomName("crash");
+      const alice = await TestClient.connect(room);
+      for (let i = 0; i < 40; i++) alice.insert(alice.text.length, `${i} `);
+      const stub = roomStub(room);
+      await waitFor(() => alice.text.length > 0, "edits");
+      await waitForStats(stub, (stats) => stats.logUpdates === 40, "the edits to be stored");
+      const before = await stub.stats();
+      await injectCompactionFault(stub, step);
+      const failed = await runInDurableObject(stub, (instance: Room) => {
+        try {
+          internalsOf(instance).document.compact();
+          return null;
+        } catch (error) {
+          return String(error);
+        }
+      });
+      expect(failed).toMatch(/simulated crash/);
+      expect(await stub.stats()).toEqual(before);
+      const carol = await restartAndReconnect(room);
+      expect(carol.text).toBe(alice.text);
+      expect(sameState(carol.doc, alice.doc)).toBe(true);
+    },
+  );
+
+  it("never stores an update Yjs cannot decode", async () => {
+    const room = roomName("malformed");
+    const [alice, mallory] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    alice.insert(0, "kept");
+    const stub = roomStub(room);
+    await waitFor(() => mallory.text === "kept", "the first edit");
+    const before = await stub.stats();
+    const valid = Y.encodeStateAsUpdate(alice.doc);
+    const corrupted = valid.slice();
+    corrupted.fill(0xff, 3, 12);
+    mallory.sendRaw(updateFrame(corrupted));
+    expect((await mallory.waitForClose()).code).toBe(CloseCode.invalidPayload);
+    expect(await stub.stats()).toEqual(before);
+    const carol = await restartAndReconnect(room);
+    expect(carol.text).toBe("kept");
+  });
+
+  it("stores an update with missing dependencies only once they arrive", async () => {
+    const room = roomName("pending");
+    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const stub = roomStub(room);
+    const { first, second } = updateWithMissingDependencies(424242, "tab ");
+    const before = await stub.stats();
+    bob.sendRaw(updateFrame(second));
+    const late = await TestClient.connect(room);
+    expect(await stub.stats()).toEqual(before);
+    expect(late.text).toBe("");
+    expect(late.doc.store.clients.has(424242)).toBe(false);
+    expect(late.doc.store.pendingStructs).toBeNull();
+    bob.sendRaw(updateFrame(first));
+    await waitFor(() => alice.text === "tab tab ", "both updates to integrate and reach alice");
+    expect((await stub.stats()).logUpdates).toBe(before.logUpdates + 1);
+    const carol = await restartAndReconnect(room);
+    expect(carol.text).toBe("tab tab ");
+  });
+
+  it("drops a forged update whose dependencies never come, without storing it", async () => {
+    const room = roomName("forged");
+    const [alice, mallory] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    alice.insert(0, "honest");
+    await waitFor(() => mallory.text === "honest", "the honest edit");
+    const stub = roomStub(room);
+    const before = await stub.stats();
+    mallory.sendRaw(updateFrame(updateWithMissingDependencies(777, "forged").second));
+    // The room keeps serving; the forged struct is neither stored nor handed to joiners.
+    const joiner = await TestClient.connect(room);
+    expect(joiner.doc.store.clients.has(777)).toBe(false);
+    expect(joiner.doc.store.pendingStructs).toBeNull();
+    expect(await stub.stats()).toEqual(before);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + PENDING_UPDATE_TTL_MS + 1_000);
+    await compactWhenIdle(room, [alice, mallory, joiner]);
+    vi.useRealTimers();
+    const carol = await restartAndReconnect(room);
+    expect(carol.text).toBe("honest");
+    expect(carol.doc.store.clients.has(777)).toBe(false);
+  });
+
+  it("closes a socket whose updates waiting for dependencies exceed the bound, storing nothing", async () => {
+    const room = roomName("pendingflood");
+    const [alice, mallory] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    alice.insert(0, "honest");
+    await waitFor(() => mallory.text === "honest", "the honest edit");
+    const stub = roomStub(room);
+    const before = await stub.stats();
+    const { second } = updateWithMissingDependencies(888, "z".repeat(MAX_PENDING_UPDATE_BYTES + 1_000));
+    mallory.sendRaw(updateFrame(second));
+    const closed = await mallory.waitForClose();
+    expect(closed.code).toBe(CloseCode.policyViolation);
+    expect(await stub.stats()).toEqual(before);
+    alice.insert(6, "!");
+    const joiner = await TestClient.connect(room);
+    await waitFor(() => joiner.text === "honest!", "alice's next edit");
+    expect(joiner.doc.store.clients.has(888)).toBe(false);
+    expect(joiner.doc.store.pendingStructs).toBeNull();
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * Durable storage of one document in its Durable Object's SQLite database.
+ *
+ * Layout (format version {@link STORAGE_FORMAT_VERSION}):
+ * - `edgedoc_meta(key, value)`: `format_version`, and `snapshot_seq`, the last log sequence
+ *   number folded into the snapshot.
+ * - `edgedoc_snapshot(part, data)`: the merged document as one Yjs V2 update, split into
+ *   row-sized parts.
+ * - `edgedoc_log(seq, part, data)`: every update accepted since the snapshot, as the Yjs V1
+ *   update the room's document emitted, each split into row-sized parts.
+ *
+ * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
+ * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any
+ * point leaves either the old or the new layout, both loadable.
+ */
+import { joinChunks, splitIntoChunks } from "./chunks";
+import { SQLITE_CHUNK_BYTES } from "./limits";
+
+/** Bump when the layout changes, and teach {@link DocumentStore.migrate} to convert older ones. */
+export const STORAGE_FORMAT_VERSION = 1;
+
+/** What the store holds, for compaction decisions, limits, tests and the stats endpoint. */
+export interface StorageStats {
+  /** Bytes of document data stored: snapshot plus log. */
+  storedBytes: number;
+  snapshotBytes: number;
+  snapshotChunks: number;
+  logBytes: number;
+  /** Rows in the log table (an update over one chunk takes several). */
+  logRows: number;
+  /** Updates in the log. */
+  logUpdates: number;
+}
+
+/** A step of compaction, reported to {@link DocumentStore.onCompactionStep} (tests inject faults there). */
+export type CompactionStep = "snapshot-written" | "log-trimmed";
+
+export interface StoredDocument {
+  /** The snapshot as a Yjs V2 update, or null before the first compaction. */
+  snapshot: Uint8Array | null;
+  /** Log updates (Yjs V1) in the order they were accepted. */
+  updates: Uint8Array[];
+}
+
+export class DocumentStore {
+  /**
+   * Called inside the compaction transaction after each step. A throw rolls the whole
+   * compaction back; tests use this to prove a crash mid-compaction loses nothing.
+   */
+  onCompactionStep: ((step: CompactionStep) => void) | null = null;
+  private stats: StorageStats;
+  private lastSeq: number;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly transaction: <T>(body: () => T) => T,
+  ) {
+    this.migrate();
+    this.stats = this.measure();
+    this.lastSeq = this.one<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM edgedoc_log").seq ?? this.snapshotSeq();
+  }
+
+  /** Reads the whole document. */
+  load(): StoredDocument {
+    const snapshotRows = this.sql.exec<{ data: ArrayBuffer }>("SELECT data FROM edgedoc_snapshot ORDER BY part").toArray();
+    const snapshot = snapshotRows.length > 0 ? joinChunks(snapshotRows.map((row) => new Uint8Array(row.data))) : null;
+    const updates: Uint8Array[] = [];
+    let parts: Uint8Array[] = [];
+    let partsSeq = -1;
+    for (const row of this.sql.exec<{ seq: number; data: ArrayBuffer }>("SELECT seq, data FROM edgedoc_log ORDER BY seq, part")) {
+      if (row.seq !== partsSeq && parts.length > 0) {
+        updates.push(joinChunks(parts));
+        parts = [];
+      }
+      partsSeq = row.seq;
+      parts.push(new Uint8Array(row.data));
+    }
+    if (parts.length > 0) updates.push(joinChunks(parts));
+    return { snapshot, updates };
+  }
+
+  /** Appends one accepted update to the log (synchronously: the caller relays only afterwards). */
+  append(update: Uint8Array): void {
+    const seq = this.lastSeq + 1;
+    const chunks = splitIntoChunks(update, SQLITE_CHUNK_BYTES);
+    this.transaction(() => {
+      chunks.forEach((chunk, part) => this.sql.exec("INSERT INTO edgedoc_log (seq, part, data) VALUES (?, ?, ?)", seq, part, chunk));
+    });
+    this.lastSeq = seq;
+    this.stats.logBytes += update.length;
+    this.stats.storedBytes += update.length;
+    this.stats.logRows += chunks.length;
+    this.stats.logUpdates += 1;
+  }
+
+  /** Replaces snapshot and log with `snapshot` (a V2 update of the whole document), atomically. */
+  replaceWithSnapshot(snapshot: Uint8Array): void {
+    const coveredSeq = this.lastSeq;
+    this.transaction(() => {
+      this.sql.exec("DELETE FROM edgedoc_snapshot");
+      splitIntoChunks(snapshot, SQLITE_CHUNK_BYTES).forEach((chunk, part) =>
+        this.sql.exec("INSERT INTO edgedoc_snapshot (part, data) VALUES (?, ?)", part, chunk),
+      );
+      this.onCompactionStep?.("snapshot-written");
+      this.sql.exec("DELETE FROM edgedoc_log WHERE seq <= ?", coveredSeq);
+      this.onCompactionStep?.("log-trimmed");
+      this.sql.exec("INSERT OR REPLACE INTO edgedoc_meta (key, value) VALUES ('snapshot_seq', ?)", coveredSeq);
+    });
+    this.stats = this.measure();
+  }
+
+  /** Current figures (kept in memory, so reading them costs no query). */
+  statistics(): StorageStats {
+    return { ...this.stats };
+  }
+
+  private migrate(): void {
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS edgedoc_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS edgedoc_snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
+      CREATE TABLE IF NOT EXISTS edgedoc_log (seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part));
+    `);
+    const stored = this.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = 'format_version'").toArray()[0]?.value;
+    if (stored === undefined) {
+      this.sql.exec("INSERT INTO edgedoc_meta (key, value) VALUES ('format_version', ?)", STORAGE_FORMAT_VERSION);
+    } else if (stored > STORAGE_FORMAT_VERSION) {
+      // Never guess at a layout we do not know: refusing to load keeps the data intact for newer code.
+      throw new Error(`storage format ${stored} is newer than this code understands (${STORAGE_FORMAT_VERSION})`);
+    }
+  }
+
+  private snapshotSeq(): number {
+    return this.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = 'snapshot_seq'").toArray()[0]?.value ?? 0;
+  }
+
+  private measure(): StorageStats {
+    const snapshot = this.one<{ bytes: number | null; chunks: number }>(
+      "SELECT SUM(LENGTH(data)) AS bytes, COUNT(*) AS chunks FROM edgedoc_snapshot",
+    );
+    const log = this.one<{ bytes: number | null; rows: number; updates: number }>(
+      "SELECT SUM(LENGTH(data)) AS bytes, COUNT(*) AS rows, COUNT(DISTINCT seq) AS updates FROM edgedoc_log",
+    );
+    const snapshotBytes = snapshot.bytes ?? 0;
+    const logBytes = log.bytes ?? 0;
+    return {
+      storedBytes: snapshotBytes + logBytes,
+      snapshotBytes,
+      snapshotChunks: snapshot.chunks,
+      logBytes,
+      logRows: log.rows,
+      logUpdates: log.updates,
+    };
+  }
+
+  private one<Row extends Record<string, SqlStorageValue>>(query: string): Row {
+    return this.sql.exec<Row>(query).one();
+  }
+}
