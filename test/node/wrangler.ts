@@ -18,7 +18,7 @@ export interface DevServer {
   persistDir: string;
   /** Everything wrangler printed, for assertions on logs and for failure messages. */
   output: () => string;
-  /** Stops the server: SIGTERM by default, SIGKILL to simulate a crash. */
+  /** Stops wrangler and its workerd: SIGTERM by default, SIGKILL to simulate a crash. */
   stop: (signal?: NodeJS.Signals) => Promise<void>;
 }
 
@@ -50,7 +50,13 @@ export async function startDevServer(persistDir = newPersistDir()): Promise<DevS
     "--log-level=log",
   ];
   // process.execPath is the Node 22 from node_modules/.bin that npm scripts run on.
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+  // Its own process group, so that stopping it also stops the workerd it spawns: a SIGKILL
+  // to wrangler alone would leave workerd running and still serving the old sockets.
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CI: "true" },
+    detached: true,
+  });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
@@ -84,8 +90,18 @@ async function waitUntilHealthy(origin: string, child: ChildProcess, output: () 
 async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill(signal);
-  const forced = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  killGroup(child, signal);
+  const forced = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
   await exited;
   clearTimeout(forced);
+  // wrangler may exit before workerd does; make sure nothing of the group survives.
+  killGroup(child, "SIGKILL");
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is already gone.
+  }
 }

@@ -1,0 +1,90 @@
+/**
+ * The durability guarantee against a real `wrangler dev`: whatever any client has seen
+ * relayed survives the server being killed with SIGKILL at any moment.
+ */
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+import { newPersistDir, startDevServer, type DevServer } from "./wrangler";
+
+type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
+const WAIT_MS = 15_000;
+
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const open: { servers: DevServer[]; providers: WebsocketProvider[] } = { servers: [], providers: [] };
+
+function connect(server: DevServer, room: string): WebsocketProvider {
+  const provider = new WebsocketProvider(server.wsUrl, room, new Y.Doc(), {
+    WebSocketPolyfill: WebSocket as unknown as ProviderOptions["WebSocketPolyfill"],
+    disableBc: true,
+  });
+  open.providers.push(provider);
+  return provider;
+}
+
+const textOf = (provider: WebsocketProvider) => provider.doc.getText("codemirror").toString();
+/** Markers like [a2-17] (author a, round 2, edit 17) that `authorRound` ("a2") wrote, found in a text. */
+const markersBy = (authorRound: string, text: string) => text.match(new RegExp(`\\[${authorRound}-\\d+\\]`, "g")) ?? [];
+
+afterEach(async () => {
+  for (const provider of open.providers.splice(0)) provider.destroy();
+  for (const server of open.servers.splice(0)) await server.stop("SIGKILL");
+});
+
+describe("durability across SIGKILL of wrangler dev", () => {
+  it("a fresh client after restart sees every edit any client had seen relayed, at several kill timings", async () => {
+    const persistDir = newPersistDir();
+    const room = `durable-${randomUUID().slice(0, 8)}`;
+    // How many of a's edits b must have seen relayed before the kill; a keeps typing meanwhile.
+    const killAfterSeen = [1, 7, 30, 60];
+    const mustSurvive = new Set<string>();
+
+    for (const [round, threshold] of killAfterSeen.entries()) {
+      const server = await startDevServer(persistDir);
+      open.servers.push(server);
+      const [a, b] = [connect(server, room), connect(server, room)];
+      await waitFor(() => a.synced && b.synced, `round ${round}: both providers to sync`);
+
+      b.doc.getText("codemirror").insert(0, `[b${round}-0]`);
+      await waitFor(() => markersBy(`b${round}`, textOf(a)).length === 1, `round ${round}: b's edit relayed to a`);
+      let typing = true;
+      const typist = (async () => {
+        for (let i = 0; i < 200 && typing; i++) {
+          const text = a.doc.getText("codemirror");
+          text.insert(text.length, `[a${round}-${i}]`);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+      })();
+      await waitFor(() => markersBy(`a${round}`, textOf(b)).length >= threshold, `round ${round}: ${threshold} relays`);
+      await server.stop("SIGKILL");
+      typing = false;
+      await typist;
+
+      markersBy(`a${round}`, textOf(b)).forEach((marker) => mustSurvive.add(marker));
+      markersBy(`b${round}`, textOf(a)).forEach((marker) => mustSurvive.add(marker));
+      for (const provider of open.providers.splice(0)) provider.destroy();
+      open.servers.splice(0);
+
+      const restarted = await startDevServer(persistDir);
+      open.servers.push(restarted);
+      const fresh = connect(restarted, room);
+      await waitFor(() => fresh.synced, `round ${round}: a fresh client to sync after the restart`);
+      const survived = textOf(fresh);
+      const lost = [...mustSurvive].filter((marker) => !survived.includes(marker));
+      expect(lost, `round ${round}: edits seen relayed but lost`).toEqual([]);
+      await restarted.stop();
+      open.servers.splice(0);
+      for (const provider of open.providers.splice(0)) provider.destroy();
+    }
+    expect(mustSurvive.size).toBeGreaterThan(killAfterSeen.reduce((sum, n) => sum + n, 0));
+  }, 180_000);
+});
