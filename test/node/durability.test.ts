@@ -4,45 +4,30 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
-import { WebsocketProvider } from "y-websocket";
-import * as Y from "yjs";
-import { newPersistDir, startDevServer, type DevServer } from "./wrangler";
+import type { WebsocketProvider } from "y-websocket";
+import { connectProvider, disconnectProvider, textOf, waitFor } from "./providers";
+import { newPersistDir, removePersistDir, startDevServer, type DevServer } from "./wrangler";
 
-type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
-const WAIT_MS = 15_000;
-
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-const open: { servers: DevServer[]; providers: WebsocketProvider[] } = { servers: [], providers: [] };
+const open: { servers: DevServer[]; providers: WebsocketProvider[]; dirs: string[] } = { servers: [], providers: [], dirs: [] };
 
 function connect(server: DevServer, room: string): WebsocketProvider {
-  const provider = new WebsocketProvider(server.wsUrl, room, new Y.Doc(), {
-    WebSocketPolyfill: WebSocket as unknown as ProviderOptions["WebSocketPolyfill"],
-    disableBc: true,
-  });
+  const provider = connectProvider(server, room);
   open.providers.push(provider);
   return provider;
 }
-
-const textOf = (provider: WebsocketProvider) => provider.doc.getText("codemirror").toString();
 /** Markers like [a2-17] (author a, round 2, edit 17) that `authorRound` ("a2") wrote, found in a text. */
 const markersBy = (authorRound: string, text: string) => text.match(new RegExp(`\\[${authorRound}-\\d+\\]`, "g")) ?? [];
 
 afterEach(async () => {
-  for (const provider of open.providers.splice(0)) provider.destroy();
+  for (const provider of open.providers.splice(0)) disconnectProvider(provider);
   for (const server of open.servers.splice(0)) await server.stop("SIGKILL");
+  for (const dir of open.dirs.splice(0)) removePersistDir(dir);
 });
 
 describe("durability across SIGKILL of wrangler dev", () => {
   it("a fresh client after restart sees every edit any client had seen relayed, at several kill timings", async () => {
     const persistDir = newPersistDir();
+    open.dirs.push(persistDir);
     const room = `durable-${randomUUID().slice(0, 8)}`;
     // How many of a's edits b must have seen relayed before the kill; a keeps typing meanwhile.
     const killAfterSeen = [1, 7, 30, 60];
@@ -71,7 +56,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
 
       markersBy(`a${round}`, textOf(b)).forEach((marker) => mustSurvive.add(marker));
       markersBy(`b${round}`, textOf(a)).forEach((marker) => mustSurvive.add(marker));
-      for (const provider of open.providers.splice(0)) provider.destroy();
+      for (const provider of open.providers.splice(0)) disconnectProvider(provider);
       open.servers.splice(0);
 
       const restarted = await startDevServer(persistDir);
@@ -83,7 +68,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
       expect(lost, `round ${round}: edits seen relayed but lost`).toEqual([]);
       await restarted.stop();
       open.servers.splice(0);
-      for (const provider of open.providers.splice(0)) provider.destroy();
+      for (const provider of open.providers.splice(0)) disconnectProvider(provider);
     }
     expect(mustSurvive.size).toBeGreaterThan(killAfterSeen.reduce((sum, n) => sum + n, 0));
   }, 180_000);

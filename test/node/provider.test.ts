@@ -1,34 +1,17 @@
 /**
  * The stock y-websocket provider, unchanged, against a real `wrangler dev`.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
-import { WebsocketProvider } from "y-websocket";
-import * as Y from "yjs";
-import { startDevServer, type DevServer } from "./wrangler";
 import { randomUUID } from "node:crypto";
-
-const WAIT_MS = 10_000;
-
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { WebsocketProvider } from "y-websocket";
+import { connectProvider, disconnectProvider, waitFor } from "./providers";
+import { removePersistDir, startDevServer, type DevServer } from "./wrangler";
 
 let server: DevServer;
 const providers: WebsocketProvider[] = [];
 
 function connect(room: string): WebsocketProvider {
-  const provider = new WebsocketProvider(server.wsUrl, room, new Y.Doc(), {
-    WebSocketPolyfill: WebSocket as unknown as ProviderOptions["WebSocketPolyfill"],
-    // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
-    disableBc: true,
-  });
+  const provider = connectProvider(server, room);
   providers.push(provider);
   return provider;
 }
@@ -38,10 +21,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const provider of providers) provider.destroy();
+  for (const provider of providers) disconnectProvider(provider);
   await server?.stop();
+  if (server) removePersistDir(server.persistDir);
 });
-
 describe("stock y-websocket provider against wrangler dev", () => {
   it("two providers sync and converge on concurrent edits", async () => {
     const room = `provider-${randomUUID().slice(0, 8)}`;

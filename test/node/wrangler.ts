@@ -3,7 +3,7 @@
  * Storage goes to a persist dir the caller may reuse across restarts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +35,10 @@ export async function freePort(): Promise<number> {
 
 export function newPersistDir(): string {
   return mkdtempSync(join(tmpdir(), "edgedoc-test-"));
+}
+
+export function removePersistDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
 }
 
 export async function startDevServer(persistDir = newPersistDir()): Promise<DevServer> {

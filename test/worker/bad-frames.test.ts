@@ -55,11 +55,7 @@ const badFrames: { name: string; frame: Uint8Array | string; code: number; reaso
 describe("bad frames are rejected at the socket boundary", () => {
   it.each(badFrames)("$name closes that socket with $code; the document and other sockets are untouched", async ({ frame, code, reason }) => {
     const room = roomName("bad");
-    const [alice, bob, mallory] = await Promise.all([
-      TestClient.connect(room),
-      TestClient.connect(room),
-      TestClient.connect(room),
-    ]);
+    const [alice, bob, mallory] = await TestClient.connectMany(room, 3);
     alice.setPresence({ name: "alice" });
     alice.insert(0, "before. ");
     await waitFor(() => bob.text === "before. " && mallory.text === "before. ", "the first edit everywhere");

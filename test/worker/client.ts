@@ -79,6 +79,11 @@ export class TestClient {
     return client;
   }
 
+  /** Connects `count` clients to `room` at once. */
+  static connectMany(room: string, count: number): Promise<TestClient[]> {
+    return Promise.all(Array.from({ length: count }, () => TestClient.connect(room)));
+  }
+
   get text(): string {
     return this.doc.getText("codemirror").toString();
   }

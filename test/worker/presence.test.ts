@@ -16,7 +16,7 @@ describe("presence (awareness)", () => {
 
   it("relays awareness to everyone, the sender included, and gives a late joiner every state", async () => {
     const room = roomName("aware");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     const aliceFrames = alice.received.length;
     alice.setPresence({ name: "alice" });
     bob.setPresence({ name: "bob" });
@@ -29,11 +29,7 @@ describe("presence (awareness)", () => {
 
   it("removes only the closed socket's clients and tells the others", async () => {
     const room = roomName("leave");
-    const [alice, bob, carol] = await Promise.all([
-      TestClient.connect(room),
-      TestClient.connect(room),
-      TestClient.connect(room),
-    ]);
+    const [alice, bob, carol] = await TestClient.connectMany(room, 3);
     alice.setPresence({ name: "alice" });
     bob.setPresence({ name: "bob" });
     carol.setPresence({ name: "carol" });
@@ -49,11 +45,7 @@ describe("presence (awareness)", () => {
 
   it("drops awareness for a client ID that another socket controls", async () => {
     const room = roomName("spoof");
-    const [alice, mallory, observer] = await Promise.all([
-      TestClient.connect(room),
-      TestClient.connect(room),
-      TestClient.connect(room),
-    ]);
+    const [alice, mallory, observer] = await TestClient.connectMany(room, 3);
     alice.setPresence({ name: "alice" });
     await waitFor(() => sees(observer, alice, "alice"), "alice to appear");
     // Mallory forges alice's client ID with a newer clock, then tries to remove her.
@@ -73,7 +65,7 @@ describe("presence (awareness)", () => {
 
   it("rejects awareness state over the per-socket budget with 1009, keeping others' presence", async () => {
     const room = roomName("bigaware");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     alice.setPresence({ name: "alice" });
     await waitFor(() => sees(bob, alice, "alice"), "alice to appear");
     bob.setPresence({ name: "bob", blob: "x".repeat(20_000) });
@@ -85,7 +77,7 @@ describe("presence (awareness)", () => {
 
   it("keeps presence through hibernation: a joiner after eviction sees everyone, and edits still flow", async () => {
     const room = roomName("hibernate");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     alice.setPresence({ name: "alice" });
     bob.setPresence({ name: "bob" });
     await waitFor(() => sees(alice, bob, "bob") && sees(bob, alice, "alice"), "both present");
@@ -101,7 +93,7 @@ describe("presence (awareness)", () => {
 
   it("sweeps a client that stopped renewing its presence and closes its socket", async () => {
     const room = roomName("sweep");
-    const [alice, ghost] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, ghost] = await TestClient.connectMany(room, 2);
     ghost.setPresence({ name: "ghost" });
     await waitFor(() => sees(alice, ghost, "ghost"), "the ghost to appear");
     // Alice keeps renewing; the ghost goes quiet. Move the clock past the timeout.

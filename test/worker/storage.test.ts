@@ -25,6 +25,13 @@ async function restartAndReconnect(room: string): Promise<TestClient> {
   return TestClient.connect(room);
 }
 
+/** Restarts the room and checks a fresh client gets exactly `reference`'s document back. */
+async function expectSurvivesRestart(room: string, reference: Y.Doc): Promise<void> {
+  const fresh = await restartAndReconnect(room);
+  expect(fresh.text === reference.getText("codemirror").toString()).toBe(true);
+  expect(sameState(fresh.doc, reference)).toBe(true);
+}
+
 /** Closes every client, then runs the room's alarm, which compacts an idle room. */
 async function compactWhenIdle(room: string, clients: TestClient[]): Promise<void> {
   for (const client of clients) client.close();
@@ -58,6 +65,16 @@ async function injectCompactionFault(stub: DurableObjectStub<Room>, step: Compac
   });
 }
 
+/** A room where alice wrote "honest", mallory has synced it, and the storage figures of that state. */
+async function honestRoomWithMallory(label: string) {
+  const room = roomName(label);
+  const [alice, mallory] = await TestClient.connectMany(room, 2);
+  alice.insert(0, "honest");
+  await waitFor(() => mallory.text === "honest", "the honest edit");
+  const stub = roomStub(room);
+  return { room, alice, mallory, stub, before: await stub.stats() };
+}
+
 /** An update from a client whose earlier edits the room has never seen. */
 function updateWithMissingDependencies(clientId: number, text: string): { first: Uint8Array; second: Uint8Array } {
   const doc = new Y.Doc();
@@ -77,12 +94,10 @@ describe("durable documents", () => {
 
   it("keeps every edit across an eviction: content and state vector identical", async () => {
     const room = roomName("evict");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     for (let i = 0; i < 50; i++) (i % 2 ? alice : bob).insert(0, `${i},`);
     await waitFor(() => alice.text === bob.text && alice.text.split(",").length === 51, "convergence");
-    const carol = await restartAndReconnect(room);
-    expect(carol.text).toBe(alice.text);
-    expect(sameState(carol.doc, alice.doc)).toBe(true);
+    await expectSurvivesRestart(room, alice.doc);
   });
 
   it("compacts the log into a snapshot past the update threshold, content unchanged", async () => {
@@ -94,9 +109,7 @@ describe("durable documents", () => {
     await waitForStats(stub, (stats) => stats.snapshotChunks > 0 && stats.logUpdates === 20, "compaction at the threshold");
     const stats = await stub.stats();
     expect(stats.snapshotChunks).toBe(1);
-    const carol = await restartAndReconnect(room);
-    expect(carol.text).toBe(alice.text);
-    expect(sameState(carol.doc, alice.doc)).toBe(true);
+    await expectSurvivesRestart(room, alice.doc);
   });
 
   it("compacts after the last socket leaves, so an idle room is one small snapshot", async () => {
@@ -113,9 +126,8 @@ describe("durable documents", () => {
     expect(stats.snapshotChunks).toBe(1);
     // Bounded: the stored document is within a small factor of its V1 encoding.
     expect(stats.storedBytes).toBeLessThanOrEqual(2 * Y.encodeStateAsUpdate(reference).length);
-    const carol = await restartAndReconnect(room);
-    expect(carol.text).toBe("x".repeat(50));
-    expect(sameState(carol.doc, reference)).toBe(true);
+    expect(reference.getText("codemirror").toString()).toBe("x".repeat(50));
+    await expectSurvivesRestart(room, reference);
   });
 
   it("stores, compacts and reloads a 10 MB document in row-sized chunks, and refuses growth past the cap", async () => {
@@ -175,15 +187,13 @@ describe("durable documents", () => {
       });
       expect(failed).toMatch(/simulated crash/);
       expect(await stub.stats()).toEqual(before);
-      const carol = await restartAndReconnect(room);
-      expect(carol.text).toBe(alice.text);
-      expect(sameState(carol.doc, alice.doc)).toBe(true);
+      await expectSurvivesRestart(room, alice.doc);
     },
   );
 
   it("never stores an update Yjs cannot decode", async () => {
     const room = roomName("malformed");
-    const [alice, mallory] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, mallory] = await TestClient.connectMany(room, 2);
     alice.insert(0, "kept");
     const stub = roomStub(room);
     await waitFor(() => mallory.text === "kept", "the first edit");
@@ -200,7 +210,7 @@ describe("durable documents", () => {
 
   it("stores an update with missing dependencies only once they arrive", async () => {
     const room = roomName("pending");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     const stub = roomStub(room);
     const { first, second } = updateWithMissingDependencies(424242, "tab ");
     const before = await stub.stats();
@@ -218,12 +228,7 @@ describe("durable documents", () => {
   });
 
   it("drops a forged update whose dependencies never come, without storing it", async () => {
-    const room = roomName("forged");
-    const [alice, mallory] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
-    alice.insert(0, "honest");
-    await waitFor(() => mallory.text === "honest", "the honest edit");
-    const stub = roomStub(room);
-    const before = await stub.stats();
+    const { room, alice, mallory, stub, before } = await honestRoomWithMallory("forged");
     mallory.sendRaw(updateFrame(updateWithMissingDependencies(777, "forged").second));
     // The room keeps serving; the forged struct is neither stored nor handed to joiners.
     const joiner = await TestClient.connect(room);
@@ -240,12 +245,7 @@ describe("durable documents", () => {
   });
 
   it("closes a socket whose updates waiting for dependencies exceed the bound, storing nothing", async () => {
-    const room = roomName("pendingflood");
-    const [alice, mallory] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
-    alice.insert(0, "honest");
-    await waitFor(() => mallory.text === "honest", "the honest edit");
-    const stub = roomStub(room);
-    const before = await stub.stats();
+    const { room, alice, mallory, stub, before } = await honestRoomWithMallory("pendingflood");
     const { second } = updateWithMissingDependencies(888, "z".repeat(MAX_PENDING_UPDATE_BYTES + 1_000));
     mallory.sendRaw(updateFrame(second));
     const closed = await mallory.waitForClose();

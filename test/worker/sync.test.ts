@@ -4,7 +4,7 @@ import { TestClient, roomName, waitFor } from "./client";
 describe("document sync", () => {
   it("two clients converge on concurrent edits", async () => {
     const room = roomName("two");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     alice.insert(0, "hello from alice. ");
     bob.insert(0, "hello from bob. ");
     await waitFor(() => alice.text === bob.text && alice.text.length === 34, "convergence");
@@ -29,7 +29,7 @@ describe("document sync", () => {
 
   it("relays an edit to the other sockets but not back to its sender", async () => {
     const room = roomName("relay");
-    const [alice, bob] = await Promise.all([TestClient.connect(room), TestClient.connect(room)]);
+    const [alice, bob] = await TestClient.connectMany(room, 2);
     const aliceFramesBefore = alice.received.length;
     bob.insert(0, "ping");
     await waitFor(() => alice.text === "ping", "the edit to reach alice");
