@@ -25,7 +25,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/node/**/*.test.ts"],
+          include: ["test/node/**/*.test.ts", "test/browser/**/*.test.ts"],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 90_000,

@@ -1,0 +1,26 @@
+/**
+ * The app's two routes: `/` makes a new document with an unguessable name, `/d/<name>` opens one.
+ */
+import { isValidDocumentName } from "../worker/names";
+
+/** 16 characters of base-62: about 95 bits, so a name cannot be guessed. */
+const NEW_NAME_LENGTH = 16;
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+export function newDocumentName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(NEW_NAME_LENGTH));
+  // 256 % 62 skews a few letters by under 1%: irrelevant for unguessability.
+  return Array.from(bytes, (byte) => ALPHABET[byte % ALPHABET.length]).join("");
+}
+
+/** The document this URL opens, creating a new name (and rewriting the URL) for `/`. */
+export function documentFromLocation(location: Location, history: History): string | null {
+  if (location.pathname === "/") {
+    const name = newDocumentName();
+    history.replaceState(null, "", `/d/${name}${location.search}`);
+    return name;
+  }
+  const match = /^\/d\/([^/]+)\/?$/.exec(location.pathname);
+  const name = match ? decodeURIComponent(match[1]!) : null;
+  return name !== null && isValidDocumentName(name) ? name : null;
+}

@@ -1,0 +1,86 @@
+/**
+ * Tells whether this browser's edits are confirmed by the server.
+ *
+ * y-websocket has no acknowledgement, but this server gives one implicitly: it handles a
+ * socket's frames in order, stores every document update before it sends anything that
+ * follows, and echoes each awareness update to its sender. So once our own awareness state
+ * comes back, every edit we sent before it is durably stored.
+ */
+import * as decoding from "lib0/decoding";
+import type { WebsocketProvider } from "y-websocket";
+import { decodeAwarenessUpdate, MessageType } from "../worker/protocol";
+
+/** How long after the last edit we ask for a confirmation, if typing has not produced one. */
+const CONFIRM_AFTER_MS = 300;
+
+export class SaveTracker {
+  /** Counts local edits; `confirmed` is the count the server has confirmed. */
+  private edits = 0;
+  private confirmed = 0;
+  /** Our awareness clocks sent while connected, each with the edit count it follows. */
+  private barriers: { clock: number; edits: number }[] = [];
+  private confirmTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly provider: WebsocketProvider,
+    private readonly onChange: (unconfirmed: boolean) => void,
+  ) {
+    const { doc, awareness } = provider;
+    doc.on("update", (_update: Uint8Array, origin: unknown) => {
+      if (origin === provider) return; // came from the server (or another tab via it)
+      this.edits += 1;
+      this.onChange(true);
+      this.scheduleConfirmation();
+    });
+    awareness.on("update", ({ updated, added }: { updated: number[]; added: number[] }) => {
+      const ours = [...updated, ...added].includes(doc.clientID);
+      if (ours && provider.wsconnected && provider.synced) this.barriers.push({ clock: this.ownClock(), edits: this.edits });
+    });
+    provider.on("sync", (synced: boolean) => {
+      // Edits made while disconnected were just sent in the sync handshake: ask for a confirmation.
+      if (synced && this.unconfirmed) this.scheduleConfirmation();
+    });
+    provider.on("connection-close", () => {
+      this.barriers = []; // never coming back on this connection
+    });
+    this.watchEchoes();
+  }
+
+  get unconfirmed(): boolean {
+    return this.confirmed < this.edits;
+  }
+
+  private scheduleConfirmation(): void {
+    if (this.confirmTimer !== null) clearTimeout(this.confirmTimer);
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = null;
+      const { awareness } = this.provider;
+      // Re-sending our state unchanged bumps its clock; the echo is the confirmation.
+      if (this.unconfirmed && this.provider.wsconnected && this.provider.synced) awareness.setLocalState(awareness.getLocalState());
+    }, CONFIRM_AFTER_MS);
+  }
+
+  /** Wraps the provider's awareness handler to see our own state come back. */
+  private watchEchoes(): void {
+    const handlers = this.provider.messageHandlers;
+    const handleAwareness = handlers[MessageType.awareness]!;
+    handlers[MessageType.awareness] = (encoder, decoder, provider, emitSynced, messageType) => {
+      const peek = decoding.clone(decoder);
+      const echoed = decodeAwarenessUpdate(decoding.readVarUint8Array(peek)).find((e) => e.clientId === provider.doc.clientID);
+      if (echoed) this.confirmUpTo(echoed.clock);
+      handleAwareness(encoder, decoder, provider, emitSynced, messageType);
+    };
+  }
+
+  private confirmUpTo(clock: number): void {
+    const reached = this.barriers.filter((barrier) => barrier.clock <= clock);
+    if (reached.length === 0) return;
+    this.barriers = this.barriers.filter((barrier) => barrier.clock > clock);
+    this.confirmed = Math.max(this.confirmed, ...reached.map((barrier) => barrier.edits));
+    this.onChange(this.unconfirmed);
+  }
+
+  private ownClock(): number {
+    return this.provider.awareness.meta.get(this.provider.doc.clientID)?.clock ?? 0;
+  }
+}

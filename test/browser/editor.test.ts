@@ -1,0 +1,143 @@
+/**
+ * The app in a real Chromium against a real `wrangler dev`.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { connectProvider, disconnectProvider, textOf, waitFor } from "../node/providers";
+import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
+import { browserUnavailableReason, launchChromium } from "./chromium";
+import { connectionState, cursorLabels, editorText, openPerson, presenceNames, typeAtEnd } from "./pages";
+
+const unavailable = browserUnavailableReason();
+if (unavailable) console.warn(unavailable);
+
+/** Polls an async check in the page (every wait is bounded so a broken test fails, not hangs). */
+async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
+  let server: DevServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (server) removePersistDir(server.persistDir);
+  });
+
+  it("/ creates a new document with an unguessable name", async () => {
+    const ada = await openPerson(browser, `${server.origin}/`, "Ada");
+    const first = new URL(ada.url()).pathname;
+    expect(first).toMatch(/^\/d\/[A-Za-z0-9]{16}$/);
+    await ada.goto(`${server.origin}/`);
+    expect(new URL(ada.url()).pathname).not.toBe(first);
+  });
+
+  it("two people edit together: text, presence and cursor labels", async () => {
+    const url = `${server.origin}/d/pair-${randomUUID().slice(0, 8)}`;
+    const [ada, bo] = [await openPerson(browser, url, "Ada"), await openPerson(browser, url, "Bo")];
+    await typeAtEnd(ada, "Hello from Ada.");
+    await eventually(() => editorText(bo), (text) => text.includes("Hello from Ada."), "Ada's text at Bo");
+    await typeAtEnd(bo, " And Bo.");
+    await eventually(() => editorText(ada), (text) => text.includes("Hello from Ada. And Bo."), "Bo's text at Ada");
+    await eventually(() => presenceNames(ada), (names) => names.includes("Ada (you)") && names.includes("Bo"), "Ada's presence list");
+    await eventually(() => presenceNames(bo), (names) => names.includes("Bo (you)") && names.includes("Ada"), "Bo's presence list");
+    await eventually(() => cursorLabels(ada), (labels) => labels.includes("Bo"), "Bo's cursor at Ada");
+    await eventually(() => cursorLabels(bo), (labels) => labels.includes("Ada"), "Ada's cursor at Bo");
+    expect(await connectionState(ada)).toBe("saved");
+
+    await bo.context().close();
+    await eventually(() => presenceNames(ada), (names) => !names.includes("Bo"), "Bo to leave Ada's list");
+  });
+
+  it("tabs of one browser stay in sync, and a reload shows the content", async () => {
+    const url = `${server.origin}/d/tabs-${randomUUID().slice(0, 8)}`;
+    const first = await openPerson(browser, url, "Cy");
+    const second = await first.context().newPage();
+    await second.goto(url);
+    await typeAtEnd(first, "typed in the first tab");
+    await eventually(() => editorText(second), (text) => text === "typed in the first tab", "the second tab");
+    await eventually(() => connectionState(first), (state) => state === "saved", "the server to confirm");
+    await second.reload();
+    await second.waitForSelector(".cm-content");
+    await eventually(() => editorText(second), (text) => text === "typed in the first tab", "the content after a reload");
+  });
+
+  it("offline edits are kept and merge when the connection returns", async () => {
+    const url = `${server.origin}/d/offline-${randomUUID().slice(0, 8)}`;
+    const [ada, bo] = [await openPerson(browser, url, "Ada"), await openPerson(browser, url, "Bo")];
+    await typeAtEnd(ada, "start.");
+    await eventually(() => editorText(bo), (text) => text === "start.", "the first edit at Bo");
+
+    await bo.context().setOffline(true);
+    await eventually(() => connectionState(bo), (state) => state === "offline", "Bo to show offline");
+    await typeAtEnd(bo, " bo-offline.");
+    await typeAtEnd(ada, " ada-online.");
+    await eventually(() => editorText(ada), (text) => text.includes("ada-online."), "Ada's own edit");
+    // While Bo is offline, neither sees the other's new edit.
+    expect(await editorText(ada)).not.toContain("bo-offline");
+    expect(await editorText(bo)).not.toContain("ada-online");
+    expect(await bo.textContent('[data-testid="status"]')).toMatch(/unsaved changes/);
+
+    // The offline edit is in IndexedDB: it survives a reload that cannot reach the server
+    // (the page's WebSocket is routed to nowhere, since a reload needs the network for the page).
+    await bo.routeWebSocket(/\/ws\//, () => {});
+    await bo.context().setOffline(false);
+    await bo.reload();
+    await bo.waitForSelector(".cm-content");
+    await eventually(() => editorText(bo), (text) => text === "start. bo-offline.", "Bo's offline edit after a reload");
+
+    // A tab that can reach the server brings both edits together.
+    const boAgain = await bo.context().newPage();
+    await boAgain.goto(bo.url());
+    await bo.close();
+    const merged = await eventually(
+      () => Promise.all([editorText(ada), editorText(boAgain)]),
+      ([a, b]) => a === b && a.includes("bo-offline.") && a.includes("ada-online."),
+      "convergence after Bo is back",
+    );
+    expect(merged[0]).toContain("start.");
+    await eventually(() => connectionState(boAgain), (state) => state === "saved", "Bo's edits confirmed");
+  });
+
+  it("the stock y-websocket provider in Node and the browser edit the same document", async () => {
+    const room = `mixed-${randomUUID().slice(0, 8)}`;
+    const page: Page = await openPerson(browser, `${server.origin}/d/${room}`, "Dee");
+    const provider = connectProvider(server, room);
+    try {
+      await waitFor(() => provider.synced, "the provider to sync");
+      provider.doc.getText("codemirror").insert(0, "from node. ");
+      await eventually(() => editorText(page), (text) => text === "from node. ", "the provider's edit in the page");
+      await typeAtEnd(page, "from the browser.");
+      await waitFor(() => textOf(provider) === "from node. from the browser.", "the page's edit at the provider");
+      expect(await editorText(page)).toBe(textOf(provider));
+    } finally {
+      disconnectProvider(provider);
+    }
+  });
+
+  it("keeps the document across a restart of wrangler dev", async () => {
+    const url = `${server.origin}/d/restart-${randomUUID().slice(0, 8)}`;
+    const ada = await openPerson(browser, url, "Ada");
+    await typeAtEnd(ada, "survives restarts");
+    await eventually(() => connectionState(ada), (state) => state === "saved", "the server to confirm");
+    await ada.context().close();
+    await server.stop();
+    server = await startDevServer(server.persistDir);
+    // A new browser context has no IndexedDB copy: the text can only come from the server.
+    const bo = await openPerson(browser, url.replace(/:\d+\//, `:${new URL(server.origin).port}/`), "Bo");
+    await eventually(() => editorText(bo), (text) => text === "survives restarts", "the text after the restart");
+  });
+});

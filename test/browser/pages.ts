@@ -1,0 +1,56 @@
+/**
+ * What a person does and sees in the app, for browser tests and the README screenshot.
+ */
+import type { Browser, Page } from "playwright-core";
+
+export const VIEWPORT = { width: 760, height: 480 };
+
+/** Opens `url` in a new browser context (a separate "person") and waits for the editor. */
+export async function openPerson(browser: Browser, url: string, name: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: VIEWPORT });
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.waitForSelector(".cm-content");
+  await setName(page, name);
+  return page;
+}
+
+export async function setName(page: Page, name: string): Promise<void> {
+  await page.fill('[data-testid="my-name"]', name);
+  await page.press('[data-testid="my-name"]', "Enter");
+  await page.dispatchEvent('[data-testid="my-name"]', "change");
+}
+
+/** Types at the end of the document, as a person clicking into the editor would. */
+export async function typeAtEnd(page: Page, text: string): Promise<void> {
+  await page.click(".cm-content");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type(text);
+}
+
+/** The editor's text as the person sees it, without the remote-cursor name labels. */
+export function editorText(page: Page): Promise<string> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll(".cm-line")]
+      .map((line) => {
+        const copy = line.cloneNode(true) as HTMLElement;
+        copy.querySelectorAll(".cm-ySelectionCaret").forEach((caret) => caret.remove());
+        return (copy.textContent ?? "").replace(/\u2060/g, "");
+      })
+      .join("\n"),
+  );
+}
+
+/** Names in the "who is here" list. */
+export function presenceNames(page: Page): Promise<string[]> {
+  return page.locator('[data-testid="presence"] li').allTextContents();
+}
+
+/** Names on remote cursors in the editor. */
+export function cursorLabels(page: Page): Promise<string[]> {
+  return page.locator(".cm-ySelectionInfo").allTextContents();
+}
+
+export function connectionState(page: Page): Promise<string | null> {
+  return page.getAttribute('[data-testid="status"]', "data-state");
+}
