@@ -12,13 +12,39 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            // A 12 MiB cap lets one room hold the 10 MB test document and refuse more.
-            miniflare: { bindings: { MAX_DOCUMENT_BYTES: String(12 * 1024 * 1024) } },
+            miniflare: {
+              bindings: {
+                // A 12 MiB cap lets one room hold the 10 MB test document and refuse more.
+                MAX_DOCUMENT_BYTES: String(12 * 1024 * 1024),
+                // Test clients fire thousands of edits at machine speed; rate limits are tested apart.
+                RATE_MESSAGES_PER_SECOND: "1000000",
+              },
+            },
           }),
         ],
         test: {
           name: "workerd",
           include: ["test/worker/**/*.test.ts"],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // A guarded deployment: tokens required, one allowed origin, small rooms, default rates.
+            miniflare: {
+              bindings: {
+                AUTH_SECRET: "test-secret-for-guarded-rooms",
+                ALLOWED_ORIGINS: "https://edgedoc.example",
+                MAX_SOCKETS_PER_ROOM: "3",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "workerd-guarded",
+          include: ["test/guarded/**/*.test.ts"],
           testTimeout: 20_000,
         },
       },

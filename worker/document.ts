@@ -13,6 +13,7 @@ import * as Y from "yjs";
 import { COMPACT_LOG_BYTES, COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS } from "./limits";
 import { CloseCode, ProtocolError } from "./protocol";
 import type { DocumentStore, StorageStats } from "./storage";
+import { checkUpdateStructure } from "./update-check";
 
 /** What a compaction did, for logs and tests. */
 export interface CompactionResult {
@@ -53,6 +54,7 @@ export class RoomDocument {
    * update is refused; then nothing was stored and the document is as before.
    */
   apply(update: Uint8Array, now: number): Uint8Array | null {
+    checkUpdateStructure(update);
     this.refuseIfTooLarge(update.length);
     let integrated: Uint8Array | null = null;
     const capture = (emitted: Uint8Array) => {
@@ -72,6 +74,11 @@ export class RoomDocument {
     if (integrated !== null) this.store.append(integrated);
     this.boundPending(now);
     return integrated;
+  }
+
+  /** Whether `update` adds nothing (a peer with nothing new answers sync step 1 with such an update). */
+  static isEmpty(update: Uint8Array): boolean {
+    return update.length === 2 && update[0] === 0 && update[1] === 0;
   }
 
   /** Whether the log has grown enough that it should be folded into the snapshot. */

@@ -1,9 +1,16 @@
-/** Bindings and vars from wrangler.toml (the `Cloudflare.Env` shape that `wrangler types` and the test pool use). */
+/** Bindings, vars and secrets (the `Cloudflare.Env` shape that `wrangler types` and the test pool use). */
 declare namespace Cloudflare {
   interface Env {
     ROOM: DurableObjectNamespace<import("./room").Room>;
-    /** Maximum stored document size in bytes (see README, "Limits"). */
+    /** HMAC secret for access tokens (a wrangler secret; `.dev.vars` locally). Unset: the server is open. */
+    AUTH_SECRET?: string;
+    /** Comma-separated browser origins allowed to connect. Unset: any. */
+    ALLOWED_ORIGINS?: string;
+    MAX_FRAME_BYTES?: string;
     MAX_DOCUMENT_BYTES?: string;
+    RATE_MESSAGES_PER_SECOND?: string;
+    RATE_BYTES_PER_SECOND?: string;
+    MAX_SOCKETS_PER_ROOM?: string;
   }
 }
 interface Env extends Cloudflare.Env {}

@@ -7,8 +7,30 @@
 /** Cloudflare's limit on one WebSocket message received by a Durable Object: 32 MiB. */
 export const PLATFORM_WEBSOCKET_MESSAGE_LIMIT = 32 * 1024 * 1024;
 
-/** Largest frame the room accepts; bigger frames close the socket with 1009 before decoding. */
-export const MAX_FRAME_BYTES = PLATFORM_WEBSOCKET_MESSAGE_LIMIT;
+/** Default largest frame (`MAX_FRAME_BYTES`); bigger frames close the socket with 1009 before decoding. */
+export const DEFAULT_MAX_FRAME_BYTES = PLATFORM_WEBSOCKET_MESSAGE_LIMIT;
+
+/** Default per-socket message rate (`RATE_MESSAGES_PER_SECOND`); bursts of twice that pass. */
+export const DEFAULT_RATE_MESSAGES_PER_SECOND = 200;
+
+/** Default per-socket byte rate (`RATE_BYTES_PER_SECOND`); a burst of one maximum frame always passes. */
+export const DEFAULT_RATE_BYTES_PER_SECOND = 1024 * 1024;
+
+/**
+ * Default cap on sockets in one room (`MAX_SOCKETS_PER_ROOM`); further ones are closed with 1013.
+ * Cloudflare allows far more per object; this bounds what one document's fan-out costs.
+ */
+export const DEFAULT_MAX_SOCKETS_PER_ROOM = 1_000;
+
+/**
+ * Largest Yjs clock (per client) and struct length the room accepts. A person would have to
+ * type two billion characters to get there; beyond it JS numbers lose precision in Yjs's clock
+ * arithmetic, which a forged update could exploit.
+ */
+export const MAX_YJS_CLOCK = 2 ** 31 - 1;
+
+/** Deepest nesting of JSON-like content (Yjs "any") the room accepts; Yjs decodes it recursively. */
+export const MAX_YJS_CONTENT_DEPTH = 64;
 
 /**
  * Cloudflare's limit on a hibernatable WebSocket's serialized attachment: 16 KiB.

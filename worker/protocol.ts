@@ -47,14 +47,18 @@ export const CloseCode = {
   unsupportedData: 1003,
   /** A well-formed frame whose Yjs update, state vector or awareness JSON does not decode. */
   invalidPayload: 1007,
-  /** Too many bytes of updates waiting for dependencies that never came. */
+  /** Over the per-socket rate limit, or too many bytes of updates waiting for dependencies. */
   policyViolation: 1008,
   /** A frame over the size limit, or awareness state over the per-socket budget. */
   messageTooBig: 1009,
   /** The room failed while handling the frame; the document is unchanged. */
   internalError: 1011,
+  /** The room already has its maximum number of sockets; try again later. */
+  tryAgainLater: 1013,
   /** No awareness renewal for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
   presenceTimeout: 4000,
+  /** The access token expired during the session; reconnect with a fresh one. */
+  tokenExpired: 4401,
   /** The update would make the stored document larger than the configured maximum. */
   documentTooLarge: 4413,
 } as const;
@@ -197,6 +201,15 @@ export const encodeSyncStep1 = (stateVector: Uint8Array): Uint8Array => encodeSy
 export const encodeSyncStep2 = (update: Uint8Array): Uint8Array => encodeSync(SyncMessageType.step2, update);
 /** A live document update. */
 export const encodeSyncUpdate = (update: Uint8Array): Uint8Array => encodeSync(SyncMessageType.update, update);
+
+/** y-protocols auth message "permission denied": the socket may read but not write. */
+export function encodePermissionDenied(reason: string): Uint8Array {
+  return frame((encoder) => {
+    encoding.writeVarUint(encoder, MessageType.auth);
+    encoding.writeVarUint(encoder, 0);
+    encoding.writeVarString(encoder, reason);
+  });
+}
 
 /** An awareness message carrying the given entries. */
 export function encodeAwareness(entries: readonly AwarenessEntry[]): Uint8Array {

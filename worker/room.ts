@@ -2,46 +2,62 @@
  * Room: the Durable Object that owns one document and every socket editing it.
  *
  * Built for hibernation: sockets are accepted with `ctx.acceptWebSocket`, each socket's
- * identity and presence live in its attachment, and everything in memory is rebuilt from
- * `ctx.getWebSockets()` and SQLite storage when the object wakes. There are no JS timers (an
- * interval would keep the object awake); one alarm does the timed work (presence sweep,
+ * identity, access and presence live in its attachment, and everything in memory is rebuilt
+ * from `ctx.getWebSockets()` and SQLite storage when the object wakes. There are no JS timers
+ * (an interval would keep the object awake); one alarm does the timed work (presence sweep,
  * dropping stale pending updates, compaction after the last socket leaves), and text "ping"
  * frames are answered by the runtime's auto-response without waking the object.
  */
 import { DurableObject } from "cloudflare:workers";
+import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
+import { roomLimits, type RoomLimits } from "./config";
 import { RoomDocument } from "./document";
-import { DEFAULT_MAX_DOCUMENT_BYTES, IDLE_COMPACTION_DELAY_MS, MAX_FRAME_BYTES, PLATFORM_WEBSOCKET_MESSAGE_LIMIT } from "./limits";
+import { IDLE_COMPACTION_DELAY_MS } from "./limits";
 import { logEvent } from "./log";
 import {
   CloseCode,
   ProtocolError,
   decodeClientMessage,
   encodeAwareness,
+  encodePermissionDenied,
   encodeSyncStep1,
   encodeSyncStep2,
   encodeSyncUpdate,
   type AwarenessEntry,
   type ClientMessage,
 } from "./protocol";
+import { TokenBucket } from "./rate";
 import { DocumentStore, type StorageStats } from "./storage";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
-export interface SocketAttachment {
-  room: string;
+export interface SocketAttachment extends AccessGrant {
   connectedAt: number;
   presence: SocketPresence;
 }
 
+/** A socket's access and rate budget, kept in memory (budgets start full again after a wake). */
+interface Session {
+  grant: AccessGrant;
+  messages: TokenBucket;
+  bytes: TokenBucket;
+}
+
 /** Close codes the runtime reports but which must never be sent in a Close frame (RFC 6455 §7.4.1). */
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
+
+const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
 
 /** A WebSocket close reason may be at most 123 bytes (RFC 6455 §5.5: 125-byte control payload). */
 const MAX_CLOSE_REASON_BYTES = 123;
 
 export class Room extends DurableObject<Env> {
   private document!: RoomDocument;
+  private readonly limits: RoomLimits;
   private readonly presence = new PresenceRegistry<WebSocket>();
+  private readonly sessions = new Map<WebSocket, Session>();
+  /** Sockets the room has closed; the runtime may still list them until the close completes. */
+  private readonly closing = new WeakSet<WebSocket>();
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
   private alarmAt: number | null | undefined = undefined;
   /** When to compact because the last socket left, or null. */
@@ -49,16 +65,19 @@ export class Room extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.limits = roomLimits(env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     for (const socket of ctx.getWebSockets()) {
       const attachment = readAttachment(socket);
-      if (attachment) this.presence.restore(socket, attachment.presence);
+      if (!attachment) continue;
+      this.presence.restore(socket, attachment.presence);
+      this.startSession(socket, attachment);
     }
     // Nothing is handled until the document is back from storage.
     void ctx.blockConcurrencyWhile(async () => {
       const store = new DocumentStore(ctx.storage.sql, (body) => ctx.storage.transactionSync(body));
       const started = Date.now();
-      this.document = new RoomDocument(store, maxDocumentBytes(env));
+      this.document = new RoomDocument(store, this.limits.maxDocumentBytes);
       logEvent("load", { room: this.name, ms: Date.now() - started, bytes: store.statistics().storedBytes });
     });
   }
@@ -68,39 +87,51 @@ export class Room extends DurableObject<Env> {
     return this.document.statistics();
   }
 
-  /** The document name (set because the Worker addresses rooms with `idFromName`). */
-  private get name(): string | undefined {
-    return this.ctx.id.name;
-  }
-
-  /** Accepts a WebSocket upgrade forwarded by the Worker and starts the sync handshake. */
-  async fetch(): Promise<Response> {
-    const room = this.name ?? "";
+  /** Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync handshake. */
+  async fetch(request: Request): Promise<Response> {
+    const grant = grantFrom(request);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    const attachment: SocketAttachment = { room, connectedAt: Date.now(), presence: {} };
+    if (this.ctx.getWebSockets().length > this.limits.maxSocketsPerRoom) {
+      // Accept-then-close, so the client gets a close code and reason rather than a bare HTTP error.
+      logEvent("room_full", { room: this.name, sockets: this.limits.maxSocketsPerRoom });
+      this.closing.add(server);
+      closeQuietly(server, CloseCode.tryAgainLater, `room full: ${this.limits.maxSocketsPerRoom} connections`);
+      return new Response(null, { status: 101, webSocket: client });
+    }
+    const attachment: SocketAttachment = { ...grant, connectedAt: Date.now(), presence: {} };
     server.serializeAttachment(attachment);
+    this.startSession(server, attachment);
     server.send(encodeSyncStep1(this.document.stateVector()));
     const states = this.presence.states();
     if (states.length > 0) server.send(encodeAwareness(states));
-    logEvent("connect", { room, sockets: this.ctx.getWebSockets().length });
+    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: this.ctx.getWebSockets().length });
     return new Response(null, { status: 101, webSocket: client });
   }
 
   async webSocketMessage(socket: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    const session = this.sessionOf(socket);
+    const now = Date.now();
     try {
+      if (isExpired(session, now)) throw new ProtocolError(CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
       if (typeof message === "string") {
         throw new ProtocolError(CloseCode.unsupportedData, "text frames are not supported; send binary y-websocket frames");
       }
-      if (message.byteLength > MAX_FRAME_BYTES) {
-        throw new ProtocolError(CloseCode.messageTooBig, `frame too large: over ${MAX_FRAME_BYTES} bytes`);
+      if (message.byteLength > this.limits.maxFrameBytes) {
+        throw new ProtocolError(CloseCode.messageTooBig, `frame too large: over ${this.limits.maxFrameBytes} bytes`);
       }
-      await this.handle(socket, decodeClientMessage(new Uint8Array(message)));
+      if (!session.messages.take(1, now) || !session.bytes.take(message.byteLength, now)) {
+        throw new ProtocolError(
+          CloseCode.policyViolation,
+          `rate limit exceeded: ${this.limits.rateMessagesPerSecond} messages or ${this.limits.rateBytesPerSecond} bytes per second`,
+        );
+      }
+      await this.handle(socket, session, decodeClientMessage(new Uint8Array(message)));
     } catch (error) {
       if (error instanceof ProtocolError) {
         this.reject(socket, error.closeCode, error.message);
       } else {
-        logEvent("room_error", { room: roomOf(socket), error: String(error) });
+        logEvent("room_error", { room: this.name, error: String(error) });
         this.reject(socket, CloseCode.internalError, "internal error");
       }
     }
@@ -109,7 +140,7 @@ export class Room extends DurableObject<Env> {
   async webSocketClose(socket: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
     const attachment = readAttachment(socket);
     logEvent("close", {
-      room: attachment?.room,
+      room: this.name,
       code,
       reason,
       wasClean,
@@ -124,7 +155,7 @@ export class Room extends DurableObject<Env> {
   }
 
   async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
-    logEvent("socket_error", { room: roomOf(socket), error: String(error) });
+    logEvent("socket_error", { room: this.name, error: String(error) });
     this.dropSocket(socket);
   }
 
@@ -141,20 +172,21 @@ export class Room extends DurableObject<Env> {
     const { removed, changedSockets, silentSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
     for (const socket of silentSockets) {
-      logEvent("presence_timeout", { room: roomOf(socket) });
+      logEvent("presence_timeout", { room: this.name });
       closeQuietly(socket, CloseCode.presenceTimeout, "presence timed out: no awareness renewal for 30 s");
     }
     if (removed.length > 0) this.broadcast(encodeAwareness(removed));
     await this.scheduleAlarm();
   }
 
-  private async handle(socket: WebSocket, message: ClientMessage): Promise<void> {
+  private async handle(socket: WebSocket, session: Session, message: ClientMessage): Promise<void> {
     switch (message.type) {
       case "sync-step1":
         socket.send(encodeSyncStep2(this.document.missingFrom(message.stateVector)));
         return;
       case "sync-step2":
       case "sync-update": {
+        if (session.grant.mode === "read") return this.denyWrite(socket, message.update);
         // Stored before it is relayed: the output gate holds the relay until the write is durable.
         const integrated = this.document.apply(message.update, Date.now());
         if (integrated !== null) this.broadcast(encodeSyncUpdate(integrated), socket);
@@ -170,38 +202,75 @@ export class Room extends DurableObject<Env> {
     }
   }
 
+  /** A read-only socket's edit: not applied, stored or relayed; the client is told why. */
+  private denyWrite(socket: WebSocket, update: Uint8Array): void {
+    // A reader with nothing new answers our sync step 1 with an empty update: not an edit.
+    if (RoomDocument.isEmpty(update)) return;
+    logEvent("write_denied", { room: this.name, bytes: update.length });
+    socket.send(encodePermissionDenied("read-only access: edits are not saved"));
+  }
+
   private async applyAwareness(socket: WebSocket, entries: AwarenessEntry[]): Promise<void> {
     const changes = this.presence.apply(socket, entries, Date.now());
     if (changes.length === 0) return;
     this.saveAttachment(socket);
     // Relayed to the sender too, as the reference server does: a provider alone in a room
-    // otherwise hears nothing and reconnects after 30 s of silence.
+    // otherwise hears nothing and reconnects after 30 s of silence. The echo also tells the
+    // sender that everything it sent before is stored (client/saved.ts relies on it).
     this.broadcast(encodeAwareness(changes));
     await this.scheduleAlarm();
   }
 
   /** Closes a socket that sent something we refuse; the document and other sockets are untouched. */
   private reject(socket: WebSocket, code: CloseCode, reason: string): void {
-    logEvent("frame_rejected", { room: roomOf(socket), code, reason });
-    this.dropSocket(socket);
+    if (this.closing.has(socket)) return;
+    this.closing.add(socket);
+    logEvent("frame_rejected", { room: this.name, code, reason });
     closeQuietly(socket, code, reason);
+    this.dropSocket(socket);
   }
 
-  /** Forgets a socket's presence and tells everyone else it left. */
+  /** Forgets a socket and tells everyone else its presence left. */
   private dropSocket(socket: WebSocket): void {
+    this.sessions.delete(socket);
     const removed = this.presence.removeSocket(socket);
     if (removed.length > 0) this.broadcast(encodeAwareness(removed), socket);
   }
 
+  /** Sends to every socket but `except`; a socket whose token expired is closed instead. */
   private broadcast(frame: Uint8Array, except?: WebSocket): void {
+    const now = Date.now();
+    const expired: WebSocket[] = [];
     for (const socket of this.ctx.getWebSockets()) {
-      if (socket === except) continue;
+      if (socket === except || this.closing.has(socket)) continue;
+      if (isExpired(this.sessionOf(socket), now)) {
+        expired.push(socket);
+        continue;
+      }
       try {
         socket.send(frame);
       } catch {
         // The socket is closing; its close handler cleans up. Others must still get the frame.
       }
     }
+    for (const socket of expired) this.reject(socket, CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
+  }
+
+  private startSession(socket: WebSocket, grant: AccessGrant): Session {
+    const now = Date.now();
+    const session: Session = {
+      grant: { mode: grant.mode, expiresAt: grant.expiresAt, ...(grant.user === undefined ? {} : { user: grant.user }) },
+      messages: new TokenBucket(this.limits.rateMessagesPerSecond * 2, this.limits.rateMessagesPerSecond, now),
+      // A full bucket always admits one frame of the maximum size.
+      bytes: new TokenBucket(Math.max(this.limits.maxFrameBytes, this.limits.rateBytesPerSecond), this.limits.rateBytesPerSecond, now),
+    };
+    this.sessions.set(socket, session);
+    return session;
+  }
+
+  private sessionOf(socket: WebSocket): Session {
+    // A socket accepted before a wake whose attachment is gone is treated as a reader that expired.
+    return this.sessions.get(socket) ?? this.startSession(socket, readAttachment(socket) ?? { mode: "read", expiresAt: 0 });
   }
 
   private saveAttachment(socket: WebSocket): void {
@@ -234,6 +303,15 @@ export class Room extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(due);
     this.alarmAt = due;
   }
+
+  /** The document name (set because the Worker addresses rooms with `idFromName`). */
+  private get name(): string | undefined {
+    return this.ctx.id.name;
+  }
+}
+
+function isExpired(session: Session, now: number): boolean {
+  return session.grant.expiresAt !== null && now >= session.grant.expiresAt;
 }
 
 function earliest(...times: (number | null)[]): number | null {
@@ -241,19 +319,8 @@ function earliest(...times: (number | null)[]): number | null {
   return known.length > 0 ? Math.min(...known) : null;
 }
 
-/** The configured maximum document size; never above what one frame can carry. */
-function maxDocumentBytes(env: Env): number {
-  const configured = Number(env.MAX_DOCUMENT_BYTES ?? DEFAULT_MAX_DOCUMENT_BYTES);
-  const valid = Number.isSafeInteger(configured) && configured > 0 ? configured : DEFAULT_MAX_DOCUMENT_BYTES;
-  return Math.min(valid, PLATFORM_WEBSOCKET_MESSAGE_LIMIT);
-}
-
 function readAttachment(socket: WebSocket): SocketAttachment | null {
   return socket.deserializeAttachment() as SocketAttachment | null;
-}
-
-function roomOf(socket: WebSocket): string | undefined {
-  return readAttachment(socket)?.room;
 }
 
 function closeQuietly(socket: WebSocket, code: number, reason: string): void {

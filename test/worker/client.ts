@@ -34,9 +34,21 @@ export function roomName(label: string): string {
   return `${label}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** How a test client presents itself: a token (as `?token=`) and extra headers such as Origin. */
+export interface ConnectOptions {
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+/** The upgrade request a client sends for `room`. */
+export function upgradeRequest(room: string, { token, headers = {} }: ConnectOptions = {}): Request {
+  const query = token === undefined ? "" : `?token=${encodeURIComponent(token)}`;
+  return new Request(`http://edgedoc.test/ws/${room}${query}`, { headers: { Upgrade: "websocket", ...headers } });
+}
+
 /** Opens a raw WebSocket to `/ws/<room>` through the Worker. */
-export async function openSocket(room: string): Promise<WebSocket> {
-  const response = await SELF.fetch(`http://edgedoc.test/ws/${room}`, { headers: { Upgrade: "websocket" } });
+export async function openSocket(room: string, options: ConnectOptions = {}): Promise<WebSocket> {
+  const response = await SELF.fetch(upgradeRequest(room, options));
   const socket = response.webSocket;
   if (!socket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
   socket.accept();
@@ -51,6 +63,8 @@ export class TestClient {
   /** Binary frames received, in order. */
   readonly received: Uint8Array[] = [];
   closed: Closed | null = null;
+  /** Reasons of "permission denied" auth messages received. */
+  readonly permissionDenied: string[] = [];
   private serverSynced = false;
   private closing = false;
 
@@ -72,9 +86,14 @@ export class TestClient {
     this.sendRaw(syncFrame((encoder) => syncProtocol.writeSyncStep1(encoder, this.doc)));
   }
 
+  /** Opens a client on `room` without waiting for anything. */
+  static async open(room: string, options: ConnectOptions = {}): Promise<TestClient> {
+    return new TestClient(await openSocket(room, options));
+  }
+
   /** Connects to `room` and waits until the server's document has been received. */
-  static async connect(room: string): Promise<TestClient> {
-    const client = new TestClient(await openSocket(room));
+  static async connect(room: string, options: ConnectOptions = {}): Promise<TestClient> {
+    const client = await TestClient.open(room, options);
     await waitFor(() => client.serverSynced, "initial sync");
     return client;
   }
@@ -137,6 +156,9 @@ export class TestClient {
       if (encoding.length(reply) > 1) this.socket.send(encoding.toUint8Array(reply));
     } else if (type === MessageType.awareness) {
       awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this);
+    } else if (type === MessageType.auth) {
+      decoding.readVarUint(decoder);
+      this.permissionDenied.push(decoding.readVarString(decoder));
     }
   }
 }

@@ -1,0 +1,36 @@
+/**
+ * What a socket may do, decided by the Worker (from the token) and handed to the room in
+ * request headers. Only the Worker can reach a Durable Object, and it always overwrites these
+ * headers, so a client cannot set them itself.
+ */
+import type { AccessMode } from "./tokens";
+
+export interface AccessGrant {
+  mode: AccessMode;
+  /** When the token expires (ms since the epoch), or null when the server runs without tokens. */
+  expiresAt: number | null;
+  /** The user's name from the token, for logs. */
+  user?: string;
+}
+
+const HEADER = { mode: "X-Edgedoc-Mode", expiresAt: "X-Edgedoc-Expires-At", user: "X-Edgedoc-User" } as const;
+
+/** A copy of `request` carrying `grant` (and nothing a client sent under the same names). */
+export function withGrant(request: Request, grant: AccessGrant): Request {
+  const headers = new Headers(request.headers);
+  for (const name of Object.values(HEADER)) headers.delete(name);
+  headers.set(HEADER.mode, grant.mode);
+  if (grant.expiresAt !== null) headers.set(HEADER.expiresAt, String(grant.expiresAt));
+  if (grant.user !== undefined) headers.set(HEADER.user, encodeURIComponent(grant.user));
+  return new Request(request, { headers });
+}
+
+export function grantFrom(request: Request): AccessGrant {
+  const expiresAt = request.headers.get(HEADER.expiresAt);
+  const user = request.headers.get(HEADER.user);
+  return {
+    mode: request.headers.get(HEADER.mode) === "write" ? "write" : "read",
+    expiresAt: expiresAt === null ? null : Number(expiresAt),
+    ...(user === null ? {} : { user: decodeURIComponent(user) }),
+  };
+}

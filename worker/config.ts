@@ -1,0 +1,43 @@
+/**
+ * Per-deployment settings from wrangler.toml `[vars]` (or `.dev.vars`), with documented
+ * defaults (README, "Configuration"). Invalid values fall back to the default rather than
+ * disable a limit.
+ */
+import {
+  DEFAULT_MAX_DOCUMENT_BYTES,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_SOCKETS_PER_ROOM,
+  DEFAULT_RATE_BYTES_PER_SECOND,
+  DEFAULT_RATE_MESSAGES_PER_SECOND,
+  PLATFORM_WEBSOCKET_MESSAGE_LIMIT,
+} from "./limits";
+
+export interface RoomLimits {
+  maxFrameBytes: number;
+  maxDocumentBytes: number;
+  rateMessagesPerSecond: number;
+  rateBytesPerSecond: number;
+  maxSocketsPerRoom: number;
+}
+
+export function roomLimits(env: Env): RoomLimits {
+  return {
+    // Neither can exceed what one frame may carry on Cloudflare: a client sends its whole state in one frame.
+    maxFrameBytes: Math.min(positiveInteger(env.MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES), PLATFORM_WEBSOCKET_MESSAGE_LIMIT),
+    maxDocumentBytes: Math.min(positiveInteger(env.MAX_DOCUMENT_BYTES, DEFAULT_MAX_DOCUMENT_BYTES), PLATFORM_WEBSOCKET_MESSAGE_LIMIT),
+    rateMessagesPerSecond: positiveInteger(env.RATE_MESSAGES_PER_SECOND, DEFAULT_RATE_MESSAGES_PER_SECOND),
+    rateBytesPerSecond: positiveInteger(env.RATE_BYTES_PER_SECOND, DEFAULT_RATE_BYTES_PER_SECOND),
+    maxSocketsPerRoom: positiveInteger(env.MAX_SOCKETS_PER_ROOM, DEFAULT_MAX_SOCKETS_PER_ROOM),
+  };
+}
+
+/** Browser origins allowed to open sockets, or null to allow any (ALLOWED_ORIGINS unset). */
+export function allowedOrigins(env: Env): Set<string> | null {
+  const list = (env.ALLOWED_ORIGINS ?? "").split(",").map((origin) => origin.trim()).filter(Boolean);
+  return list.length > 0 ? new Set(list) : null;
+}
+
+function positiveInteger(value: string | undefined, fallback: number): number {
+  const parsed = Number(value);
+  return value !== undefined && Number.isSafeInteger(parsed) && parsed > 0 ? parsed : fallback;
+}

@@ -1,0 +1,26 @@
+/**
+ * A token bucket: `capacity` tokens, refilled at `perSecond`. Pure; the room keeps one per
+ * socket for messages and one for bytes.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private updatedAt: number;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perSecond: number,
+    now: number,
+  ) {
+    this.tokens = capacity;
+    this.updatedAt = now;
+  }
+
+  /** Takes `cost` tokens if there are enough; returns whether it could. */
+  take(cost: number, now: number): boolean {
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.updatedAt) / 1000) * this.perSecond);
+    this.updatedAt = now;
+    if (cost > this.tokens) return false;
+    this.tokens -= cost;
+    return true;
+  }
+}

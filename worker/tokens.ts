@@ -1,0 +1,65 @@
+/**
+ * Access tokens: HMAC-SHA256 JWTs signed with `AUTH_SECRET`, shared by the Worker (verify)
+ * and the minting script (sign). Claims:
+ *
+ *   { doc: "<name>" | "<prefix>*", mode: "read" | "write", exp: <unix seconds>, name?: "<user>" }
+ *
+ * `doc` names one document exactly, or every document starting with a prefix when it ends in `*`.
+ * `exp` is required: tokens are meant to be short-lived.
+ */
+import { Jwt } from "hono/utils/jwt";
+import { JwtTokenExpired, JwtTokenSignatureMismatched } from "hono/utils/jwt/types";
+
+export type AccessMode = "read" | "write";
+
+export interface TokenClaims {
+  doc: string;
+  mode: AccessMode;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+  name?: string;
+}
+
+/** Why a token was refused, as the HTTP status and reason the client gets. */
+export class TokenRefused extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TokenRefused";
+  }
+}
+
+export function signToken(claims: TokenClaims, secret: string): Promise<string> {
+  return Jwt.sign({ ...claims }, secret, "HS256");
+}
+
+/** Verifies `token` for document `doc`; throws {@link TokenRefused} with the reason otherwise. */
+export async function verifyToken(token: string, secret: string, doc: string): Promise<TokenClaims> {
+  let payload: Record<string, unknown>;
+  try {
+    payload = await Jwt.verify(token, secret, "HS256");
+  } catch (error) {
+    if (error instanceof JwtTokenExpired) throw new TokenRefused(401, "token expired");
+    if (error instanceof JwtTokenSignatureMismatched) throw new TokenRefused(401, "token signature invalid");
+    throw new TokenRefused(401, "token malformed");
+  }
+  const claims = parseClaims(payload);
+  if (!documentMatches(claims.doc, doc)) throw new TokenRefused(403, "token is for another document");
+  return claims;
+}
+
+/** Whether the `doc` claim covers document `name` (exact, or prefix when the claim ends in `*`). */
+export function documentMatches(claim: string, name: string): boolean {
+  return claim.endsWith("*") ? name.startsWith(claim.slice(0, -1)) : claim === name;
+}
+
+function parseClaims(payload: Record<string, unknown>): TokenClaims {
+  const { doc, mode, exp, name } = payload;
+  if (typeof doc !== "string" || doc.length === 0) throw new TokenRefused(401, "token malformed: no doc claim");
+  if (mode !== "read" && mode !== "write") throw new TokenRefused(401, "token malformed: mode must be read or write");
+  if (typeof exp !== "number") throw new TokenRefused(401, "token malformed: no exp claim");
+  if (name !== undefined && typeof name !== "string") throw new TokenRefused(401, "token malformed: name must be a string");
+  return { doc, mode, exp, ...(name === undefined ? {} : { name }) };
+}
