@@ -32,12 +32,13 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            // A guarded deployment: tokens required, one allowed origin, small rooms, default rates.
+            // A guarded deployment: tokens required, one allowed origin, small rooms and frames, default rates.
             miniflare: {
               bindings: {
                 AUTH_SECRET: "test-secret-for-guarded-rooms",
                 ALLOWED_ORIGINS: "https://edgedoc.example",
                 MAX_SOCKETS_PER_ROOM: "3",
+                MAX_FRAME_BYTES: String(64 * 1024),
               },
             },
           }),

@@ -182,7 +182,7 @@ export class Room extends DurableObject<Env> {
   private async handle(socket: WebSocket, session: Session, message: ClientMessage): Promise<void> {
     switch (message.type) {
       case "sync-step1":
-        socket.send(encodeSyncStep2(this.document.missingFrom(message.stateVector)));
+        sendQuietly(socket, encodeSyncStep2(this.document.missingFrom(message.stateVector)));
         return;
       case "sync-step2":
       case "sync-update": {
@@ -197,7 +197,7 @@ export class Room extends DurableObject<Env> {
       case "awareness":
         return this.applyAwareness(socket, message.entries);
       case "query-awareness":
-        socket.send(encodeAwareness(this.presence.states()));
+        sendQuietly(socket, encodeAwareness(this.presence.states()));
         return;
     }
   }
@@ -207,7 +207,7 @@ export class Room extends DurableObject<Env> {
     // A reader with nothing new answers our sync step 1 with an empty update: not an edit.
     if (RoomDocument.isEmpty(update)) return;
     logEvent("write_denied", { room: this.name, bytes: update.length });
-    socket.send(encodePermissionDenied("read-only access: edits are not saved"));
+    sendQuietly(socket, encodePermissionDenied("read-only access: edits are not saved"));
   }
 
   private async applyAwareness(socket: WebSocket, entries: AwarenessEntry[]): Promise<void> {
@@ -247,11 +247,7 @@ export class Room extends DurableObject<Env> {
         expired.push(socket);
         continue;
       }
-      try {
-        socket.send(frame);
-      } catch {
-        // The socket is closing; its close handler cleans up. Others must still get the frame.
-      }
+      sendQuietly(socket, frame);
     }
     for (const socket of expired) this.reject(socket, CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
   }
@@ -321,6 +317,18 @@ function earliest(...times: (number | null)[]): number | null {
 
 function readAttachment(socket: WebSocket): SocketAttachment | null {
   return socket.deserializeAttachment() as SocketAttachment | null;
+}
+
+/**
+ * Sends, ignoring a socket the peer already closed: its close handler cleans up, and the
+ * frame being handled (or the other recipients of a broadcast) must not fail because of it.
+ */
+function sendQuietly(socket: WebSocket, frame: Uint8Array): void {
+  try {
+    socket.send(frame);
+  } catch {
+    // Closed by the peer; nothing to deliver.
+  }
 }
 
 function closeQuietly(socket: WebSocket, code: number, reason: string): void {

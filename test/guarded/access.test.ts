@@ -144,6 +144,21 @@ describe("limits in a guarded room", () => {
     expect(late.text).toBe("steady!");
   });
 
+  it("closes a socket that sends a frame over MAX_FRAME_BYTES with 1009 before decoding it", async () => {
+    const room = roomName("bigframe");
+    const [alice, sender] = [await writer(room), await writer(room)];
+    alice.insert(0, "small");
+    await waitFor(() => sender.text === "small", "the first edit");
+    const before = await roomStub(room).stats();
+    sender.insert(0, "x".repeat(70 * 1024));
+    const closed = await sender.waitForClose();
+    expect(closed.code).toBe(CloseCode.messageTooBig);
+    expect(closed.reason).toMatch(/frame too large: over 65536 bytes/);
+    expect(await roomStub(room).stats()).toEqual(before);
+    alice.insert(5, "!");
+    expect((await writer(room)).text).toBe("small!");
+  });
+
   it("refuses sockets past the room's maximum with 1013, and admits again when one leaves", async () => {
     const room = roomName("full");
     const members = [await writer(room), await writer(room), await writer(room)];

@@ -1,4 +1,6 @@
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { Room } from "../../worker/room";
 import * as encoding from "lib0/encoding";
 import * as Y from "yjs";
 import { CloseCode, MessageType, SyncMessageType } from "../../worker/protocol";
@@ -59,11 +61,14 @@ describe("bad frames are rejected at the socket boundary", () => {
     alice.setPresence({ name: "alice" });
     alice.insert(0, "before. ");
     await waitFor(() => bob.text === "before. " && mallory.text === "before. ", "the first edit everywhere");
+    const stub = env.ROOM.get(env.ROOM.idFromName(room));
+    const before = await stub.stats();
 
     mallory.sendRaw(frame);
     const closed = await mallory.waitForClose();
     expect(closed.code).toBe(code);
     expect(closed.reason).toMatch(reason);
+    expect(await stub.stats()).toEqual(before);
 
     bob.insert(bob.text.length, "after.");
     await waitFor(() => alice.text === "before. after.", "bob's edit to reach alice");
@@ -72,5 +77,33 @@ describe("bad frames are rejected at the socket boundary", () => {
     await waitFor(() => late.presence().get(alice.doc.clientID)?.name === "alice", "alice's presence intact");
     expect(alice.closed).toBeNull();
     expect(bob.closed).toBeNull();
+  });
+});
+
+describe("a failure inside the room", () => {
+  it("closes only the socket being served with 1011 and keeps the room serving", async () => {
+    const room = roomName("failure");
+    const [alice, bob] = await TestClient.connectMany(room, 2);
+    alice.insert(0, "safe");
+    await waitFor(() => bob.text === "safe", "the first edit");
+    const stub = env.ROOM.get(env.ROOM.idFromName(room));
+    const before = await stub.stats();
+    // Make the next document update fail the way a bug would: an unexpected exception.
+    await runInDurableObject(stub, (instance: Room) => {
+      const internals = instance as unknown as { document: { apply: () => never } };
+      internals.document.apply = () => {
+        throw new Error("simulated bug");
+      };
+    });
+    bob.insert(0, "lost? ");
+    const closed = await bob.waitForClose();
+    expect(closed.code).toBe(CloseCode.internalError);
+    expect(closed.reason).toBe("internal error");
+    expect(await stub.stats()).toEqual(before);
+    expect(alice.closed).toBeNull();
+    alice.setPresence({ name: "alice" });
+    const late = await TestClient.connect(room);
+    expect(late.text).toBe("safe");
+    await waitFor(() => late.presence().get(alice.doc.clientID)?.name === "alice", "alice's presence after the failure");
   });
 });
