@@ -30,9 +30,9 @@ export interface Editor {
 /**
  * `text` is the Y.Text named "codemirror" (y-codemirror.next's convention). Undo and redo go
  * through a Y.UndoManager that tracks only this client's edits, so they never undo a
- * collaborator's work.
+ * collaborator's work. A read-only editor shows the text and cursors but takes no input.
  */
-export function createEditor(parent: HTMLElement, text: Y.Text, awareness: Awareness, language: Language): Editor {
+export function createEditor(parent: HTMLElement, text: Y.Text, awareness: Awareness, language: Language, readOnly: boolean): Editor {
   const languageSlot = new Compartment();
   const undoManager = new Y.UndoManager(text);
   const view = new EditorView({
@@ -44,6 +44,9 @@ export function createEditor(parent: HTMLElement, text: Y.Text, awareness: Aware
         basicSetup,
         EditorView.lineWrapping,
         languageSlot.of(LANGUAGES[language]()),
+        // A read-only link: the server refuses edits anyway; the editor says so up front.
+        EditorState.readOnly.of(readOnly),
+        EditorView.editable.of(!readOnly),
         yCollab(text, awareness, { undoManager }),
       ],
     }),

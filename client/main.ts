@@ -4,6 +4,7 @@
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { accessFromLocation } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
 import { awarenessUser, loadIdentity, saveIdentity } from "./identity";
 import { documentFromLocation } from "./route";
@@ -21,10 +22,14 @@ function start(): void {
   document.title = `${name} · edgedoc`;
   element("doc-name").textContent = name;
 
+  const access = accessFromLocation(location);
   const doc = new Y.Doc();
   // Edits are kept in this browser too, so they survive a reload while offline.
   new IndexeddbPersistence(`edgedoc:${name}`, doc);
-  const provider = new WebsocketProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc);
+  // Browsers cannot set headers on a WebSocket, so the token travels as ?token=.
+  const provider = new WebsocketProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc, {
+    params: access.token ? { token: access.token } : {},
+  });
   const { awareness } = provider;
 
   const identity = loadIdentity(localStorage);
@@ -50,15 +55,31 @@ function start(): void {
     const stored = settings.get("language");
     return isLanguage(stored) ? stored : "markdown";
   };
-  const editor = createEditor(element("editor"), doc.getText("codemirror"), awareness, currentLanguage());
+  const readOnly = access.mode === "read";
+  const editor = createEditor(element("editor"), doc.getText("codemirror"), awareness, currentLanguage(), readOnly);
   languageSelect.value = currentLanguage();
+  languageSelect.disabled = readOnly;
   languageSelect.addEventListener("change", () => settings.set("language", languageSelect.value));
   settings.observe(() => {
     languageSelect.value = currentLanguage();
     editor.setLanguage(currentLanguage());
   });
 
-  const state: ConnectionState = { online: navigator.onLine, status: "connecting", synced: false, unconfirmed: false };
+  const state: ConnectionState = {
+    online: navigator.onLine,
+    status: "connecting",
+    synced: false,
+    unconfirmed: false,
+    readOnly,
+    stoppedReason: access.expiresAt !== null && access.expiresAt <= Date.now() ? "this link has expired" : null,
+  };
+  if (state.stoppedReason) provider.disconnect();
+  // The server closes with 4400-4499 when reconnecting cannot help (expired link, document
+  // too large); the provider then stops and tells us why.
+  provider.on("closed", ({ reason }) => {
+    state.stoppedReason = reason || "the server ended the session";
+    showStatus();
+  });
   const showStatus = () => renderStatus(element("status"), state);
   provider.on("status", ({ status }) => {
     state.status = status;

@@ -8,11 +8,17 @@ export interface ConnectionState {
   synced: boolean;
   /** Local edits the server has not confirmed yet. */
   unconfirmed: boolean;
+  /** The link only allows reading. */
+  readOnly: boolean;
+  /** Why the server ended the session for good (the provider stopped reconnecting), if it did. */
+  stoppedReason: string | null;
 }
 
 /** One word for the state (also a CSS class and what tests read), and a sentence for people. */
 export function describeConnection(state: ConnectionState): { kind: string; text: string } {
   const pending = state.unconfirmed ? " · unsaved changes" : "";
+  if (state.stoppedReason) return { kind: "stopped", text: `Disconnected: ${state.stoppedReason}${pending}` };
+  if (state.readOnly && state.status === "connected" && state.synced) return { kind: "read-only", text: "Connected · read-only" };
   if (!state.online) return { kind: "offline", text: `Offline · edits kept in this browser${pending}` };
   if (state.status === "connected" && state.synced) {
     return state.unconfirmed ? { kind: "saving", text: "Connected · saving…" } : { kind: "saved", text: "Connected · all changes saved" };

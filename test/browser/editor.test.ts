@@ -7,21 +7,10 @@ import type { Browser, Page } from "playwright-core";
 import { connectProvider, disconnectProvider, textOf, waitFor } from "../node/providers";
 import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
 import { browserUnavailableReason, launchChromium } from "./chromium";
-import { connectionState, cursorLabels, editorText, openPerson, presenceNames, typeAtEnd } from "./pages";
+import { connectionState, cursorLabels, editorText, eventually, openPerson, presenceNames, typeAtEnd } from "./pages";
 
 const unavailable = browserUnavailableReason();
 if (unavailable) console.warn(unavailable);
-
-/** Polls an async check in the page (every wait is bounded so a broken test fails, not hangs). */
-async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
   let server: DevServer;

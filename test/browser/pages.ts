@@ -54,3 +54,14 @@ export function cursorLabels(page: Page): Promise<string[]> {
 export function connectionState(page: Page): Promise<string | null> {
   return page.getAttribute('[data-testid="status"]', "data-state");
 }
+
+/** Polls an async check in the page (every wait is bounded so a broken test fails, not hangs). */
+export async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

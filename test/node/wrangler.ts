@@ -41,7 +41,8 @@ export function removePersistDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function startDevServer(persistDir = newPersistDir()): Promise<DevServer> {
+/** Starts `wrangler dev`; `vars` override wrangler.toml vars and secrets (e.g. AUTH_SECRET). */
+export async function startDevServer(persistDir = newPersistDir(), vars: Record<string, string> = {}): Promise<DevServer> {
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const args = [
     "node_modules/wrangler/bin/wrangler.js",
@@ -52,6 +53,7 @@ export async function startDevServer(persistDir = newPersistDir()): Promise<DevS
     `--persist-to=${persistDir}`,
     "--show-interactive-dev-session=false",
     "--log-level=log",
+    ...Object.entries(vars).map(([name, value]) => `--var=${name}:${value}`),
   ];
   // process.execPath is the Node 22 from node_modules/.bin that npm scripts run on.
   // Its own process group, so that stopping it also stops the workerd it spawns: a SIGKILL

@@ -1,0 +1,57 @@
+/**
+ * `npm run token -- --doc NAME --mode read|write --ttl 1h [--name "Ada"] [--url https://host]`
+ *
+ * Mints an access token with AUTH_SECRET (from the environment, or `.dev.vars` as wrangler
+ * reads it locally) and prints it with a share link that opens the document in the app.
+ * `--doc` may end in `*` to cover every document with that prefix (no link is printed then).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { isValidDocumentName } from "../worker/names.ts";
+import { signToken, type AccessMode } from "../worker/tokens.ts";
+
+const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+function fail(message: string): never {
+  console.error(`token: ${message}`);
+  process.exit(2);
+}
+
+function secret(): string {
+  if (process.env.AUTH_SECRET) return process.env.AUTH_SECRET;
+  if (existsSync(".dev.vars")) {
+    const line = readFileSync(".dev.vars", "utf8").split("\n").find((l) => /^\s*AUTH_SECRET\s*=/.test(l));
+    const value = line?.split("=").slice(1).join("=").trim().replace(/^["']|["']$/g, "");
+    if (value) return value;
+  }
+  return fail("AUTH_SECRET is not set (export it, or put AUTH_SECRET=... in .dev.vars)");
+}
+
+function seconds(ttl: string): number {
+  const match = /^(\d+)([smhd])$/.exec(ttl);
+  if (!match) return fail(`--ttl takes a number and a unit, like 90s, 30m, 1h or 7d (got ${ttl})`);
+  return Number(match[1]) * TTL_UNITS[match[2]!]!;
+}
+
+const { values } = parseArgs({
+  options: {
+    doc: { type: "string" },
+    mode: { type: "string", default: "write" },
+    ttl: { type: "string", default: "1h" },
+    name: { type: "string" },
+    url: { type: "string", default: "http://localhost:8787" },
+  },
+});
+const doc = values.doc ?? fail("--doc is required");
+const pattern = doc.endsWith("*");
+if (!isValidDocumentName(pattern ? `${doc.slice(0, -1)}x` : doc)) fail(`--doc is not a valid document name or prefix: ${doc}`);
+if (values.mode !== "read" && values.mode !== "write") fail("--mode is read or write");
+
+const exp = Math.floor(Date.now() / 1000) + seconds(values.ttl);
+const token = await signToken(
+  { doc, mode: values.mode as AccessMode, exp, ...(values.name ? { name: values.name } : {}) },
+  secret(),
+);
+console.log(token);
+if (!pattern) console.log(`${values.url.replace(/\/$/, "")}/d/${doc}?token=${token}`);
+console.error(`${values.mode} access to ${doc}, expires ${new Date(exp * 1000).toISOString()}`);

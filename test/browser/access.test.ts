@@ -1,0 +1,65 @@
+/**
+ * Share links with tokens, minted by `npm run token`, in a real Chromium against a
+ * `wrangler dev` that requires them.
+ */
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "playwright-core";
+import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
+import { browserUnavailableReason, launchChromium } from "./chromium";
+import { connectionState, editorText, eventually, openPerson, typeAtEnd } from "./pages";
+
+const AUTH_SECRET = "browser-test-secret";
+const unavailable = browserUnavailableReason();
+
+/** Runs the minting script as a user would and returns the share link it prints. */
+function mintLink(server: DevServer, doc: string, mode: "read" | "write", ttl = "1h"): string {
+  const output = execFileSync(
+    process.execPath,
+    ["--experimental-transform-types", "--disable-warning=ExperimentalWarning", "scripts/token.ts", "--doc", doc, "--mode", mode, "--ttl", ttl, "--url", server.origin],
+    { env: { ...process.env, AUTH_SECRET }, encoding: "utf8" },
+  );
+  return output.trim().split("\n")[1]!;
+}
+
+describe.skipIf(unavailable !== null)("share links with tokens", () => {
+  let server: DevServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startDevServer(undefined, { AUTH_SECRET }), launchChromium()]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (server) removePersistDir(server.persistDir);
+  });
+
+  it("a write link edits; a read-only link shows the text live but cannot change it", async () => {
+    const doc = `shared-${randomUUID().slice(0, 8)}`;
+    const writer = await openPerson(browser, mintLink(server, doc, "write"), "Wren");
+    const reader = await openPerson(browser, mintLink(server, doc, "read"), "Reed");
+    await typeAtEnd(writer, "only the writer writes");
+    await eventually(() => editorText(reader), (text) => text === "only the writer writes", "the writer's text at the reader");
+    expect(await connectionState(reader)).toBe("read-only");
+
+    await typeAtEnd(reader, " nope");
+    await typeAtEnd(writer, ".");
+    await eventually(() => editorText(reader), (text) => text === "only the writer writes.", "the writer's next edit at the reader");
+    expect(await editorText(writer)).toBe("only the writer writes.");
+  });
+
+  it("a link without a token, or with an expired one, does not open the document", async () => {
+    const doc = `closed-${randomUUID().slice(0, 8)}`;
+    const expiredLink = mintLink(server, doc, "write", "1s");
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const stranger = await openPerson(browser, `${server.origin}/d/${doc}`, "Stranger");
+    const late = await openPerson(browser, expiredLink, "Late");
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await connectionState(stranger)).not.toBe("saved");
+    expect(await connectionState(late)).toBe("stopped");
+    expect(await late.textContent('[data-testid="status"]')).toMatch(/expired/);
+  });
+});
