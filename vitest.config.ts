@@ -18,6 +18,8 @@ export default defineConfig({
                 MAX_DOCUMENT_BYTES: String(12 * 1024 * 1024),
                 // Test clients fire thousands of edits at machine speed; rate limits are tested apart.
                 RATE_MESSAGES_PER_SECOND: "1000000",
+                // Idle expiry on, so its alarm can be tested (tests move the clock, never wait).
+                DOC_TTL_DAYS: "1",
               },
             },
           }),

@@ -7,6 +7,7 @@ import * as Y from "yjs";
 import { accessFromLocation } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
 import { awarenessUser, loadIdentity, saveIdentity } from "./identity";
+import { downloadText, showInfo } from "./info";
 import { documentFromLocation } from "./route";
 import { SaveTracker } from "./saved";
 import { renderPresence, renderStatus, type ConnectionState } from "./view";
@@ -109,6 +110,12 @@ function start(): void {
   const showPresence = () => renderPresence(element("presence"), awareness.getStates(), doc.clientID);
   awareness.on("change", showPresence);
   showPresence();
+
+  const infoPanel = element("info-panel");
+  infoPanel.parentElement!.addEventListener("toggle", () => {
+    if ((infoPanel.parentElement as HTMLDetailsElement).open) void showInfo(infoPanel, name, access.token, state.unconfirmed);
+  });
+  element<HTMLButtonElement>("download").addEventListener("click", () => void downloadText(name, access.token, currentLanguage()));
 
   element<HTMLButtonElement>("copy-link").addEventListener("click", async (event) => {
     const button = event.currentTarget as HTMLButtonElement;

@@ -18,6 +18,8 @@ export interface RoomLimits {
   rateMessagesPerSecond: number;
   rateBytesPerSecond: number;
   maxSocketsPerRoom: number;
+  /** Delete a room's storage after this many days with no connection and no edit; null: never. */
+  docTtlDays: number | null;
 }
 
 export function roomLimits(env: Env): RoomLimits {
@@ -28,6 +30,8 @@ export function roomLimits(env: Env): RoomLimits {
     rateMessagesPerSecond: positiveInteger(env.RATE_MESSAGES_PER_SECOND, DEFAULT_RATE_MESSAGES_PER_SECOND),
     rateBytesPerSecond: positiveInteger(env.RATE_BYTES_PER_SECOND, DEFAULT_RATE_BYTES_PER_SECOND),
     maxSocketsPerRoom: positiveInteger(env.MAX_SOCKETS_PER_ROOM, DEFAULT_MAX_SOCKETS_PER_ROOM),
+    // Off by default: deleting documents is a decision for each deployment.
+    docTtlDays: env.DOC_TTL_DAYS ? positiveNumber(env.DOC_TTL_DAYS) : null,
   };
 }
 
@@ -40,4 +44,9 @@ export function allowedOrigins(env: Env): Set<string> | null {
 function positiveInteger(value: string | undefined, fallback: number): number {
   const parsed = Number(value);
   return value !== undefined && Number.isSafeInteger(parsed) && parsed > 0 ? parsed : fallback;
+}
+
+function positiveNumber(value: string): number | null {
+  const parsed = Number(value);
+  return Number.isFinite(parsed) && parsed > 0 ? parsed : null;
 }

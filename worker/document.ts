@@ -9,6 +9,7 @@
  * - Updates waiting for missing dependencies stay in memory only, bounded in bytes and time,
  *   and are excluded from everything encoded (sync answers and snapshots alike).
  */
+import diff from "fast-diff";
 import * as Y from "yjs";
 import { COMPACT_LOG_BYTES, COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS } from "./limits";
 import { CloseCode, ProtocolError } from "./protocol";
@@ -48,6 +49,16 @@ export class RoomDocument {
     }
   }
 
+  /** The text the editor shows: the `Y.Text` named "codemirror" (y-codemirror.next's convention). */
+  text(): string {
+    return this.doc.getText("codemirror").toString();
+  }
+
+  /** The document as one V1 update, or only what a peer with `stateVector` lacks. */
+  encode(stateVector?: Uint8Array): Uint8Array {
+    return stateVector === undefined ? this.withoutPending(() => Y.encodeStateAsUpdate(this.doc)) : this.missingFrom(stateVector);
+  }
+
   /**
    * Applies a client's update and stores what the document integrated. Returns that update
    * (to relay), or null when nothing new was integrated. Throws {@link ProtocolError} when the
@@ -56,23 +67,53 @@ export class RoomDocument {
   apply(update: Uint8Array, now: number): Uint8Array | null {
     checkUpdateStructure(update);
     this.refuseIfTooLarge(update.length);
+    const integrated = this.commit(now, () => {
+      try {
+        Y.applyUpdate(this.doc, update);
+      } catch {
+        // Yjs may have integrated part of the update before failing; the stored document is
+        // the truth, so go back to it rather than keep a half-applied state in memory.
+        this.reload();
+        throw new ProtocolError(CloseCode.invalidPayload, "invalid update: Yjs could not decode it");
+      }
+    });
+    this.boundPending(now);
+    return integrated;
+  }
+
+  /**
+   * Replaces the text with `next` as a minimal edit (a character diff applied in one
+   * transaction), so the unchanged parts keep their identity and collaborators' cursors in
+   * them stay put. Returns the update to relay, or null when the text was already `next`.
+   */
+  replaceText(next: string, now: number): Uint8Array | null {
+    this.refuseIfTooLarge(next.length * 3);
+    const text = this.doc.getText("codemirror");
+    return this.commit(now, () =>
+      this.doc.transact(() => {
+        let index = 0;
+        for (const [operation, chunk] of diff(text.toString(), next)) {
+          if (operation === diff.DELETE) text.delete(index, chunk.length);
+          else if (operation === diff.INSERT) text.insert(index, chunk);
+          if (operation !== diff.DELETE) index += chunk.length;
+        }
+      }),
+    );
+  }
+
+  /** Runs `change` and stores the update the document emits for it; returns that update or null. */
+  private commit(now: number, change: () => void): Uint8Array | null {
     let integrated: Uint8Array | null = null;
     const capture = (emitted: Uint8Array) => {
       integrated = emitted;
     };
     this.doc.on("update", capture);
     try {
-      Y.applyUpdate(this.doc, update);
-    } catch {
-      // Yjs may have integrated part of the update before failing; the stored document is
-      // the truth, so go back to it rather than keep a half-applied state in memory.
-      this.reload();
-      throw new ProtocolError(CloseCode.invalidPayload, "invalid update: Yjs could not decode it");
+      change();
     } finally {
       this.doc.off("update", capture);
     }
-    if (integrated !== null) this.store.append(integrated);
-    this.boundPending(now);
+    if (integrated !== null) this.store.append(integrated, now);
     return integrated;
   }
 
@@ -103,6 +144,21 @@ export class RoomDocument {
 
   statistics(): StorageStats {
     return this.store.statistics();
+  }
+
+  /** When the document last changed (ms since the epoch), or null if it never did. */
+  lastUpdateAt(): number | null {
+    return this.store.lastUpdateAt;
+  }
+
+  /** When the document last changed or was last left by a socket; null if neither happened. */
+  lastActivity(): number | null {
+    return this.store.lastActivity();
+  }
+
+  /** Records that the last socket just left. */
+  markActive(now: number): void {
+    this.store.markActive(now);
   }
 
   /** When waiting updates will be dropped, or null when none wait. */

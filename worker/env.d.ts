@@ -11,6 +11,8 @@ declare namespace Cloudflare {
     RATE_MESSAGES_PER_SECOND?: string;
     RATE_BYTES_PER_SECOND?: string;
     MAX_SOCKETS_PER_ROOM?: string;
+    /** Days without connection or edit after which a room deletes its storage. Unset: never. */
+    DOC_TTL_DAYS?: string;
   }
 }
 interface Env extends Cloudflare.Env {}

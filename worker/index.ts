@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { withGrant } from "./access";
+import { api } from "./api";
 import { authorize } from "./auth";
 import { logEvent } from "./log";
 import { DOCUMENT_NAME_RULE, isValidDocumentName } from "./names";
@@ -34,6 +35,9 @@ app.get("/ws/:name", async (c) => {
   const room = c.env.ROOM.get(c.env.ROOM.idFromName(name));
   return room.fetch(withGrant(c.req.raw, grant));
 });
+
+// The documents HTTP API (README, "API").
+app.route("/api", api);
 
 app.notFound((c) => c.text("not found", 404));
 

@@ -79,3 +79,5 @@ export const IDLE_COMPACTION_DELAY_MS = 5_000;
  */
 export const PENDING_UPDATE_TTL_MS = 60_000;
 export const MAX_PENDING_UPDATE_BYTES = 1024 * 1024;
+
+export const DAY_MS = 24 * 60 * 60 * 1000;

@@ -59,6 +59,8 @@ export const CloseCode = {
   presenceTimeout: 4000,
   /** The access token expired during the session; reconnect with a fresh one. */
   tokenExpired: 4401,
+  /** The document was deleted (HTTP API). */
+  documentDeleted: 4410,
   /** The update would make the stored document larger than the configured maximum. */
   documentTooLarge: 4413,
 } as const;

@@ -13,7 +13,7 @@ import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
 import { RoomDocument } from "./document";
-import { IDLE_COMPACTION_DELAY_MS } from "./limits";
+import { DAY_MS, IDLE_COMPACTION_DELAY_MS } from "./limits";
 import { logEvent } from "./log";
 import {
   CloseCode,
@@ -41,7 +41,23 @@ interface Session {
   grant: AccessGrant;
   messages: TokenBucket;
   bytes: TokenBucket;
+  /** Bytes received from and sent to this socket since the room last woke, for the close log. */
+  bytesIn: number;
+  bytesOut: number;
 }
+
+/** What `GET /api/docs/:name` reports. */
+export interface DocumentInfo extends StorageStats {
+  exists: boolean;
+  /** Size of the document encoded as one Yjs V1 update. */
+  encodedBytes: number;
+  sockets: number;
+  /** ISO time of the last edit, or null. */
+  lastUpdateAt: string | null;
+}
+
+/** An HTTP API outcome: the status and, for errors, `{ error, detail }`. */
+export type ApiResult<T> = { ok: true; value: T } | { ok: false; status: number; error: string; detail: string };
 
 /** Close codes the runtime reports but which must never be sent in a Close frame (RFC 6455 §7.4.1). */
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
@@ -75,16 +91,54 @@ export class Room extends DurableObject<Env> {
     }
     // Nothing is handled until the document is back from storage.
     void ctx.blockConcurrencyWhile(async () => {
-      const store = new DocumentStore(ctx.storage.sql, (body) => ctx.storage.transactionSync(body));
       const started = Date.now();
-      this.document = new RoomDocument(store, this.limits.maxDocumentBytes);
-      logEvent("load", { room: this.name, ms: Date.now() - started, bytes: store.statistics().storedBytes });
+      this.document = this.openDocument();
+      logEvent("load", { room: this.name, ms: Date.now() - started, bytes: this.document.statistics().storedBytes });
     });
   }
 
   /** Storage figures, for tests and the stats endpoint (Durable Object RPC). */
   async stats(): Promise<StorageStats> {
     return this.document.statistics();
+  }
+
+  /** `GET /api/docs/:name`. */
+  async info(): Promise<DocumentInfo> {
+    const stats = this.document.statistics();
+    const lastUpdateAt = this.document.lastUpdateAt();
+    return {
+      exists: lastUpdateAt !== null,
+      ...stats,
+      encodedBytes: this.document.encode().length,
+      sockets: this.openSockets().length,
+      lastUpdateAt: lastUpdateAt === null ? null : new Date(lastUpdateAt).toISOString(),
+    };
+  }
+
+  /** `GET /api/docs/:name/text`. */
+  async text(): Promise<string> {
+    return this.document.text();
+  }
+
+  /** `GET /api/docs/:name/update`: the document, or what a peer with `stateVector` lacks. */
+  async encodeUpdate(stateVector?: Uint8Array): Promise<ApiResult<Uint8Array>> {
+    return this.viaApi(() => this.document.encode(stateVector));
+  }
+
+  /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
+  async applyUpdate(update: Uint8Array): Promise<ApiResult<{ changed: boolean }>> {
+    return this.viaApi(() => ({ changed: this.acceptChange(this.document.apply(update, Date.now())) }));
+  }
+
+  /** `PUT /api/docs/:name/text`: replaces the text as a minimal edit, relayed live. */
+  async replaceText(text: string): Promise<ApiResult<{ changed: boolean }>> {
+    return this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now())) }));
+  }
+
+  /** `DELETE /api/docs/:name`: closes every socket with 4410 and deletes all storage. Idempotent. */
+  async destroy(): Promise<void> {
+    for (const socket of this.openSockets()) this.reject(socket, CloseCode.documentDeleted, "document deleted");
+    await this.deleteStorage("deleted");
   }
 
   /** Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync handshake. */
@@ -101,10 +155,10 @@ export class Room extends DurableObject<Env> {
     }
     const attachment: SocketAttachment = { ...grant, connectedAt: Date.now(), presence: {} };
     server.serializeAttachment(attachment);
-    this.startSession(server, attachment);
-    server.send(encodeSyncStep1(this.document.stateVector()));
+    const session = this.startSession(server, attachment);
+    this.sendTo(server, session, encodeSyncStep1(this.document.stateVector()));
     const states = this.presence.states();
-    if (states.length > 0) server.send(encodeAwareness(states));
+    if (states.length > 0) this.sendTo(server, session, encodeAwareness(states));
     logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: this.ctx.getWebSockets().length });
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -120,6 +174,7 @@ export class Room extends DurableObject<Env> {
       if (message.byteLength > this.limits.maxFrameBytes) {
         throw new ProtocolError(CloseCode.messageTooBig, `frame too large: over ${this.limits.maxFrameBytes} bytes`);
       }
+      session.bytesIn += message.byteLength;
       if (!session.messages.take(1, now) || !session.bytes.take(message.byteLength, now)) {
         throw new ProtocolError(
           CloseCode.policyViolation,
@@ -138,23 +193,30 @@ export class Room extends DurableObject<Env> {
   }
 
   async webSocketClose(socket: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
+    this.closing.add(socket);
     const attachment = readAttachment(socket);
+    const session = this.sessions.get(socket);
     logEvent("close", {
       room: this.name,
       code,
       reason,
       wasClean,
       durationMs: attachment ? Date.now() - attachment.connectedAt : undefined,
+      bytesIn: session?.bytesIn,
+      bytesOut: session?.bytesOut,
     });
     this.dropSocket(socket);
     if (!UNSENDABLE_CLOSE_CODES.has(code)) closeQuietly(socket, code, reason);
-    if (this.ctx.getWebSockets().every((other) => other === socket)) {
-      this.idleCompactionDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
+    if (this.openSockets().length === 0) {
+      const now = Date.now();
+      this.document.markActive(now);
+      this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
       await this.scheduleAlarm();
     }
   }
 
   async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
+    this.closing.add(socket);
     logEvent("socket_error", { room: this.name, error: String(error) });
     this.dropSocket(socket);
   }
@@ -167,6 +229,8 @@ export class Room extends DurableObject<Env> {
     this.alarmAt = null;
     this.idleCompactionDue = null;
     const now = Date.now();
+    const expiry = this.expiryDue();
+    if (expiry !== null && now >= expiry) return this.deleteStorage("expired");
     if (this.document.expirePending(now)) logEvent("pending_dropped", { room: this.name });
     if (this.ctx.getWebSockets().length === 0 && this.document.hasLog()) this.compact();
     const { removed, changedSockets, silentSockets } = this.presence.sweep(now);
@@ -182,32 +246,78 @@ export class Room extends DurableObject<Env> {
   private async handle(socket: WebSocket, session: Session, message: ClientMessage): Promise<void> {
     switch (message.type) {
       case "sync-step1":
-        sendQuietly(socket, encodeSyncStep2(this.document.missingFrom(message.stateVector)));
+        this.sendTo(socket, session, encodeSyncStep2(this.document.missingFrom(message.stateVector)));
         return;
       case "sync-step2":
-      case "sync-update": {
-        if (session.grant.mode === "read") return this.denyWrite(socket, message.update);
-        // Stored before it is relayed: the output gate holds the relay until the write is durable.
-        const integrated = this.document.apply(message.update, Date.now());
-        if (integrated !== null) this.broadcast(encodeSyncUpdate(integrated), socket);
-        if (this.document.needsCompaction()) this.compact();
+      case "sync-update":
+        if (session.grant.mode === "read") return this.denyWrite(socket, session, message.update);
+        this.acceptChange(this.document.apply(message.update, Date.now()), socket);
         if (this.document.pendingExpiry() !== null) await this.scheduleAlarm();
         return;
-      }
       case "awareness":
         return this.applyAwareness(socket, message.entries);
       case "query-awareness":
-        sendQuietly(socket, encodeAwareness(this.presence.states()));
+        this.sendTo(socket, session, encodeAwareness(this.presence.states()));
         return;
     }
   }
 
+  /**
+   * After the document stored a change (from a socket or the HTTP API): relay it to every
+   * other socket, and compact if the log has grown enough. The relay happens after the write,
+   * so the output gate holds it until the write is durable.
+   */
+  private acceptChange(integrated: Uint8Array | null, from?: WebSocket): boolean {
+    if (integrated === null) return false;
+    this.broadcast(encodeSyncUpdate(integrated), from);
+    if (this.document.needsCompaction()) this.compact();
+    return true;
+  }
+
+  /** Runs an HTTP API operation, turning a refusal into `{ error, detail }` with its status. */
+  private viaApi<T>(operation: () => T): ApiResult<T> {
+    try {
+      return { ok: true, value: operation() };
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      const status = error.closeCode === CloseCode.documentTooLarge ? 413 : 400;
+      return { ok: false, status, error: status === 413 ? "document_too_large" : "invalid_update", detail: error.message };
+    }
+  }
+
+  private openSockets(): WebSocket[] {
+    return this.ctx.getWebSockets().filter((socket) => !this.closing.has(socket));
+  }
+
+  /** When an idle room's storage expires (DOC_TTL_DAYS), or null when expiry is off or sockets are open. */
+  private expiryDue(): number | null {
+    const lastActivity = this.document.lastActivity();
+    if (this.limits.docTtlDays === null || lastActivity === null || this.openSockets().length > 0) return null;
+    return lastActivity + this.limits.docTtlDays * DAY_MS;
+  }
+
+  /** Deletes everything the room stores and starts over with an empty document. */
+  private async deleteStorage(why: "deleted" | "expired"): Promise<void> {
+    const bytes = this.document.statistics().storedBytes;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.alarmAt = null;
+    this.idleCompactionDue = null;
+    this.document = this.openDocument();
+    logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
+  }
+
+  private openDocument(): RoomDocument {
+    const store = new DocumentStore(this.ctx.storage.sql, (body) => this.ctx.storage.transactionSync(body));
+    return new RoomDocument(store, this.limits.maxDocumentBytes);
+  }
+
   /** A read-only socket's edit: not applied, stored or relayed; the client is told why. */
-  private denyWrite(socket: WebSocket, update: Uint8Array): void {
+  private denyWrite(socket: WebSocket, session: Session, update: Uint8Array): void {
     // A reader with nothing new answers our sync step 1 with an empty update: not an edit.
     if (RoomDocument.isEmpty(update)) return;
     logEvent("write_denied", { room: this.name, bytes: update.length });
-    sendQuietly(socket, encodePermissionDenied("read-only access: edits are not saved"));
+    this.sendTo(socket, session, encodePermissionDenied("read-only access: edits are not saved"));
   }
 
   private async applyAwareness(socket: WebSocket, entries: AwarenessEntry[]): Promise<void> {
@@ -241,15 +351,29 @@ export class Room extends DurableObject<Env> {
   private broadcast(frame: Uint8Array, except?: WebSocket): void {
     const now = Date.now();
     const expired: WebSocket[] = [];
-    for (const socket of this.ctx.getWebSockets()) {
-      if (socket === except || this.closing.has(socket)) continue;
-      if (isExpired(this.sessionOf(socket), now)) {
+    for (const socket of this.openSockets()) {
+      if (socket === except) continue;
+      const session = this.sessionOf(socket);
+      if (isExpired(session, now)) {
         expired.push(socket);
         continue;
       }
-      sendQuietly(socket, frame);
+      this.sendTo(socket, session, frame);
     }
     for (const socket of expired) this.reject(socket, CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
+  }
+
+  /**
+   * Sends, ignoring a socket the peer already closed: its close handler cleans up, and the
+   * frame being handled (or the other recipients of a broadcast) must not fail because of it.
+   */
+  private sendTo(socket: WebSocket, session: Session, frame: Uint8Array): void {
+    try {
+      socket.send(frame);
+      session.bytesOut += frame.byteLength;
+    } catch {
+      // Closed by the peer; nothing to deliver.
+    }
   }
 
   private startSession(socket: WebSocket, grant: AccessGrant): Session {
@@ -259,6 +383,8 @@ export class Room extends DurableObject<Env> {
       messages: new TokenBucket(this.limits.rateMessagesPerSecond * 2, this.limits.rateMessagesPerSecond, now),
       // A full bucket always admits one frame of the maximum size.
       bytes: new TokenBucket(Math.max(this.limits.maxFrameBytes, this.limits.rateBytesPerSecond), this.limits.rateBytesPerSecond, now),
+      bytesIn: 0,
+      bytesOut: 0,
     };
     this.sessions.set(socket, session);
     return session;
@@ -292,7 +418,7 @@ export class Room extends DurableObject<Env> {
    * everything; each run re-arms it for whatever is still due.
    */
   private async scheduleAlarm(): Promise<void> {
-    const due = earliest(this.presence.nextExpiry(), this.document.pendingExpiry(), this.idleCompactionDue);
+    const due = earliest(this.presence.nextExpiry(), this.document.pendingExpiry(), this.idleCompactionDue, this.expiryDue());
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= due) return;
@@ -317,18 +443,6 @@ function earliest(...times: (number | null)[]): number | null {
 
 function readAttachment(socket: WebSocket): SocketAttachment | null {
   return socket.deserializeAttachment() as SocketAttachment | null;
-}
-
-/**
- * Sends, ignoring a socket the peer already closed: its close handler cleans up, and the
- * frame being handled (or the other recipients of a broadcast) must not fail because of it.
- */
-function sendQuietly(socket: WebSocket, frame: Uint8Array): void {
-  try {
-    socket.send(frame);
-  } catch {
-    // Closed by the peer; nothing to deliver.
-  }
 }
 
 function closeQuietly(socket: WebSocket, code: number, reason: string): void {

@@ -2,12 +2,13 @@
  * Durable storage of one document in its Durable Object's SQLite database.
  *
  * Layout (format version {@link STORAGE_FORMAT_VERSION}):
- * - `edgedoc_meta(key, value)`: `format_version`, and `snapshot_seq`, the last log sequence
- *   number folded into the snapshot.
+ * - `edgedoc_meta(key, value)`: `format_version`; `snapshot_seq`, the last log sequence
+ *   number folded into the snapshot; `snapshot_updated_at`, when the newest update folded into
+ *   it arrived; `last_active_at`, when the last socket left (for idle expiry).
  * - `edgedoc_snapshot(part, data)`: the merged document as one Yjs V2 update, split into
  *   row-sized parts.
- * - `edgedoc_log(seq, part, data)`: every update accepted since the snapshot, as the Yjs V1
- *   update the room's document emitted, each split into row-sized parts.
+ * - `edgedoc_log(seq, part, data, at)`: every update accepted since the snapshot, as the Yjs V1
+ *   update the room's document emitted, each split into row-sized parts, with when it arrived.
  *
  * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
  * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any
@@ -50,6 +51,9 @@ export class DocumentStore {
   onCompactionStep: ((step: CompactionStep) => void) | null = null;
   private stats: StorageStats;
   private lastSeq: number;
+  /** When the newest stored update arrived (ms since the epoch), or null for an empty document. */
+  lastUpdateAt: number | null;
+  private lastActiveAt: number | null;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -57,7 +61,10 @@ export class DocumentStore {
   ) {
     this.migrate();
     this.stats = this.measure();
-    this.lastSeq = this.one<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM edgedoc_log").seq ?? this.snapshotSeq();
+    const log = this.one<{ seq: number | null; at: number | null }>("SELECT MAX(seq) AS seq, MAX(at) AS at FROM edgedoc_log");
+    this.lastSeq = log.seq ?? this.meta("snapshot_seq") ?? 0;
+    this.lastUpdateAt = log.at ?? this.meta("snapshot_updated_at");
+    this.lastActiveAt = this.meta("last_active_at");
   }
 
   /** Reads the whole document. */
@@ -80,13 +87,16 @@ export class DocumentStore {
   }
 
   /** Appends one accepted update to the log (synchronously: the caller relays only afterwards). */
-  append(update: Uint8Array): void {
+  append(update: Uint8Array, at: number): void {
     const seq = this.lastSeq + 1;
     const chunks = splitIntoChunks(update, SQLITE_CHUNK_BYTES);
     this.transaction(() => {
-      chunks.forEach((chunk, part) => this.sql.exec("INSERT INTO edgedoc_log (seq, part, data) VALUES (?, ?, ?)", seq, part, chunk));
+      chunks.forEach((chunk, part) =>
+        this.sql.exec("INSERT INTO edgedoc_log (seq, part, data, at) VALUES (?, ?, ?, ?)", seq, part, chunk, at),
+      );
     });
     this.lastSeq = seq;
+    this.lastUpdateAt = at;
     this.stats.logBytes += update.length;
     this.stats.storedBytes += update.length;
     this.stats.logRows += chunks.length;
@@ -104,9 +114,22 @@ export class DocumentStore {
       this.onCompactionStep?.("snapshot-written");
       this.sql.exec("DELETE FROM edgedoc_log WHERE seq <= ?", coveredSeq);
       this.onCompactionStep?.("log-trimmed");
-      this.sql.exec("INSERT OR REPLACE INTO edgedoc_meta (key, value) VALUES ('snapshot_seq', ?)", coveredSeq);
+      this.setMeta("snapshot_seq", coveredSeq);
+      if (this.lastUpdateAt !== null) this.setMeta("snapshot_updated_at", this.lastUpdateAt);
     });
     this.stats = this.measure();
+  }
+
+  /** Records when the last socket left, for idle expiry. */
+  markActive(at: number): void {
+    this.setMeta("last_active_at", at);
+    this.lastActiveAt = at;
+  }
+
+  /** When the document last changed or was last left by a socket, whichever is later; null if never. */
+  lastActivity(): number | null {
+    const times = [this.lastUpdateAt, this.lastActiveAt].filter((time): time is number => time !== null);
+    return times.length > 0 ? Math.max(...times) : null;
   }
 
   /** Current figures (kept in memory, so reading them costs no query). */
@@ -118,19 +141,25 @@ export class DocumentStore {
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS edgedoc_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS edgedoc_snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
-      CREATE TABLE IF NOT EXISTS edgedoc_log (seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part));
+      CREATE TABLE IF NOT EXISTS edgedoc_log (
+        seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (seq, part)
+      );
     `);
-    const stored = this.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = 'format_version'").toArray()[0]?.value;
-    if (stored === undefined) {
-      this.sql.exec("INSERT INTO edgedoc_meta (key, value) VALUES ('format_version', ?)", STORAGE_FORMAT_VERSION);
+    const stored = this.meta("format_version");
+    if (stored === null) {
+      this.setMeta("format_version", STORAGE_FORMAT_VERSION);
     } else if (stored > STORAGE_FORMAT_VERSION) {
       // Never guess at a layout we do not know: refusing to load keeps the data intact for newer code.
       throw new Error(`storage format ${stored} is newer than this code understands (${STORAGE_FORMAT_VERSION})`);
     }
   }
 
-  private snapshotSeq(): number {
-    return this.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = 'snapshot_seq'").toArray()[0]?.value ?? 0;
+  private meta(key: string): number | null {
+    return this.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+  }
+
+  private setMeta(key: string, value: number): void {
+    this.sql.exec("INSERT OR REPLACE INTO edgedoc_meta (key, value) VALUES (?, ?)", key, value);
   }
 
   private measure(): StorageStats {

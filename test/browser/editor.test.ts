@@ -2,12 +2,13 @@
  * The app in a real Chromium against a real `wrangler dev`.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import { connectProvider, disconnectProvider, textOf, waitFor } from "../node/providers";
 import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
 import { browserUnavailableReason, launchChromium } from "./chromium";
-import { connectionState, cursorLabels, editorText, eventually, openPerson, presenceNames, typeAtEnd } from "./pages";
+import { connectionState, cursorLabels, editorText, eventually, locallyStoredUpdates, openPerson, presenceNames, typeAtEnd } from "./pages";
 
 const unavailable = browserUnavailableReason();
 if (unavailable) console.warn(unavailable);
@@ -65,13 +66,15 @@ describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
   });
 
   it("offline edits are kept and merge when the connection returns", async () => {
-    const url = `${server.origin}/d/offline-${randomUUID().slice(0, 8)}`;
+    const room = `offline-${randomUUID().slice(0, 8)}`;
+    const url = `${server.origin}/d/${room}`;
     const [ada, bo] = [await openPerson(browser, url, "Ada"), await openPerson(browser, url, "Bo")];
     await typeAtEnd(ada, "start.");
     await eventually(() => editorText(bo), (text) => text === "start.", "the first edit at Bo");
 
     await bo.context().setOffline(true);
     await eventually(() => connectionState(bo), (state) => state === "offline", "Bo to show offline");
+    const storedBefore = await locallyStoredUpdates(bo, room);
     await typeAtEnd(bo, " bo-offline.");
     await typeAtEnd(ada, " ada-online.");
     await eventually(() => editorText(ada), (text) => text.includes("ada-online."), "Ada's own edit");
@@ -80,6 +83,8 @@ describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
     expect(await editorText(bo)).not.toContain("ada-online");
     expect(await bo.textContent('[data-testid="status"]')).toMatch(/unsaved changes/);
 
+    // Every keystroke is an update y-indexeddb writes asynchronously; wait until all are on disk.
+    await eventually(() => locallyStoredUpdates(bo, room), (count) => count >= storedBefore + " bo-offline.".length, "Bo's edits in IndexedDB");
     // The offline edit is in IndexedDB: it survives a reload that cannot reach the server
     // (the page's WebSocket is routed to nowhere, since a reload needs the network for the page).
     await bo.routeWebSocket(/\/ws\//, () => {});
@@ -115,6 +120,22 @@ describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
     } finally {
       disconnectProvider(provider);
     }
+  });
+
+  it("shows the document's stats and downloads it as a file named for its language", async () => {
+    const room = `info-${randomUUID().slice(0, 8)}`;
+    const ada = await openPerson(browser, `${server.origin}/d/${room}`, "Ada");
+    await typeAtEnd(ada, "# Notes worth keeping");
+    await eventually(() => connectionState(ada), (state) => state === "saved", "the server to confirm");
+    await ada.click('[data-testid="info"]');
+    const panel = ada.locator('[data-testid="info-panel"]');
+    await eventually(() => panel.innerText(), (text) => /Connections\s+1/.test(text), "the stats");
+    expect(await panel.innerText()).toMatch(/Your edits\s+saved/);
+    expect(await panel.innerText()).toMatch(/Size\s+\d+ B/);
+
+    const [download] = await Promise.all([ada.waitForEvent("download"), ada.click('[data-testid="download"]')]);
+    expect(download.suggestedFilename()).toBe(`${room}.md`);
+    expect(readFileSync((await download.path())!, "utf8")).toBe("# Notes worth keeping");
   });
 
   it("keeps the document across a restart of wrangler dev", async () => {

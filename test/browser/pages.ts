@@ -51,6 +51,25 @@ export function cursorLabels(page: Page): Promise<string[]> {
   return page.locator(".cm-ySelectionInfo").allTextContents();
 }
 
+/** How many updates y-indexeddb holds for document `name` in this page's browser context. */
+export function locallyStoredUpdates(page: Page, name: string): Promise<number> {
+  return page.evaluate(
+    (dbName) =>
+      new Promise<number>((resolve, reject) => {
+        const open = indexedDB.open(dbName);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          if (!db.objectStoreNames.contains("updates")) return resolve(0);
+          const count = db.transaction("updates").objectStore("updates").count();
+          count.onsuccess = () => resolve(count.result);
+          count.onerror = () => reject(count.error);
+        };
+      }),
+    `edgedoc:${name}`,
+  );
+}
+
 export function connectionState(page: Page): Promise<string | null> {
   return page.getAttribute('[data-testid="status"]', "data-state");
 }

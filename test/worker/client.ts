@@ -4,7 +4,7 @@
  * provider (step 1 on open, answers the server's step 1, sends its edits and its own
  * awareness) and also lets a test send raw frames.
  */
-import { SELF } from "cloudflare:test";
+import { SELF, runDurableObjectAlarm } from "cloudflare:test";
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import * as awarenessProtocol from "y-protocols/awareness";
@@ -26,6 +26,18 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = WA
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Yjs's bytes as a fetch body (Yjs types them over ArrayBufferLike; fetch wants an ArrayBuffer). */
+export const asBody = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => bytes as Uint8Array<ArrayBuffer>;
+
+/** Runs the room's alarm as soon as one is set (e.g. the idle alarm after the last socket left). */
+export async function runAlarmWhenSet(stub: DurableObjectStub, what: string, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await runDurableObjectAlarm(stub))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the alarm: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

@@ -1,4 +1,4 @@
-import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as encoding from "lib0/encoding";
 import * as Y from "yjs";
@@ -6,7 +6,7 @@ import type { Room } from "../../worker/room";
 import type { CompactionStep, DocumentStore, StorageStats } from "../../worker/storage";
 import { COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS, SQLITE_CHUNK_BYTES } from "../../worker/limits";
 import { CloseCode, SyncMessageType } from "../../worker/protocol";
-import { TestClient, roomName, syncFrame, waitFor } from "./client";
+import { TestClient, roomName, runAlarmWhenSet, syncFrame, waitFor } from "./client";
 
 const roomStub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
 
@@ -35,11 +35,7 @@ async function expectSurvivesRestart(room: string, reference: Y.Doc): Promise<vo
 /** Closes every client, then runs the room's alarm, which compacts an idle room. */
 async function compactWhenIdle(room: string, clients: TestClient[]): Promise<void> {
   for (const client of clients) client.close();
-  const deadline = Date.now() + 5_000;
-  while (!(await runDurableObjectAlarm(roomStub(room)))) {
-    if (Date.now() > deadline) throw new Error("the room never set its idle-compaction alarm");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await runAlarmWhenSet(roomStub(room), "idle compaction");
 }
 
 /** Polls the room's storage figures until `check` holds. */

@@ -1,0 +1,101 @@
+/**
+ * The documents HTTP API, for servers: backups, search indexing, bots, imports. Each route is
+ * answered by the document's room through Durable Object RPC. Reads need a read token, writes
+ * a write token (when AUTH_SECRET is set); errors are JSON `{ error, detail }`.
+ */
+import { Hono, type Context } from "hono";
+import type { AccessGrant } from "./access";
+import { authorize } from "./auth";
+import { roomLimits } from "./config";
+import { logEvent } from "./log";
+import { DOCUMENT_NAME_RULE, isValidDocumentName } from "./names";
+import type { ApiResult, Room } from "./room";
+import { TokenRefused } from "./tokens";
+
+type ApiEnv = { Bindings: Env; Variables: { grant: AccessGrant; room: DurableObjectStub<Room> } };
+
+export const api = new Hono<ApiEnv>();
+
+function failure(c: Context<ApiEnv>, status: number, error: string, detail: string): Response {
+  return c.json({ error, detail }, status as 400);
+}
+
+// Every document route: log the call (never the query string: it may carry a token), check
+// the name and the token, and find the room.
+api.use("/docs/:name/*", async (c, next) => {
+  const started = Date.now();
+  const name = c.req.param("name");
+  await next();
+  logEvent("api", { method: c.req.method, room: name, path: new URL(c.req.url).pathname, status: c.res.status, ms: Date.now() - started });
+});
+api.use("/docs/:name/*", async (c, next) => {
+  const name = c.req.param("name");
+  if (!isValidDocumentName(name)) return failure(c, 400, "invalid_name", `use ${DOCUMENT_NAME_RULE}`);
+  const grant = await authorize(c.req.raw, c.env, name);
+  if (grant instanceof TokenRefused) return failure(c, grant.status, grant.status === 401 ? "unauthorized" : "forbidden", grant.message);
+  if (c.req.method !== "GET" && grant.mode !== "write") return failure(c, 403, "forbidden", "this token is read-only");
+  c.set("grant", grant);
+  c.set("room", c.env.ROOM.get(c.env.ROOM.idFromName(name)));
+  await next();
+});
+
+/** The request body, refused past the same size limit as a WebSocket frame. */
+async function body(c: Context<ApiEnv>): Promise<Uint8Array | Response> {
+  const limit = roomLimits(c.env).maxFrameBytes;
+  if (Number(c.req.header("Content-Length") ?? 0) > limit) return failure(c, 413, "too_large", `body over ${limit} bytes`);
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  if (bytes.length > limit) return failure(c, 413, "too_large", `body over ${limit} bytes`);
+  return bytes;
+}
+
+function answer<T>(c: Context<ApiEnv>, result: ApiResult<T>, ok: (value: T) => Response): Response {
+  return result.ok ? ok(result.value) : failure(c, result.status, result.error, result.detail);
+}
+
+// What the room holds: sizes, sockets, last edit.
+api.get("/docs/:name", async (c) => c.json(await c.var.room.info()));
+
+// The editor's text.
+api.get("/docs/:name/text", async (c) => c.text(await c.var.room.text()));
+
+// The document as a binary Yjs update; with ?since=<base64url state vector>, only what that state lacks.
+api.get("/docs/:name/update", async (c) => {
+  const since = c.req.query("since");
+  const stateVector = since === undefined ? undefined : fromBase64Url(since);
+  if (stateVector === null) return failure(c, 400, "invalid_state_vector", "since must be a base64url-encoded Yjs state vector");
+  return answer(c, await c.var.room.encodeUpdate(stateVector), (update) =>
+    // RPC hands us a fresh array over an ordinary ArrayBuffer.
+    c.body(update as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "application/octet-stream" }),
+  );
+});
+
+// Apply a binary Yjs update: validated, stored and relayed live like any client edit.
+api.post("/docs/:name/update", async (c) => {
+  const update = await body(c);
+  if (update instanceof Response) return update;
+  return answer(c, await c.var.room.applyUpdate(update), (result) => c.json(result));
+});
+
+// Replace the text with the body as a minimal edit, so connected editors keep their cursors.
+api.put("/docs/:name/text", async (c) => {
+  const bytes = await body(c);
+  if (bytes instanceof Response) return bytes;
+  return answer(c, await c.var.room.replaceText(new TextDecoder().decode(bytes)), (result) => c.json(result));
+});
+
+// Close the room's sockets (4410) and delete its storage. Deleting a missing document is fine.
+api.delete("/docs/:name", async (c) => {
+  await c.var.room.destroy();
+  return c.body(null, 204);
+});
+
+api.all("*", (c) => failure(c, 404, "not_found", "no such API route"));
+
+function fromBase64Url(text: string): Uint8Array | null {
+  try {
+    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+    return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
