@@ -54,7 +54,7 @@ export async function measureColdLoad({ copies = 1, restarts = 3 } = {}): Promis
     const coldLoadMs: number[] = [];
     for (let i = 0; i < restarts; i++) {
       await server.stop();
-      server = await startDevServer(server.persistDir);
+      server = await startDevServer({ persistDir: server.persistDir });
       const started = performance.now();
       const fresh = connectProvider(server, room);
       await synced(fresh, () => expected(fresh.doc));

@@ -97,7 +97,7 @@ export class Room extends DurableObject<Env> {
     });
   }
 
-  /** Storage figures, for tests and the stats endpoint (Durable Object RPC). */
+  /** Storage figures (Durable Object RPC), cheap to read: tests watch them; `info()` adds to them. */
   async stats(): Promise<StorageStats> {
     return this.document.statistics();
   }
@@ -127,7 +127,10 @@ export class Room extends DurableObject<Env> {
 
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
   async applyUpdate(update: Uint8Array): Promise<ApiResult<{ changed: boolean }>> {
-    return this.viaApi(() => ({ changed: this.acceptChange(this.document.apply(update, Date.now())) }));
+    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.apply(update, Date.now())) }));
+    // An update with missing dependencies waits; the alarm drops it if they never come.
+    if (this.document.pendingExpiry() !== null) await this.scheduleAlarm();
+    return result;
   }
 
   /** `PUT /api/docs/:name/text`: replaces the text as a minimal edit, relayed live. */

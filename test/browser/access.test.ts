@@ -28,7 +28,7 @@ describe.skipIf(unavailable !== null)("share links with tokens", () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(undefined, { AUTH_SECRET }), launchChromium()]);
+    [server, browser] = await Promise.all([startDevServer({ vars: { AUTH_SECRET } }), launchChromium()]);
   });
 
   afterAll(async () => {

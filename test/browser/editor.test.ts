@@ -145,7 +145,7 @@ describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
     await eventually(() => connectionState(ada), (state) => state === "saved", "the server to confirm");
     await ada.context().close();
     await server.stop();
-    server = await startDevServer(server.persistDir);
+    server = await startDevServer({ persistDir: server.persistDir });
     // A new browser context has no IndexedDB copy: the text can only come from the server.
     const bo = await openPerson(browser, url.replace(/:\d+\//, `:${new URL(server.origin).port}/`), "Bo");
     await eventually(() => editorText(bo), (text) => text === "survives restarts", "the text after the restart");

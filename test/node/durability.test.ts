@@ -34,7 +34,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
     const mustSurvive = new Set<string>();
 
     for (const [round, threshold] of killAfterSeen.entries()) {
-      const server = await startDevServer(persistDir);
+      const server = await startDevServer({ persistDir });
       open.servers.push(server);
       const [a, b] = [connect(server, room), connect(server, room)];
       await waitFor(() => a.synced && b.synced, `round ${round}: both providers to sync`);
@@ -59,7 +59,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
       for (const provider of open.providers.splice(0)) disconnectProvider(provider);
       open.servers.splice(0);
 
-      const restarted = await startDevServer(persistDir);
+      const restarted = await startDevServer({ persistDir });
       open.servers.push(restarted);
       const fresh = connect(restarted, room);
       await waitFor(() => fresh.synced, `round ${round}: a fresh client to sync after the restart`);

@@ -13,6 +13,8 @@ const STARTUP_TIMEOUT_MS = 60_000;
 export interface DevServer {
   /** http://127.0.0.1:PORT */
   origin: string;
+  /** The wrangler process (its process group holds workerd). */
+  pid: number;
   /** ws://127.0.0.1:PORT/ws, the serverUrl for y-websocket's WebsocketProvider. */
   wsUrl: string;
   persistDir: string;
@@ -41,8 +43,17 @@ export function removePersistDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Starts `wrangler dev`; `vars` override wrangler.toml vars and secrets (e.g. AUTH_SECRET). */
-export async function startDevServer(persistDir = newPersistDir(), vars: Record<string, string> = {}): Promise<DevServer> {
+export interface DevServerOptions {
+  /** Storage directory; reuse one to restart a server with its data. Default: a new temporary one. */
+  persistDir?: string;
+  /** Overrides for wrangler.toml vars and secrets (e.g. AUTH_SECRET). */
+  vars?: Record<string, string>;
+  /** Another wrangler config (the benchmark's adds relay objects). Default: wrangler.toml. */
+  config?: string;
+}
+
+/** Starts `wrangler dev` and waits until it answers /healthz. */
+export async function startDevServer({ persistDir = newPersistDir(), vars = {}, config }: DevServerOptions = {}): Promise<DevServer> {
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const args = [
     "node_modules/wrangler/bin/wrangler.js",
@@ -54,6 +65,7 @@ export async function startDevServer(persistDir = newPersistDir(), vars: Record<
     "--show-interactive-dev-session=false",
     "--log-level=log",
     ...Object.entries(vars).map(([name, value]) => `--var=${name}:${value}`),
+    ...(config ? [`--config=${config}`] : []),
   ];
   // process.execPath is the Node 22 from node_modules/.bin that npm scripts run on.
   // Its own process group, so that stopping it also stops the workerd it spawns: a SIGKILL
@@ -70,6 +82,7 @@ export async function startDevServer(persistDir = newPersistDir(), vars: Record<
   await waitUntilHealthy(origin, child, () => output);
   return {
     origin,
+    pid: child.pid!,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     persistDir,
     output: () => output,
