@@ -8,8 +8,11 @@ import { execFileSync } from "node:child_process";
 import { WebSocket } from "ws";
 import { removePersistDir, startDevServer, type DevServer } from "../test/node/wrangler.ts";
 
-/** Local workerd evicts an idle object after about 10 s; wait a little longer before reading. */
-const HIBERNATE_AFTER_MS = 12_000;
+/**
+ * Local workerd evicts an object about 10 s after its last event. The room's idle alarm (5 s
+ * after the last socket leaves) can be that last event, so wait for both.
+ */
+const HIBERNATE_AFTER_MS = 20_000;
 /** How long to wait for the room's `load` log line after poking it. */
 const WAKE_TIMEOUT_MS = 5_000;
 

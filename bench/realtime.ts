@@ -197,12 +197,12 @@ export async function measureLatency(
   };
 }
 
-/** Raises the offered rate step by step until p99 passes 100 ms or receivers fall behind. */
+/** Raises the offered rate step by step (in steps of at most 1.5x) until p99 passes 100 ms or receivers fall behind. */
 export async function measureThroughput(
   target: Target,
   trace: ReturnType<typeof traceFrames>,
   clients: number,
-  { rates = [250, 500, 1000, 2000, 4000, 8000], seconds = 2 } = {},
+  { rates = [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds = 2 } = {},
 ): Promise<ThroughputResult> {
   const steps: ThroughputStep[] = [];
   for (const rate of rates) {

@@ -4,7 +4,7 @@
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
-import { accessFromLocation } from "./access";
+import { accessFromLocation, type LinkAccess } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
 import { awarenessUser, loadIdentity, saveIdentity } from "./identity";
 import { downloadText, showInfo } from "./info";
@@ -31,8 +31,18 @@ function start(): void {
   const provider = new WebsocketProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc, {
     params: access.token ? { token: access.token } : {},
   });
-  const { awareness } = provider;
 
+  wireIdentity(provider);
+  const language = wireEditorAndLanguage(provider, access.mode === "read");
+  const state = wireStatus(provider, access);
+  const showPresence = () => renderPresence(element("presence"), provider.awareness.getStates(), doc.clientID);
+  provider.awareness.on("change", showPresence);
+  showPresence();
+  wireHeaderButtons(name, access, state, language);
+}
+
+/** Your name and colour: editable, remembered in this browser, shown to the others. */
+function wireIdentity({ awareness }: WebsocketProvider): void {
   const identity = loadIdentity(localStorage);
   awareness.setLocalStateField("user", awarenessUser(identity));
   const nameInput = element<HTMLInputElement>("my-name");
@@ -46,18 +56,20 @@ function start(): void {
   };
   nameInput.addEventListener("change", updateIdentity);
   colorInput.addEventListener("input", updateIdentity);
+}
 
+/** The editor, and the language picker; returns a reader of the current language. */
+function wireEditorAndLanguage({ doc, awareness }: WebsocketProvider, readOnly: boolean): () => Language {
   // The language is part of the document, so everyone sees the same highlighting.
   const settings = doc.getMap<string>("settings");
-  // By tag name: the page has one <select>, and workers-types' global Element (HTMLRewriter)
-  // clashes with HTMLSelectElement in a generic lookup under our single tsconfig.
-  const languageSelect = document.querySelector("select")!;
   const currentLanguage = (): Language => {
     const stored = settings.get("language");
     return isLanguage(stored) ? stored : "markdown";
   };
-  const readOnly = access.mode === "read";
   const editor = createEditor(element("editor"), doc.getText("codemirror"), awareness, currentLanguage(), readOnly);
+  // By tag name: the page has one <select>, and workers-types' global Element (HTMLRewriter)
+  // clashes with HTMLSelectElement in a generic lookup under our single tsconfig.
+  const languageSelect = document.querySelector("select")!;
   languageSelect.value = currentLanguage();
   languageSelect.disabled = readOnly;
   languageSelect.addEventListener("change", () => settings.set("language", languageSelect.value));
@@ -65,15 +77,20 @@ function start(): void {
     languageSelect.value = currentLanguage();
     editor.setLanguage(currentLanguage());
   });
+  return currentLanguage;
+}
 
+/** Connection, save and access state, kept current in the header. */
+function wireStatus(provider: WebsocketProvider, access: LinkAccess): ConnectionState {
   const state: ConnectionState = {
     online: navigator.onLine,
     status: "connecting",
     synced: false,
     unconfirmed: false,
-    readOnly,
+    readOnly: access.mode === "read",
     stoppedReason: access.expiresAt !== null && access.expiresAt <= Date.now() ? "this link has expired" : null,
   };
+  const showStatus = () => renderStatus(element("status"), state);
   if (state.stoppedReason) provider.disconnect();
   // The server closes with 4400-4499 when reconnecting cannot help (expired link, document
   // too large); the provider then stops and tells us why.
@@ -81,7 +98,6 @@ function start(): void {
     state.stoppedReason = reason || "the server ended the session";
     showStatus();
   });
-  const showStatus = () => renderStatus(element("status"), state);
   provider.on("status", ({ status }) => {
     state.status = status;
     showStatus();
@@ -102,21 +118,21 @@ function start(): void {
   });
   window.addEventListener("online", () => {
     state.online = true;
-    provider.connect();
+    if (!state.stoppedReason) provider.connect();
     showStatus();
   });
   showStatus();
+  return state;
+}
 
-  const showPresence = () => renderPresence(element("presence"), awareness.getStates(), doc.clientID);
-  awareness.on("change", showPresence);
-  showPresence();
-
+/** Copy link, Download and the Info panel. */
+function wireHeaderButtons(name: string, access: LinkAccess, state: ConnectionState, language: () => Language): void {
   const infoPanel = element("info-panel");
-  infoPanel.parentElement!.addEventListener("toggle", () => {
-    if ((infoPanel.parentElement as HTMLDetailsElement).open) void showInfo(infoPanel, name, access.token, state.unconfirmed);
+  const details = infoPanel.parentElement as HTMLDetailsElement;
+  details.addEventListener("toggle", () => {
+    if (details.open) void showInfo(infoPanel, name, access.token, state.unconfirmed);
   });
-  element<HTMLButtonElement>("download").addEventListener("click", () => void downloadText(name, access.token, currentLanguage()));
-
+  element<HTMLButtonElement>("download").addEventListener("click", () => void downloadText(name, access.token, language()));
   element<HTMLButtonElement>("copy-link").addEventListener("click", async (event) => {
     const button = event.currentTarget as HTMLButtonElement;
     await navigator.clipboard.writeText(location.href).then(

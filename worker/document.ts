@@ -142,7 +142,7 @@ export class RoomDocument {
     return { bytesBefore, bytesAfter: this.store.statistics().storedBytes, ms: Date.now() - started };
   }
 
-  statistics(): StorageStats {
+  statistics(): Readonly<StorageStats> {
     return this.store.statistics();
   }
 

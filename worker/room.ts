@@ -99,7 +99,7 @@ export class Room extends DurableObject<Env> {
 
   /** Storage figures (Durable Object RPC), cheap to read: tests watch them; `info()` adds to them. */
   async stats(): Promise<StorageStats> {
-    return this.document.statistics();
+    return { ...this.document.statistics() };
   }
 
   /** `GET /api/docs/:name`. */

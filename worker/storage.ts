@@ -132,9 +132,9 @@ export class DocumentStore {
     return times.length > 0 ? Math.max(...times) : null;
   }
 
-  /** Current figures (kept in memory, so reading them costs no query). */
-  statistics(): StorageStats {
-    return { ...this.stats };
+  /** Current figures, kept in memory so that reading them (on every update) costs no query. */
+  statistics(): Readonly<StorageStats> {
+    return this.stats;
   }
 
   private migrate(): void {
