@@ -10,8 +10,18 @@
  *   socket controls are dropped. Stock providers re-broadcast every state they receive, so such
  *   entries are normal traffic, not an attack, and the socket is not closed for them.
  * - Closing a socket removes exactly its IDs.
+ * - Cost: entries are taken one at a time and checked against the socket's byte budget before
+ *   their JSON is decoded, and entries that would be dropped are never decoded, so a frame of
+ *   millions of entries costs time linear in its size and memory bounded by the budget.
  */
-import { AWARENESS_TIMEOUT_MS, CloseCode, ProtocolError, type AwarenessEntry } from "./protocol";
+import {
+  AWARENESS_TIMEOUT_MS,
+  CloseCode,
+  ProtocolError,
+  decodeAwarenessState,
+  type AwarenessEntry,
+  type WireAwarenessEntry,
+} from "./protocol";
 import { MAX_PRESENCE_BYTES_PER_SOCKET, MAX_PRESENCE_TOMBSTONES, PRESENCE_ENTRY_OVERHEAD_BYTES } from "./limits";
 
 /** One client's latest awareness state as the room holds it. */
@@ -26,12 +36,10 @@ export interface PresenceRecord {
 /** The presence one socket controls, keyed by client ID; kept in the socket's attachment. */
 export type SocketPresence = Record<number, PresenceRecord>;
 
-/** What a sweep found: removals to announce, sockets that lost clients, and those now silent. */
+/** What a sweep found: removals to announce, and the sockets that lost clients. */
 export interface SweepResult<Socket> {
   removed: AwarenessEntry[];
   changedSockets: Socket[];
-  /** Sockets all of whose clients timed out: the peer vanished without a close. */
-  silentSockets: Socket[];
 }
 
 export class PresenceRegistry<Socket> {
@@ -57,40 +65,47 @@ export class PresenceRegistry<Socket> {
   /**
    * Applies an awareness update sent by `socket` and returns the entries that changed
    * presence, to be relayed. Throws {@link ProtocolError} (and changes nothing) when the
-   * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}.
+   * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}, or when an entry (or
+   * the rest of the update) does not decode.
    */
-  apply(socket: Socket, entries: readonly AwarenessEntry[], now: number): AwarenessEntry[] {
+  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number): AwarenessEntry[] {
     const held = new Map(this.bySocket.get(socket));
-    const changes: AwarenessEntry[] = [];
+    let heldBytes = presenceBytes(held);
+    // Keyed by client ID: an update naming one client many times changes it once.
+    const changes = new Map<number, AwarenessEntry>();
     for (const entry of entries) {
       const owner = this.owners.get(entry.clientId);
       if (owner !== undefined && owner !== socket) continue;
       const current = held.get(entry.clientId);
-      if (entry.state === null) {
-        if (current !== undefined && entry.clock >= current.clock) {
-          held.delete(entry.clientId);
-          changes.push(entry);
-        }
-        continue;
-      }
       const floor = current?.clock ?? (this.removedClocks.get(entry.clientId) ?? 0) - 1;
-      if (entry.clock > floor) {
-        held.set(entry.clientId, { clock: entry.clock, state: entry.state, lastSeen: now });
-        changes.push(entry);
+      // A removal may repeat the current clock; a state must be newer. Either way, nothing
+      // older than the floor is decoded.
+      if (entry.clock < floor || (entry.clock === floor && current === undefined)) continue;
+      const afterBytes = heldBytes - (current ? recordBytes(current.state) : 0) + entry.state.length + PRESENCE_ENTRY_OVERHEAD_BYTES;
+      if (afterBytes > MAX_PRESENCE_BYTES_PER_SOCKET) {
+        throw new ProtocolError(
+          CloseCode.messageTooBig,
+          `awareness state too large: over ${MAX_PRESENCE_BYTES_PER_SOCKET} bytes per connection`,
+        );
       }
+      const state = decodeAwarenessState(entry.state);
+      if (state === null) {
+        if (current === undefined) continue;
+        held.delete(entry.clientId);
+        heldBytes -= recordBytes(current.state);
+      } else {
+        if (entry.clock === floor) continue;
+        held.set(entry.clientId, { clock: entry.clock, state, lastSeen: now });
+        heldBytes = afterBytes;
+      }
+      changes.set(entry.clientId, { clientId: entry.clientId, clock: entry.clock, state });
     }
-    if (presenceBytes(held) > MAX_PRESENCE_BYTES_PER_SOCKET) {
-      throw new ProtocolError(
-        CloseCode.messageTooBig,
-        `awareness state too large: over ${MAX_PRESENCE_BYTES_PER_SOCKET} bytes per connection`,
-      );
-    }
-    for (const { clientId, clock, state } of changes) {
+    for (const { clientId, clock, state } of changes.values()) {
       if (state === null) this.forget(clientId, clock);
       else this.owners.set(clientId, socket);
     }
     this.bySocket.set(socket, held);
-    return changes;
+    return [...changes.values()];
   }
 
   /** Removes everything `socket` controls; returns the removals to announce. */
@@ -108,7 +123,7 @@ export class PresenceRegistry<Socket> {
 
   /** Removes clients not renewed within {@link AWARENESS_TIMEOUT_MS}. */
   sweep(now: number): SweepResult<Socket> {
-    const result: SweepResult<Socket> = { removed: [], changedSockets: [], silentSockets: [] };
+    const result: SweepResult<Socket> = { removed: [], changedSockets: [] };
     for (const [socket, held] of this.bySocket) {
       const before = held.size;
       for (const [clientId, record] of held) {
@@ -117,9 +132,7 @@ export class PresenceRegistry<Socket> {
         this.forget(clientId, record.clock);
         result.removed.push({ clientId, clock: record.clock, state: null });
       }
-      if (held.size === before) continue;
-      result.changedSockets.push(socket);
-      if (held.size === 0) result.silentSockets.push(socket);
+      if (held.size !== before) result.changedSockets.push(socket);
     }
     return result;
   }
@@ -160,6 +173,15 @@ export class PresenceRegistry<Socket> {
 
 function presenceBytes(held: Map<number, PresenceRecord>): number {
   let bytes = 0;
-  for (const { state } of held.values()) bytes += state.length + PRESENCE_ENTRY_OVERHEAD_BYTES;
+  for (const { state } of held.values()) bytes += recordBytes(state);
   return bytes;
+}
+
+/** What a held state counts against the budget: its JSON's UTF-8 bytes plus the entry overhead. */
+function recordBytes(state: string): number {
+  return utf8Length(state) + PRESENCE_ENTRY_OVERHEAD_BYTES;
+}
+
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
 }

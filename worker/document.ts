@@ -6,14 +6,25 @@
  * - An update is stored before `apply` returns, so the room relays only what is on disk
  *   (the Durable Object output gate then holds outgoing frames until the write is durable).
  * - Only what the document integrated is stored and relayed, never a client's raw bytes.
- * - Updates waiting for missing dependencies stay in memory only, bounded in bytes and time,
- *   and are excluded from everything encoded (sync answers and snapshots alike).
+ * - Updates waiting for missing dependencies stay in memory only, bounded in bytes, delete
+ *   ranges and time, and are excluded from everything encoded (sync answers and snapshots alike).
+ * - Every input is measured before it is spent on: an update's new items against
+ *   {@link MAX_DOCUMENT_ITEMS} and its waiting deletions against
+ *   {@link MAX_PENDING_DELETE_RANGES}; a state vector only as far as it names our clients.
  */
-import diff from "fast-diff";
+import * as decoding from "lib0/decoding";
 import * as Y from "yjs";
-import { COMPACT_LOG_BYTES, COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS } from "./limits";
+import {
+  COMPACT_LOG_BYTES,
+  COMPACT_LOG_UPDATES,
+  MAX_DOCUMENT_ITEMS,
+  MAX_PENDING_DELETE_RANGES,
+  MAX_PENDING_UPDATE_BYTES,
+  PENDING_UPDATE_TTL_MS,
+} from "./limits";
 import { CloseCode, ProtocolError } from "./protocol";
 import type { DocumentStore, StorageStats } from "./storage";
+import { boundedTextEdits } from "./text-diff";
 import { checkUpdateStructure } from "./update-check";
 
 /** What a compaction did, for logs and tests. */
@@ -27,12 +38,19 @@ export class RoomDocument {
   private doc: Y.Doc;
   /** When updates first started waiting for missing dependencies, or null when none wait. */
   private pendingSince: number | null = null;
+  /** At most how many delete ranges wait (the sum over waiting updates; reset when none wait). */
+  private pendingDeleteRanges = 0;
+  /** Items (structs) the document holds, recounted after every change. */
+  private items: number;
+  /** Size of the document encoded as one V1 update, computed when first asked after a change. */
+  private encodedBytes: number | null = null;
 
   constructor(
     private readonly store: DocumentStore,
     private readonly maxDocumentBytes: number,
   ) {
     this.doc = loadDocument(store);
+    this.items = countItems(this.doc);
   }
 
   /** The document's state vector, for sync step 1. Pending updates are not part of it. */
@@ -42,11 +60,32 @@ export class RoomDocument {
 
   /** What a peer with `stateVector` lacks, for sync step 2. */
   missingFrom(stateVector: Uint8Array): Uint8Array {
+    const known = Y.encodeStateVector(this.knownPartOf(stateVector));
+    return this.withoutPending(() => Y.encodeStateAsUpdate(this.doc, known));
+  }
+
+  /**
+   * The entries of an encoded state vector for clients this document has; the others cannot
+   * change the answer. Read one at a time, so a vector listing millions of clients costs time
+   * linear in its size and memory bounded by the document (Yjs would decode it whole).
+   */
+  private knownPartOf(stateVector: Uint8Array): Map<number, number> {
+    const known = new Map<number, number>();
     try {
-      return this.withoutPending(() => Y.encodeStateAsUpdate(this.doc, stateVector));
+      const decoder = decoding.createDecoder(stateVector);
+      const count = decoding.readVarUint(decoder);
+      // Each entry takes at least two bytes.
+      if (count > stateVector.length / 2) throw new RangeError("count exceeds the state vector");
+      for (let i = 0; i < count; i++) {
+        const client = decoding.readVarUint(decoder);
+        const clock = decoding.readVarUint(decoder);
+        if (this.doc.store.clients.has(client)) known.set(client, clock);
+      }
+      if (decoding.hasContent(decoder)) throw new RangeError("trailing bytes");
     } catch {
       throw new ProtocolError(CloseCode.invalidPayload, "invalid state vector");
     }
+    return known;
   }
 
   /** The text the editor shows: the `Y.Text` named "codemirror" (y-codemirror.next's convention). */
@@ -59,61 +98,102 @@ export class RoomDocument {
     return stateVector === undefined ? this.withoutPending(() => Y.encodeStateAsUpdate(this.doc)) : this.missingFrom(stateVector);
   }
 
+  /** Size of {@link encode}'s whole-document answer, encoded only once per change. */
+  encodedSize(): number {
+    this.encodedBytes ??= this.encode().length;
+    return this.encodedBytes;
+  }
+
+  /** How many items (structs) the document holds; see {@link MAX_DOCUMENT_ITEMS}. */
+  itemCount(): number {
+    return this.items;
+  }
+
   /**
    * Applies a client's update and stores what the document integrated. Returns that update
    * (to relay), or null when nothing new was integrated. Throws {@link ProtocolError} when the
    * update is refused; then nothing was stored and the document is as before.
    */
   apply(update: Uint8Array, now: number): Uint8Array | null {
-    checkUpdateStructure(update);
-    this.refuseIfTooLarge(update.length);
-    const integrated = this.commit(now, () => {
+    const shape = checkUpdateStructure(update, (client) => Y.getState(this.doc.store, client));
+    this.refuseIfTooLarge(update.length, shape.newStructs);
+    if (this.pendingDeleteRanges + shape.waitingDeleteRanges > MAX_PENDING_DELETE_RANGES) {
+      throw new ProtocolError(
+        CloseCode.policyViolation,
+        `updates with missing dependencies over ${MAX_PENDING_DELETE_RANGES} delete ranges`,
+      );
+    }
+    const { pendingStructs, pendingDs } = this.doc.store;
+    const integrated = this.commit(now, (integratedSoFar) => {
       try {
         Y.applyUpdate(this.doc, update);
       } catch {
-        // Yjs may have integrated part of the update before failing; the stored document is
-        // the truth, so go back to it rather than keep a half-applied state in memory.
-        this.reload();
+        // Yjs emits what it integrated even when it throws (its transaction cleans up in a
+        // `finally`). Nothing integrated: the document is as before but for what was set
+        // waiting, which is put back at no cost. Part integrated: the stored document is the
+        // truth, so go back to it (a reload; readers never get here, their updates are not applied).
+        if (integratedSoFar()) {
+          this.reload();
+        } else {
+          this.doc.store.pendingStructs = pendingStructs;
+          this.doc.store.pendingDs = pendingDs;
+        }
         throw new ProtocolError(CloseCode.invalidPayload, "invalid update: Yjs could not decode it");
       }
     });
+    this.pendingDeleteRanges = this.doc.store.pendingDs === null ? 0 : this.pendingDeleteRanges + shape.waitingDeleteRanges;
     this.boundPending(now);
     return integrated;
   }
 
   /**
-   * Replaces the text with `next` as a minimal edit (a character diff applied in one
-   * transaction), so the unchanged parts keep their identity and collaborators' cursors in
-   * them stay put. Returns the update to relay, or null when the text was already `next`.
+   * Replaces the text with `next` as a small edit (a diff bounded by the work it may do,
+   * applied in one transaction), so the unchanged parts keep their identity and collaborators'
+   * cursors in them stay put. Returns the update to relay, or null when the text was already `next`.
    */
   replaceText(next: string, now: number): Uint8Array | null {
-    this.refuseIfTooLarge(next.length * 3);
     const text = this.doc.getText("codemirror");
+    const edits = boundedTextEdits(text.toString(), next);
+    // Each insert is one new item; inserts and deletes may each split existing items.
+    this.refuseIfTooLarge(next.length * 3, edits.length);
     return this.commit(now, () =>
       this.doc.transact(() => {
         let index = 0;
-        for (const [operation, chunk] of diff(text.toString(), next)) {
-          if (operation === diff.DELETE) text.delete(index, chunk.length);
-          else if (operation === diff.INSERT) text.insert(index, chunk);
-          if (operation !== diff.DELETE) index += chunk.length;
+        for (const edit of edits) {
+          if ("retain" in edit) {
+            index += edit.retain;
+          } else if ("delete" in edit) {
+            text.delete(index, edit.delete);
+          } else {
+            text.insert(index, edit.insert);
+            index += edit.insert.length;
+          }
         }
       }),
     );
   }
 
-  /** Runs `change` and stores the update the document emits for it; returns that update or null. */
-  private commit(now: number, change: () => void): Uint8Array | null {
+  /**
+   * Runs `change` and stores the update the document emits for it; returns that update or
+   * null. `change` may ask whether anything was integrated so far (to recover from a failure).
+   */
+  private commit(now: number, change: (integratedSoFar: () => boolean) => void): Uint8Array | null {
     let integrated: Uint8Array | null = null;
     const capture = (emitted: Uint8Array) => {
       integrated = emitted;
     };
-    this.doc.on("update", capture);
+    // The document this change runs on: a failed change may replace `this.doc` (reload).
+    const doc = this.doc;
+    doc.on("update", capture);
     try {
-      change();
+      change(() => integrated !== null);
     } finally {
-      this.doc.off("update", capture);
+      doc.off("update", capture);
     }
-    if (integrated !== null) this.store.append(integrated, now);
+    if (integrated === null) return null;
+    this.store.append(integrated, now);
+    this.items = countItems(this.doc);
+    this.encodedBytes = null;
     return integrated;
   }
 
@@ -174,7 +254,14 @@ export class RoomDocument {
     return true;
   }
 
-  private refuseIfTooLarge(incomingBytes: number): void {
+  /**
+   * Refuses (4413) a change of `incomingBytes` adding `newItems` items that could take the
+   * document past its byte or item limit. Each new item may split up to two existing ones.
+   */
+  private refuseIfTooLarge(incomingBytes: number, newItems: number): void {
+    if (this.items + 3 * newItems > MAX_DOCUMENT_ITEMS) {
+      throw new ProtocolError(CloseCode.documentTooLarge, `document too large: over ${MAX_DOCUMENT_ITEMS} items`);
+    }
     if (this.store.statistics().storedBytes + incomingBytes <= this.maxDocumentBytes) return;
     // The log may hold much that a snapshot folds away (deletions, overwritten text).
     if (this.hasLog()) this.compact();
@@ -205,6 +292,7 @@ export class RoomDocument {
     this.doc.store.pendingStructs = null;
     this.doc.store.pendingDs = null;
     this.pendingSince = null;
+    this.pendingDeleteRanges = 0;
   }
 
   /**
@@ -227,6 +315,9 @@ export class RoomDocument {
     this.doc.destroy();
     this.doc = loadDocument(this.store);
     this.pendingSince = null;
+    this.pendingDeleteRanges = 0;
+    this.items = countItems(this.doc);
+    this.encodedBytes = null;
   }
 }
 
@@ -239,6 +330,12 @@ function loadDocument(store: DocumentStore): Y.Doc {
     for (const update of updates) Y.applyUpdate(doc, update);
   });
   return doc;
+}
+
+function countItems(doc: Y.Doc): number {
+  let items = 0;
+  for (const structs of doc.store.clients.values()) items += structs.length;
+  return items;
 }
 
 function pendingBytes(doc: Y.Doc): number {

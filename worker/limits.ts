@@ -46,7 +46,11 @@ export const PLATFORM_ATTACHMENT_LIMIT = 16 * 1024;
  */
 export const MAX_PRESENCE_BYTES_PER_SOCKET = 8 * 1024;
 
-/** Overhead we charge per awareness entry on top of its JSON, so many tiny states also count. */
+/**
+ * Overhead we charge per awareness entry on top of its JSON (counted in UTF-8 bytes, which
+ * bound the attachment's serialized size: V8 stores a string as Latin-1 or UTF-16, never
+ * larger than its UTF-8), so many tiny states also count.
+ */
 export const PRESENCE_ENTRY_OVERHEAD_BYTES = 32;
 
 /** How many removed awareness clocks the room remembers to refuse stale resurrections. */
@@ -79,5 +83,69 @@ export const IDLE_COMPACTION_DELAY_MS = 5_000;
  */
 export const PENDING_UPDATE_TTL_MS = 60_000;
 export const MAX_PENDING_UPDATE_BYTES = 1024 * 1024;
+/**
+ * Yjs re-reads every waiting delete set on each later update, so waiting deletions are bounded
+ * by ranges, which is what that re-read costs, not by bytes: Yjs's V2 encoding run-length
+ * compresses regular ranges, so a few bytes can hold many.
+ */
+export const MAX_PENDING_DELETE_RANGES = 10_000;
+
+/**
+ * Heap one Yjs item takes once loaded: 210-245 bytes, measured in Node 22 with yjs 13.6
+ * (unmergeable one-character items, live and deleted). A byte limit alone does not bound
+ * memory: such an item costs about one byte in a V2 snapshot.
+ */
+export const YJS_ITEM_HEAP_BYTES = 245;
+
+/**
+ * Heap the largest document may take once loaded. Cloudflare gives an isolate 128 MB for
+ * everything; version preview and restore will load a second copy beside the live one.
+ */
+export const MAX_DOCUMENT_HEAP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Most Yjs items (structs) a document may hold: {@link MAX_DOCUMENT_HEAP_BYTES} at
+ * {@link YJS_ITEM_HEAP_BYTES} each, rounded down. Real documents stay far below: the
+ * automerge-paper trace (259,778 keystrokes) loads as 10,971 items. An update is refused (4413)
+ * when it could take the document past this; each new item may split up to two existing ones.
+ */
+export const MAX_DOCUMENT_ITEMS = 250_000;
+
+/**
+ * What the room may send in answer to one socket's requests (sync step 2, query-awareness
+ * replies): a full bucket always admits one maximum frame, refilled at the socket's inbound
+ * byte rate. A Durable Object cannot see a socket's unsent backlog (no `bufferedAmount`, and
+ * workerd queues sends without bound), so a socket that asks for the document again and again
+ * without reading is closed (1008) once this runs out, before its backlog can grow further.
+ */
+export const SOCKET_ANSWER_BURST_BYTES = PLATFORM_WEBSOCKET_MESSAGE_LIMIT;
+
+/** What the whole room may send in answers in a burst, and per second: joiners past it get 1013. */
+export const ROOM_ANSWER_BURST_BYTES = 64 * 1024 * 1024;
+export const ROOM_ANSWER_BYTES_PER_SECOND = 32 * 1024 * 1024;
+
+/**
+ * Most bytes one relay may queue across the room (frame size times recipients). workerd copies
+ * a frame for every socket it is sent to, so a 16 MiB update relayed to 1,000 sockets would
+ * queue 16 GB. Sockets past this are closed with 1013 instead and catch up when they
+ * reconnect (their sync answer is charged to the answer budgets above).
+ */
+export const MAX_RELAY_BYTES = 64 * 1024 * 1024;
+
+/** A socket must complete the sync handshake (send its sync step 2) within this, or is closed with 4001. */
+export const JOIN_TIMEOUT_MS = 10_000;
+
+/**
+ * A socket's last-frame time is written to its attachment (so it survives hibernation) at most
+ * this often: a write per frame would serialize the attachment on every keystroke.
+ */
+export const ACTIVITY_STAMP_INTERVAL_MS = 10_000;
+
+/**
+ * Sockets the room has closed but the runtime still lists (the peer has not completed the close
+ * handshake). They do not count against `MAX_SOCKETS_PER_ROOM`, but past this many new
+ * sockets are refused with 1013, so peers that never finish closing cannot pile up.
+ */
+export const MAX_CLOSING_SOCKETS = 1_000;
 
 export const DAY_MS = 24 * 60 * 60 * 1000;

@@ -47,16 +47,24 @@ export const CloseCode = {
   unsupportedData: 1003,
   /** A well-formed frame whose Yjs update, state vector or awareness JSON does not decode. */
   invalidPayload: 1007,
-  /** Over the per-socket rate limit, or too many bytes of updates waiting for dependencies. */
+  /**
+   * Over the per-socket rate limit, over the socket's answer budget (it asked for more than it
+   * may be sent), or too many updates waiting for dependencies.
+   */
   policyViolation: 1008,
   /** A frame over the size limit, or awareness state over the per-socket budget. */
   messageTooBig: 1009,
   /** The room failed while handling the frame; the document is unchanged. */
   internalError: 1011,
-  /** The room already has its maximum number of sockets; try again later. */
+  /**
+   * The room is full, or busy sending (its answer or relay budget is spent): reconnect later,
+   * and the sync handshake brings the client up to date.
+   */
   tryAgainLater: 1013,
-  /** No awareness renewal for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
+  /** No frame (other than `ping`) for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
   presenceTimeout: 4000,
+  /** The socket did not complete the sync handshake (send its sync step 2) in time. */
+  joinTimeout: 4001,
   /** The access token expired during the session; reconnect with a fresh one. */
   tokenExpired: 4401,
   /** The document was deleted (HTTP API). */
@@ -79,12 +87,22 @@ export interface AwarenessEntry {
   state: string | null;
 }
 
+/**
+ * An awareness entry as it arrived: `state` is still the UTF-8 bytes of its JSON (a view into
+ * the frame), so the receiver can skip or refuse it by size before decoding anything.
+ */
+export interface WireAwarenessEntry {
+  clientId: number;
+  clock: number;
+  state: Uint8Array;
+}
+
 /** A decoded frame from a client. */
 export type ClientMessage =
   | { type: "sync-step1"; stateVector: Uint8Array }
   | { type: "sync-step2"; update: Uint8Array }
   | { type: "sync-update"; update: Uint8Array }
-  | { type: "awareness"; entries: AwarenessEntry[] }
+  | { type: "awareness"; update: Uint8Array }
   | { type: "query-awareness" };
 
 /** A frame the room refuses; the socket that sent it is closed with `closeCode` and the message as reason. */
@@ -117,10 +135,10 @@ function readMessage(decoder: decoding.Decoder): ClientMessage {
   switch (messageType) {
     case MessageType.sync:
       return readSyncMessage(decoder);
-    case MessageType.awareness: {
-      const payload = readOrThrow(() => decoding.readVarUint8Array(decoder), "truncated awareness message");
-      return { type: "awareness", entries: decodeAwarenessUpdate(payload) };
-    }
+    case MessageType.awareness:
+      // Entries are read one at a time where they are applied (see readAwarenessEntries), so a
+      // frame of millions of entries is never held decoded.
+      return { type: "awareness", update: readOrThrow(() => decoding.readVarUint8Array(decoder), "truncated awareness message") };
     case MessageType.queryAwareness:
       return { type: "query-awareness" };
     default:
@@ -143,37 +161,47 @@ function readSyncMessage(decoder: decoding.Decoder): ClientMessage {
   }
 }
 
-/** Decodes an awareness update; each state must be valid JSON (y-protocols JSON-encodes states). */
-export function decodeAwarenessUpdate(payload: Uint8Array): AwarenessEntry[] {
-  const decoder = decoding.createDecoder(payload);
+/**
+ * Reads an awareness update one entry at a time, without copying or decoding states. Throws
+ * {@link ProtocolError} at the first malformed byte, so a consumer applies entries only after
+ * the generator finished (the presence registry does).
+ */
+export function* readAwarenessEntries(update: Uint8Array): Generator<WireAwarenessEntry> {
+  const decoder = decoding.createDecoder(update);
   const count = readOrThrow(() => decoding.readVarUint(decoder), "truncated awareness update");
-  const entries: AwarenessEntry[] = [];
   // Each entry takes at least three bytes, so a count beyond that is a lie; checking it
   // first keeps a tiny frame from making us loop over a huge declared count.
-  if (count > payload.length / 3) {
+  if (count > update.length / 3) {
     throw new ProtocolError(CloseCode.protocolError, "malformed frame: awareness count exceeds the payload");
   }
   for (let i = 0; i < count; i++) {
     const clientId = readOrThrow(() => decoding.readVarUint(decoder), "truncated awareness update");
     const clock = readOrThrow(() => decoding.readVarUint(decoder), "truncated awareness update");
-    const json = readOrThrow(() => decoding.readVarString(decoder), "truncated awareness update");
-    entries.push({ clientId, clock, state: parseAwarenessState(json) });
+    const state = readOrThrow(() => decoding.readVarUint8Array(decoder), "truncated awareness update");
+    yield { clientId, clock, state };
   }
   if (decoding.hasContent(decoder)) {
     throw new ProtocolError(CloseCode.protocolError, "malformed frame: trailing bytes in awareness update");
   }
-  return entries;
 }
 
-function parseAwarenessState(json: string): string | null {
-  let state: unknown;
+/** Decodes an awareness state's JSON; `null` means the client left. y-protocols JSON-encodes states. */
+export function decodeAwarenessState(state: Uint8Array): string | null {
   try {
-    state = JSON.parse(json);
+    const json = utf8.decode(state);
+    return JSON.parse(json) === null ? null : json;
   } catch {
     throw new ProtocolError(CloseCode.invalidPayload, "invalid awareness state: not JSON");
   }
-  return state === null ? null : json;
 }
+
+/** Decodes a whole awareness update (for clients, whose frames come from the room and are small). */
+export function decodeAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
+  return Array.from(readAwarenessEntries(update), ({ clientId, clock, state }) => ({ clientId, clock, state: decodeAwarenessState(state) }));
+}
+
+// Fatal: a state that is not valid UTF-8 is refused rather than silently mended.
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function readOrThrow<T>(read: () => T, what: string): T {
   try {

@@ -5,17 +5,35 @@
  * identity, access and presence live in its attachment, and everything in memory is rebuilt
  * from `ctx.getWebSockets()` and SQLite storage when the object wakes. There are no JS timers
  * (an interval would keep the object awake); one alarm does the timed work (presence sweep,
- * dropping stale pending updates, compaction after the last socket leaves), and text "ping"
- * frames are answered by the runtime's auto-response without waking the object.
+ * closing silent sockets, dropping stale pending updates, compaction after the last socket
+ * leaves, idle expiry), and text "ping" frames are answered by the runtime's auto-response
+ * without waking the object.
+ *
+ * Budgets: every input is bounded before the room spends on it (README, "Limits"). Inbound,
+ * per socket: frame size, message and byte rates. Outbound: what a socket asks to be sent
+ * (sync answers, presence queries) is charged to it and to the room; one relay may queue at
+ * most {@link MAX_RELAY_BYTES} across the room. The document is loaded only when something
+ * needs it, so deleting or expiring a document never loads it.
  */
 import { DurableObject } from "cloudflare:workers";
 import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
 import { RoomDocument } from "./document";
-import { DAY_MS, IDLE_COMPACTION_DELAY_MS } from "./limits";
+import {
+  ACTIVITY_STAMP_INTERVAL_MS,
+  DAY_MS,
+  IDLE_COMPACTION_DELAY_MS,
+  JOIN_TIMEOUT_MS,
+  MAX_CLOSING_SOCKETS,
+  MAX_RELAY_BYTES,
+  ROOM_ANSWER_BURST_BYTES,
+  ROOM_ANSWER_BYTES_PER_SECOND,
+  SOCKET_ANSWER_BURST_BYTES,
+} from "./limits";
 import { logEvent } from "./log";
 import {
+  AWARENESS_TIMEOUT_MS,
   CloseCode,
   ProtocolError,
   decodeClientMessage,
@@ -24,7 +42,7 @@ import {
   encodeSyncStep1,
   encodeSyncStep2,
   encodeSyncUpdate,
-  type AwarenessEntry,
+  readAwarenessEntries,
   type ClientMessage,
 } from "./protocol";
 import { TokenBucket } from "./rate";
@@ -34,13 +52,26 @@ import { DocumentStore, type StorageStats } from "./storage";
 export interface SocketAttachment extends AccessGrant {
   connectedAt: number;
   presence: SocketPresence;
+  /** Whether it completed the sync handshake (sent its sync step 2); see {@link JOIN_TIMEOUT_MS}. */
+  joined: boolean;
+  /** When it last sent a frame, written at most every {@link ACTIVITY_STAMP_INTERVAL_MS}. */
+  activeAt: number;
+  /** The room closed it; the runtime lists it until the peer completes the close. */
+  closing?: true;
 }
 
-/** A socket's access and rate budget, kept in memory (budgets start full again after a wake). */
+/** A socket's access, budgets and activity, kept in memory (budgets start full again after a wake). */
 interface Session {
   grant: AccessGrant;
   messages: TokenBucket;
   bytes: TokenBucket;
+  /** Bytes the room may still send in answer to this socket's requests. */
+  answers: TokenBucket;
+  connectedAt: number;
+  joined: boolean;
+  /** When it last sent a frame (`ping` never reaches the room), and when that was last saved. */
+  lastFrameAt: number;
+  stampedAt: number;
   /** Bytes received from and sent to this socket since the room last woke, for the close log. */
   bytesIn: number;
   bytesOut: number;
@@ -51,6 +82,8 @@ export interface DocumentInfo extends StorageStats {
   exists: boolean;
   /** Size of the document encoded as one Yjs V1 update. */
   encodedBytes: number;
+  /** Yjs items (structs) it holds, against `MAX_DOCUMENT_ITEMS`. */
+  items: number;
   sockets: number;
   /** ISO time of the last edit, or null. */
   lastUpdateAt: string | null;
@@ -68,12 +101,16 @@ const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
 const MAX_CLOSE_REASON_BYTES = 123;
 
 export class Room extends DurableObject<Env> {
-  private document!: RoomDocument;
+  private store: DocumentStore;
+  /** The Yjs document, loaded at first use ({@link document}). */
+  private loadedDocument: RoomDocument | null = null;
   private readonly limits: RoomLimits;
   private readonly presence = new PresenceRegistry<WebSocket>();
   private readonly sessions = new Map<WebSocket, Session>();
   /** Sockets the room has closed; the runtime may still list them until the close completes. */
   private readonly closing = new WeakSet<WebSocket>();
+  /** What the whole room may still send in answers (sync step 2, presence queries). */
+  private readonly answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, Date.now());
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
   private alarmAt: number | null | undefined = undefined;
   /** When to compact because the last socket left, or null. */
@@ -85,31 +122,38 @@ export class Room extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     for (const socket of ctx.getWebSockets()) {
       const attachment = readAttachment(socket);
-      if (!attachment) continue;
+      if (attachment?.closing) this.closing.add(socket);
+      if (!attachment || attachment.closing) continue;
       this.presence.restore(socket, attachment.presence);
       this.startSession(socket, attachment);
     }
-    // Nothing is handled until the document is back from storage.
-    void ctx.blockConcurrencyWhile(async () => {
+    this.store = this.openStore();
+  }
+
+  /** The room's document, loaded from storage the first time anything needs it. */
+  private get document(): RoomDocument {
+    if (this.loadedDocument === null) {
       const started = Date.now();
-      this.document = this.openDocument();
-      logEvent("load", { room: this.name, ms: Date.now() - started, bytes: this.document.statistics().storedBytes });
-    });
+      this.loadedDocument = new RoomDocument(this.store, this.limits.maxDocumentBytes);
+      logEvent("load", { room: this.name, ms: Date.now() - started, bytes: this.store.statistics().storedBytes });
+    }
+    return this.loadedDocument;
   }
 
   /** Storage figures (Durable Object RPC), cheap to read: tests watch them; `info()` adds to them. */
   async stats(): Promise<StorageStats> {
-    return { ...this.document.statistics() };
+    return { ...this.store.statistics() };
   }
 
   /** `GET /api/docs/:name`. */
   async info(): Promise<DocumentInfo> {
-    const stats = this.document.statistics();
-    const lastUpdateAt = this.document.lastUpdateAt();
+    const stats = this.store.statistics();
+    const lastUpdateAt = this.store.lastUpdateAt;
     return {
       exists: lastUpdateAt !== null,
       ...stats,
-      encodedBytes: this.document.encode().length,
+      encodedBytes: this.document.encodedSize(),
+      items: this.document.itemCount(),
       sockets: this.openSockets().length,
       lastUpdateAt: lastUpdateAt === null ? null : new Date(lastUpdateAt).toISOString(),
     };
@@ -128,17 +172,33 @@ export class Room extends DurableObject<Env> {
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
   async applyUpdate(update: Uint8Array): Promise<ApiResult<{ changed: boolean }>> {
     const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.apply(update, Date.now())) }));
-    // An update with missing dependencies waits; the alarm drops it if they never come.
-    if (this.document.pendingExpiry() !== null) await this.scheduleAlarm();
+    await this.afterApiWrite();
     return result;
   }
 
-  /** `PUT /api/docs/:name/text`: replaces the text as a minimal edit, relayed live. */
+  /** `PUT /api/docs/:name/text`: replaces the text as a small edit, relayed live. */
   async replaceText(text: string): Promise<ApiResult<{ changed: boolean }>> {
-    return this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now())) }));
+    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now())) }));
+    await this.afterApiWrite();
+    return result;
   }
 
-  /** `DELETE /api/docs/:name`: closes every socket with 4410 and deletes all storage. Idempotent. */
+  /**
+   * After a write through the API: the same timed work as after a socket session, so a
+   * document only ever written over HTTP is compacted and expires too. An update with missing
+   * dependencies waits, and the alarm drops it if they never come.
+   */
+  private async afterApiWrite(): Promise<void> {
+    if (this.openSockets().length === 0 && this.store.statistics().logUpdates > 0) {
+      this.idleCompactionDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
+    }
+    await this.scheduleAlarm();
+  }
+
+  /**
+   * `DELETE /api/docs/:name`: closes every socket with 4410 and deletes all storage, without
+   * loading the document (it may be over a limit). Idempotent.
+   */
   async destroy(): Promise<void> {
     for (const socket of this.openSockets()) this.reject(socket, CloseCode.documentDeleted, "document deleted");
     await this.deleteStorage("deleted");
@@ -149,26 +209,47 @@ export class Room extends DurableObject<Env> {
     const grant = grantFrom(request);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    if (this.ctx.getWebSockets().length > this.limits.maxSocketsPerRoom) {
+    const all = this.ctx.getWebSockets().length;
+    const open = this.openSockets().length;
+    if (open > this.limits.maxSocketsPerRoom || all - open > MAX_CLOSING_SOCKETS) {
       // Accept-then-close, so the client gets a close code and reason rather than a bare HTTP error.
-      logEvent("room_full", { room: this.name, sockets: this.limits.maxSocketsPerRoom });
-      this.closing.add(server);
-      closeQuietly(server, CloseCode.tryAgainLater, `room full: ${this.limits.maxSocketsPerRoom} connections`);
+      logEvent("room_full", { room: this.name, sockets: this.limits.maxSocketsPerRoom, closing: all - open });
+      this.refuseNew(server, `room full: ${this.limits.maxSocketsPerRoom} connections`);
       return new Response(null, { status: 101, webSocket: client });
     }
-    const attachment: SocketAttachment = { ...grant, connectedAt: Date.now(), presence: {} };
+    const now = Date.now();
+    const attachment: SocketAttachment = { ...grant, connectedAt: now, presence: {}, joined: false, activeAt: now };
     server.serializeAttachment(attachment);
     const session = this.startSession(server, attachment);
     this.sendTo(server, session, encodeSyncStep1(this.document.stateVector()));
     const states = this.presence.states();
-    if (states.length > 0) this.sendTo(server, session, encodeAwareness(states));
-    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: this.ctx.getWebSockets().length });
+    if (states.length > 0) {
+      const frame = encodeAwareness(states);
+      // Everyone's presence is an answer the joiner did not ask for but costs as much.
+      if (!this.answers.take(frame.byteLength, now)) {
+        this.refuseNew(server, "room busy: try again shortly");
+        return new Response(null, { status: 101, webSocket: client });
+      }
+      this.sendTo(server, session, frame);
+    }
+    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: open });
+    await this.scheduleAlarm(now + JOIN_TIMEOUT_MS);
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Closes a socket just accepted (1013): the room cannot take it now. */
+  private refuseNew(socket: WebSocket, reason: string): void {
+    this.sessions.delete(socket);
+    this.markClosing(socket);
+    closeQuietly(socket, CloseCode.tryAgainLater, reason);
+  }
+
   async webSocketMessage(socket: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    // The runtime still delivers frames that arrive while a socket closes: none is applied.
+    if (this.closing.has(socket)) return;
     const session = this.sessionOf(socket);
     const now = Date.now();
+    this.noteActivity(socket, session, now);
     try {
       if (isExpired(session, now)) throw new ProtocolError(CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
       if (typeof message === "string") {
@@ -196,7 +277,7 @@ export class Room extends DurableObject<Env> {
   }
 
   async webSocketClose(socket: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
-    this.closing.add(socket);
+    this.markClosing(socket);
     const attachment = readAttachment(socket);
     const session = this.sessions.get(socket);
     logEvent("close", {
@@ -212,21 +293,22 @@ export class Room extends DurableObject<Env> {
     if (!UNSENDABLE_CLOSE_CODES.has(code)) closeQuietly(socket, code, reason);
     if (this.openSockets().length === 0) {
       const now = Date.now();
-      this.document.markActive(now);
-      this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
+      this.store.markActive(now);
+      if (this.store.statistics().logUpdates > 0) this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
       await this.scheduleAlarm();
     }
   }
 
   async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
-    this.closing.add(socket);
+    this.markClosing(socket);
     logEvent("socket_error", { room: this.name, error: String(error) });
     this.dropSocket(socket);
   }
 
   /**
-   * The room's timed work: sweep presence that was not renewed (peers that vanished without a
-   * close), drop pending updates past their TTL, and compact once nobody is connected.
+   * The room's timed work: close sockets that never joined or went silent, sweep presence that
+   * was not renewed (peers that vanished without a close), drop pending updates past their TTL,
+   * compact once nobody is connected, and delete an idle document past `DOC_TTL_DAYS`.
    */
   async alarm(): Promise<void> {
     this.alarmAt = null;
@@ -234,35 +316,75 @@ export class Room extends DurableObject<Env> {
     const now = Date.now();
     const expiry = this.expiryDue();
     if (expiry !== null && now >= expiry) return this.deleteStorage("expired");
-    if (this.document.expirePending(now)) logEvent("pending_dropped", { room: this.name });
-    if (this.ctx.getWebSockets().length === 0 && this.document.hasLog()) this.compact();
-    const { removed, changedSockets, silentSockets } = this.presence.sweep(now);
+    this.closeIdleSockets(now);
+    if (this.loadedDocument?.expirePending(now)) logEvent("pending_dropped", { room: this.name });
+    if (this.openSockets().length === 0 && this.store.statistics().logUpdates > 0) this.compact();
+    const { removed, changedSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
-    for (const socket of silentSockets) {
-      logEvent("presence_timeout", { room: this.name });
-      closeQuietly(socket, CloseCode.presenceTimeout, "presence timed out: no awareness renewal for 30 s");
-    }
     if (removed.length > 0) this.broadcast(encodeAwareness(removed));
-    await this.scheduleAlarm();
+    await this.scheduleAlarm(this.nextSocketDeadline());
+  }
+
+  /**
+   * Closes sockets that hold a place in the room without using it: not joined within
+   * {@link JOIN_TIMEOUT_MS} (4001), or no frame for {@link AWARENESS_TIMEOUT_MS} (4000; stock
+   * providers renew their presence every 15 s, and `ping` never reaches the room).
+   */
+  private closeIdleSockets(now: number): void {
+    for (const socket of this.openSockets()) {
+      const session = this.sessionOf(socket);
+      if (!session.joined && now - session.connectedAt >= JOIN_TIMEOUT_MS) {
+        this.reject(socket, CloseCode.joinTimeout, `join timed out: no sync step 2 within ${JOIN_TIMEOUT_MS / 1000} s`);
+      } else if (now - session.lastFrameAt >= AWARENESS_TIMEOUT_MS) {
+        logEvent("presence_timeout", { room: this.name });
+        this.reject(socket, CloseCode.presenceTimeout, `presence timed out: no frame for ${AWARENESS_TIMEOUT_MS / 1000} s`);
+      }
+    }
+  }
+
+  /** When the next open socket would be closed by {@link closeIdleSockets}, or null. */
+  private nextSocketDeadline(): number | null {
+    let next: number | null = null;
+    for (const socket of this.openSockets()) {
+      const session = this.sessionOf(socket);
+      const due = session.joined ? session.lastFrameAt + AWARENESS_TIMEOUT_MS : session.connectedAt + JOIN_TIMEOUT_MS;
+      next = next === null ? due : Math.min(next, due);
+    }
+    return next;
   }
 
   private async handle(socket: WebSocket, session: Session, message: ClientMessage): Promise<void> {
     switch (message.type) {
       case "sync-step1":
-        this.sendTo(socket, session, encodeSyncStep2(this.document.missingFrom(message.stateVector)));
-        return;
+        return this.answer(socket, session, encodeSyncStep2(this.document.missingFrom(message.stateVector)));
       case "sync-step2":
       case "sync-update":
+        this.markJoined(socket, session);
         if (session.grant.mode === "read") return this.denyWrite(socket, session, message.update);
         this.acceptChange(this.document.apply(message.update, Date.now()), socket);
         if (this.document.pendingExpiry() !== null) await this.scheduleAlarm();
         return;
       case "awareness":
-        return this.applyAwareness(socket, message.entries);
+        return this.applyAwareness(socket, message.update);
       case "query-awareness":
-        this.sendTo(socket, session, encodeAwareness(this.presence.states()));
-        return;
+        return this.answer(socket, session, encodeAwareness(this.presence.states()));
     }
+  }
+
+  /**
+   * Sends `frame` in answer to a request of `socket`, charged to its answer budget (over it:
+   * 1008, the socket asks faster than it could read) and to the room's (over it: 1013).
+   */
+  private answer(socket: WebSocket, session: Session, frame: Uint8Array): void {
+    const now = Date.now();
+    if (!session.answers.take(frame.byteLength, now)) {
+      throw new ProtocolError(
+        CloseCode.policyViolation,
+        `answer budget exceeded: asked to be sent over ${this.limits.rateBytesPerSecond} bytes per second`,
+      );
+    }
+    if (!this.answers.take(frame.byteLength, now)) throw new ProtocolError(CloseCode.tryAgainLater, "room busy: try again shortly");
+    this.sendTo(socket, session, frame);
   }
 
   /**
@@ -294,25 +416,25 @@ export class Room extends DurableObject<Env> {
 
   /** When an idle room's storage expires (DOC_TTL_DAYS), or null when expiry is off or sockets are open. */
   private expiryDue(): number | null {
-    const lastActivity = this.document.lastActivity();
+    const lastActivity = this.store.lastActivity();
     if (this.limits.docTtlDays === null || lastActivity === null || this.openSockets().length > 0) return null;
     return lastActivity + this.limits.docTtlDays * DAY_MS;
   }
 
   /** Deletes everything the room stores and starts over with an empty document. */
   private async deleteStorage(why: "deleted" | "expired"): Promise<void> {
-    const bytes = this.document.statistics().storedBytes;
+    const bytes = this.store.statistics().storedBytes;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.alarmAt = null;
     this.idleCompactionDue = null;
-    this.document = this.openDocument();
+    this.loadedDocument = null;
+    this.store = this.openStore();
     logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
   }
 
-  private openDocument(): RoomDocument {
-    const store = new DocumentStore(this.ctx.storage.sql, (body) => this.ctx.storage.transactionSync(body));
-    return new RoomDocument(store, this.limits.maxDocumentBytes);
+  private openStore(): DocumentStore {
+    return new DocumentStore(this.ctx.storage.sql, (body) => this.ctx.storage.transactionSync(body));
   }
 
   /** A read-only socket's edit: not applied, stored or relayed; the client is told why. */
@@ -323,8 +445,8 @@ export class Room extends DurableObject<Env> {
     this.sendTo(socket, session, encodePermissionDenied("read-only access: edits are not saved"));
   }
 
-  private async applyAwareness(socket: WebSocket, entries: AwarenessEntry[]): Promise<void> {
-    const changes = this.presence.apply(socket, entries, Date.now());
+  private async applyAwareness(socket: WebSocket, update: Uint8Array): Promise<void> {
+    const changes = this.presence.apply(socket, readAwarenessEntries(update), Date.now());
     if (changes.length === 0) return;
     this.saveAttachment(socket);
     // Relayed to the sender too, as the reference server does: a provider alone in a room
@@ -337,7 +459,7 @@ export class Room extends DurableObject<Env> {
   /** Closes a socket that sent something we refuse; the document and other sockets are untouched. */
   private reject(socket: WebSocket, code: CloseCode, reason: string): void {
     if (this.closing.has(socket)) return;
-    this.closing.add(socket);
+    this.markClosing(socket);
     logEvent("frame_rejected", { room: this.name, code, reason });
     closeQuietly(socket, code, reason);
     this.dropSocket(socket);
@@ -350,20 +472,26 @@ export class Room extends DurableObject<Env> {
     if (removed.length > 0) this.broadcast(encodeAwareness(removed), socket);
   }
 
-  /** Sends to every socket but `except`; a socket whose token expired is closed instead. */
+  /**
+   * Sends to every socket but `except`; a socket whose token expired is closed instead. At most
+   * {@link MAX_RELAY_BYTES} are queued for one frame across the room: sockets past that are
+   * closed with 1013 and catch up through the sync handshake when they reconnect.
+   */
   private broadcast(frame: Uint8Array, except?: WebSocket): void {
     const now = Date.now();
     const expired: WebSocket[] = [];
+    const shed: WebSocket[] = [];
+    let recipientsLeft = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
     for (const socket of this.openSockets()) {
       if (socket === except) continue;
       const session = this.sessionOf(socket);
-      if (isExpired(session, now)) {
-        expired.push(socket);
-        continue;
-      }
-      this.sendTo(socket, session, frame);
+      if (isExpired(session, now)) expired.push(socket);
+      else if (recipientsLeft-- > 0) this.sendTo(socket, session, frame);
+      else shed.push(socket);
     }
     for (const socket of expired) this.reject(socket, CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
+    if (shed.length > 0) logEvent("relay_shed", { room: this.name, bytes: frame.byteLength, sockets: shed.length });
+    for (const socket of shed) this.reject(socket, CloseCode.tryAgainLater, "room busy: reconnect to catch up");
   }
 
   /**
@@ -379,13 +507,20 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  private startSession(socket: WebSocket, grant: AccessGrant): Session {
+  private startSession(socket: WebSocket, attachment: SocketAttachment): Session {
     const now = Date.now();
+    const { mode, expiresAt, user } = attachment;
     const session: Session = {
-      grant: { mode: grant.mode, expiresAt: grant.expiresAt, ...(grant.user === undefined ? {} : { user: grant.user }) },
+      grant: { mode, expiresAt, ...(user === undefined ? {} : { user }) },
       messages: new TokenBucket(this.limits.rateMessagesPerSecond * 2, this.limits.rateMessagesPerSecond, now),
       // A full bucket always admits one frame of the maximum size.
       bytes: new TokenBucket(Math.max(this.limits.maxFrameBytes, this.limits.rateBytesPerSecond), this.limits.rateBytesPerSecond, now),
+      answers: new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.limits.rateBytesPerSecond, now),
+      connectedAt: attachment.connectedAt,
+      joined: attachment.joined,
+      // The stamp may be up to one interval old; count the socket active until then.
+      lastFrameAt: Math.min(now, attachment.activeAt + ACTIVITY_STAMP_INTERVAL_MS),
+      stampedAt: attachment.activeAt,
       bytesIn: 0,
       bytesOut: 0,
     };
@@ -395,13 +530,43 @@ export class Room extends DurableObject<Env> {
 
   private sessionOf(socket: WebSocket): Session {
     // A socket accepted before a wake whose attachment is gone is treated as a reader that expired.
-    return this.sessions.get(socket) ?? this.startSession(socket, readAttachment(socket) ?? { mode: "read", expiresAt: 0 });
+    return this.sessions.get(socket) ?? this.startSession(socket, readAttachment(socket) ?? LOST_ATTACHMENT);
+  }
+
+  /** Records that `socket` sent a frame, saving the time when the saved one is an interval old. */
+  private noteActivity(socket: WebSocket, session: Session, now: number): void {
+    session.lastFrameAt = now;
+    if (now - session.stampedAt >= ACTIVITY_STAMP_INTERVAL_MS) this.saveAttachment(socket);
+  }
+
+  private markJoined(socket: WebSocket, session: Session): void {
+    if (session.joined) return;
+    session.joined = true;
+    this.saveAttachment(socket);
+  }
+
+  /** Remembers, through hibernation, that the room closed `socket`: its frames are never applied. */
+  private markClosing(socket: WebSocket): void {
+    this.closing.add(socket);
+    const attachment = readAttachment(socket);
+    try {
+      socket.serializeAttachment({ ...(attachment ?? LOST_ATTACHMENT), presence: {}, closing: true } satisfies SocketAttachment);
+    } catch {
+      // Already closed by the peer: the runtime drops it, and nothing more arrives from it.
+    }
   }
 
   private saveAttachment(socket: WebSocket): void {
     const attachment = readAttachment(socket);
-    if (!attachment) return;
-    socket.serializeAttachment({ ...attachment, presence: this.presence.heldBy(socket) } satisfies SocketAttachment);
+    const session = this.sessions.get(socket);
+    if (!attachment || !session) return;
+    session.stampedAt = session.lastFrameAt;
+    socket.serializeAttachment({
+      ...attachment,
+      presence: this.presence.heldBy(socket),
+      joined: session.joined,
+      activeAt: session.lastFrameAt,
+    } satisfies SocketAttachment);
   }
 
   /**
@@ -420,8 +585,9 @@ export class Room extends DurableObject<Env> {
    * Makes sure the alarm fires by the earliest time any timed work is due. One alarm serves
    * everything; each run re-arms it for whatever is still due.
    */
-  private async scheduleAlarm(): Promise<void> {
-    const due = earliest(this.presence.nextExpiry(), this.document.pendingExpiry(), this.idleCompactionDue, this.expiryDue());
+  private async scheduleAlarm(socketDeadline: number | null = null): Promise<void> {
+    const pendingExpiry = this.loadedDocument?.pendingExpiry() ?? null;
+    const due = earliest(this.presence.nextExpiry(), pendingExpiry, this.idleCompactionDue, this.expiryDue(), socketDeadline);
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= due) return;
@@ -434,6 +600,9 @@ export class Room extends DurableObject<Env> {
     return this.ctx.id.name;
   }
 }
+
+/** Stands in for an attachment the runtime lost: a reader whose token expired, long inactive. */
+const LOST_ATTACHMENT: SocketAttachment = { mode: "read", expiresAt: 0, connectedAt: 0, presence: {}, joined: true, activeAt: 0 };
 
 function isExpired(session: Session, now: number): boolean {
   return session.grant.expiresAt !== null && now >= session.grant.expiresAt;

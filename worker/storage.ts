@@ -13,6 +13,9 @@
  * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
  * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any
  * point leaves either the old or the new layout, both loadable.
+ *
+ * The tables are created by the first write, not on open: reading, visiting or probing a name
+ * that was never written leaves nothing behind.
  */
 import { joinChunks, splitIntoChunks } from "./chunks";
 import { SQLITE_CHUNK_BYTES } from "./limits";
@@ -53,13 +56,20 @@ export class DocumentStore {
   private lastSeq: number;
   /** When the newest stored update arrived (ms since the epoch), or null for an empty document. */
   lastUpdateAt: number | null;
-  private lastActiveAt: number | null;
+  private lastActiveAt: number | null = null;
+  /** Whether edgedoc's tables exist, i.e. the document was ever written. */
+  private created: boolean;
 
   constructor(
     private readonly sql: SqlStorage,
     private readonly transaction: <T>(body: () => T) => T,
   ) {
-    this.migrate();
+    this.lastSeq = 0;
+    this.lastUpdateAt = null;
+    this.stats = emptyStats();
+    this.created = this.tableExists("edgedoc_meta");
+    if (!this.created) return;
+    this.checkFormat();
     this.stats = this.measure();
     const log = this.one<{ seq: number | null; at: number | null }>("SELECT MAX(seq) AS seq, MAX(at) AS at FROM edgedoc_log");
     this.lastSeq = log.seq ?? this.meta("snapshot_seq") ?? 0;
@@ -67,8 +77,14 @@ export class DocumentStore {
     this.lastActiveAt = this.meta("last_active_at");
   }
 
+  /** Whether anything was ever stored for this document. */
+  get exists(): boolean {
+    return this.created;
+  }
+
   /** Reads the whole document. */
   load(): StoredDocument {
+    if (!this.created) return { snapshot: null, updates: [] };
     const snapshotRows = this.sql.exec<{ data: ArrayBuffer }>("SELECT data FROM edgedoc_snapshot ORDER BY part").toArray();
     const snapshot = snapshotRows.length > 0 ? joinChunks(snapshotRows.map((row) => new Uint8Array(row.data))) : null;
     const updates: Uint8Array[] = [];
@@ -90,7 +106,7 @@ export class DocumentStore {
   append(update: Uint8Array, at: number): void {
     const seq = this.lastSeq + 1;
     const chunks = splitIntoChunks(update, SQLITE_CHUNK_BYTES);
-    this.transaction(() => {
+    this.write(() => {
       chunks.forEach((chunk, part) =>
         this.sql.exec("INSERT INTO edgedoc_log (seq, part, data, at) VALUES (?, ?, ?, ?)", seq, part, chunk, at),
       );
@@ -106,7 +122,7 @@ export class DocumentStore {
   /** Replaces snapshot and log with `snapshot` (a V2 update of the whole document), atomically. */
   replaceWithSnapshot(snapshot: Uint8Array): void {
     const coveredSeq = this.lastSeq;
-    this.transaction(() => {
+    this.write(() => {
       this.sql.exec("DELETE FROM edgedoc_snapshot");
       splitIntoChunks(snapshot, SQLITE_CHUNK_BYTES).forEach((chunk, part) =>
         this.sql.exec("INSERT INTO edgedoc_snapshot (part, data) VALUES (?, ?)", part, chunk),
@@ -120,8 +136,9 @@ export class DocumentStore {
     this.stats = this.measure();
   }
 
-  /** Records when the last socket left, for idle expiry. */
+  /** Records when the last socket left, for idle expiry; a document never written has nothing to expire. */
   markActive(at: number): void {
+    if (!this.created) return;
     this.setMeta("last_active_at", at);
     this.lastActiveAt = at;
   }
@@ -137,7 +154,36 @@ export class DocumentStore {
     return this.stats;
   }
 
-  private migrate(): void {
+  private tableExists(name: string): boolean {
+    return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
+  }
+
+  /** Refuses a layout newer than this code: never guessing keeps the data intact for newer code. */
+  private checkFormat(): void {
+    const stored = this.meta("format_version");
+    if (stored !== null && stored > STORAGE_FORMAT_VERSION) {
+      throw new Error(`storage format ${stored} is newer than this code understands (${STORAGE_FORMAT_VERSION})`);
+    }
+  }
+
+  /**
+   * Runs `body` in one transaction, creating the tables first if this is the first write. A
+   * failed transaction rolls the tables back too, so whether they exist is read again then.
+   */
+  private write(body: () => void): void {
+    try {
+      this.transaction(() => {
+        this.createTables();
+        body();
+      });
+    } catch (error) {
+      this.created = this.tableExists("edgedoc_meta");
+      throw error;
+    }
+  }
+
+  private createTables(): void {
+    if (this.created) return;
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS edgedoc_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS edgedoc_snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
@@ -145,13 +191,8 @@ export class DocumentStore {
         seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (seq, part)
       );
     `);
-    const stored = this.meta("format_version");
-    if (stored === null) {
-      this.setMeta("format_version", STORAGE_FORMAT_VERSION);
-    } else if (stored > STORAGE_FORMAT_VERSION) {
-      // Never guess at a layout we do not know: refusing to load keeps the data intact for newer code.
-      throw new Error(`storage format ${stored} is newer than this code understands (${STORAGE_FORMAT_VERSION})`);
-    }
+    this.setMeta("format_version", STORAGE_FORMAT_VERSION);
+    this.created = true;
   }
 
   private meta(key: string): number | null {
@@ -184,4 +225,8 @@ export class DocumentStore {
   private one<Row extends Record<string, SqlStorageValue>>(query: string): Row {
     return this.sql.exec<Row>(query).one();
   }
+}
+
+function emptyStats(): StorageStats {
+  return { storedBytes: 0, snapshotBytes: 0, snapshotChunks: 0, logBytes: 0, logRows: 0, logUpdates: 0 };
 }

@@ -9,6 +9,11 @@
  * {@link MAX_YJS_CLOCK}, content types are ones Yjs knows, nesting stays within
  * {@link MAX_YJS_CONTENT_DEPTH}, and nothing trails the update.
  *
+ * The same walk measures what applying the update will cost, so the room can refuse it first:
+ * how many structs are new to the document, and how many delete ranges name content that
+ * neither the document nor the update has (Yjs keeps those waiting and re-reads them on every
+ * later update).
+ *
  * Layout (Yjs's UpdateEncoderV1):
  *   update   := varUint(n) • clientStructs^n • deleteSet
  *   clientStructs := varUint(count) • varUint(client) • varUint(clock) • struct^count
@@ -29,23 +34,44 @@ const CONTENT_REF_MASK = 0b0001_1111;
 const MAX_TYPE_REF = 6;
 const TYPE_REFS_WITH_KEY = new Set([3, 5]);
 
-/** Throws {@link ProtocolError} (1007) unless `update` is a well-formed, bounded Yjs V1 update. */
-export function checkUpdateStructure(update: Uint8Array): void {
+/** What applying an update will add, measured against the document it is applied to. */
+export interface UpdateShape {
+  /** Structs past what the document already has: each becomes an item (or GC range). */
+  newStructs: number;
+  /** Delete ranges past what the document and the update itself hold: they will wait. */
+  waitingDeleteRanges: number;
+}
+
+/**
+ * Throws {@link ProtocolError} (1007) unless `update` is a well-formed, bounded Yjs V1 update;
+ * returns its {@link UpdateShape} against a document whose clock for each client is `knownClock`.
+ */
+export function checkUpdateStructure(update: Uint8Array, knownClock: (client: number) => number = () => 0): UpdateShape {
   const decoder = decoding.createDecoder(update);
+  const shape: UpdateShape = { newStructs: 0, waitingDeleteRanges: 0 };
+  /** Each client's clock once the update's structs are applied. */
+  const reach = new Map<number, number>();
   try {
     const clients = readCount(decoder);
-    for (let i = 0; i < clients; i++) readClientStructs(decoder);
-    readDeleteSet(decoder);
+    for (let i = 0; i < clients; i++) readClientStructs(decoder, knownClock, reach, shape);
+    readDeleteSet(decoder, (client) => Math.max(knownClock(client), reach.get(client) ?? 0), shape);
   } catch (error) {
     if (error instanceof ProtocolError) throw error;
     throw invalid("truncated");
   }
   if (decoding.hasContent(decoder)) throw invalid("trailing bytes");
+  return shape;
 }
 
-function readClientStructs(decoder: decoding.Decoder): void {
+function readClientStructs(
+  decoder: decoding.Decoder,
+  knownClock: (client: number) => number,
+  reach: Map<number, number>,
+  shape: UpdateShape,
+): void {
   const structs = readCount(decoder);
-  decoding.readVarUint(decoder); // client
+  const client = decoding.readVarUint(decoder);
+  const known = knownClock(client);
   let clock = readClock(decoder);
   for (let i = 0; i < structs; i++) {
     const info = decoding.readUint8(decoder);
@@ -53,7 +79,9 @@ function readClientStructs(decoder: decoding.Decoder): void {
     const length = ref === GC || ref === SKIP ? readClock(decoder) : readItem(decoder, info, ref);
     clock += length;
     if (clock > MAX_YJS_CLOCK) throw invalid("clock out of range");
+    if (clock > known && ref !== SKIP) shape.newStructs++;
   }
+  reach.set(client, Math.max(reach.get(client) ?? 0, clock));
 }
 
 /** Reads an item's origins, parent and content; returns its length in clock units. */
@@ -99,13 +127,15 @@ function readItem(decoder: decoding.Decoder, info: number, ref: number): number 
   }
 }
 
-function readDeleteSet(decoder: decoding.Decoder): void {
+function readDeleteSet(decoder: decoding.Decoder, reachOf: (client: number) => number, shape: UpdateShape): void {
   const clients = readCount(decoder);
   for (let i = 0; i < clients; i++) {
-    decoding.readVarUint(decoder); // client
+    const reach = reachOf(decoding.readVarUint(decoder));
     const ranges = readCount(decoder);
     for (let j = 0; j < ranges; j++) {
-      if (readClock(decoder) + readClock(decoder) > MAX_YJS_CLOCK) throw invalid("delete range out of range");
+      const end = readClock(decoder) + readClock(decoder);
+      if (end > MAX_YJS_CLOCK) throw invalid("delete range out of range");
+      if (end > reach) shape.waitingDeleteRanges++;
     }
   }
 }
