@@ -7,12 +7,23 @@
 import { execFileSync } from "node:child_process";
 import { WebSocket } from "ws";
 import { removePersistDir, startDevServer, type DevServer } from "../test/node/wrangler.ts";
+import { EMPTY_STATE_VECTOR, EMPTY_UPDATE, encodeSyncStep1, encodeSyncStep2 } from "../worker/protocol.ts";
 
 /**
- * Local workerd evicts an object about 10 s after its last event. The room's idle alarm (5 s
- * after the last socket leaves) can be that last event, so wait for both.
+ * Local workerd evicts an object about 10 s after its last event. The room's join-timeout
+ * alarm (10 s after the last socket connected) can be that last event, so wait for both; and
+ * stay under the room's 30 s silence timeout, after which idle sockets are closed.
  */
-const HIBERNATE_AFTER_MS = 20_000;
+const HIBERNATE_AFTER_MS = 22_000;
+
+/**
+ * A sync step 2 with an empty update: what a client with nothing new sends to complete the
+ * handshake. Sent once on join and again before each reading, the way a stock provider's
+ * presence renewal keeps it from being closed as silent (without changing the document).
+ */
+const EMPTY_SYNC_STEP2 = encodeSyncStep2(EMPTY_UPDATE);
+/** A sync step 1 with an empty state vector: it needs the document, so it makes the room load. */
+const EMPTY_SYNC_STEP1 = encodeSyncStep1(EMPTY_STATE_VECTOR);
 /** How long to wait for the room's `load` log line after poking it. */
 const WAKE_TIMEOUT_MS = 5_000;
 
@@ -43,7 +54,7 @@ const loads = (server: DevServer, room: string) => server.output().split("\n").f
 /** Pokes the room through `socket` and reports whether it had to load again (it had hibernated). */
 async function wokeFromHibernation(server: DevServer, room: string, socket: WebSocket): Promise<boolean> {
   const before = loads(server, room);
-  socket.send(new Uint8Array([3])); // query-awareness
+  socket.send(EMPTY_SYNC_STEP1);
   const deadline = Date.now() + WAKE_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (loads(server, room) > before) return true;
@@ -65,6 +76,7 @@ export async function measureIdleMemory(counts = [0, 100, 500]): Promise<MemoryR
         const batch = Math.min(50, connections - sockets.length);
         sockets.push(...(await Promise.all(Array.from({ length: batch }, () => open(url)))));
       }
+      for (const socket of sockets) socket.send(EMPTY_SYNC_STEP2);
       await new Promise((resolve) => setTimeout(resolve, HIBERNATE_AFTER_MS));
       const rssBytesPerProcess = workerdRss(server);
       const hibernated = connections > 0 && (await wokeFromHibernation(server, room, sockets[0]!));

@@ -7,7 +7,15 @@
 import * as decoding from "lib0/decoding";
 import { WebSocket } from "ws";
 import * as Y from "yjs";
-import { MessageType, SyncMessageType, decodeAwarenessUpdate, encodeAwareness, encodeSyncUpdate } from "../worker/protocol.ts";
+import {
+  EMPTY_UPDATE,
+  MessageType,
+  SyncMessageType,
+  decodeAwarenessUpdate,
+  encodeAwareness,
+  encodeSyncStep2,
+  encodeSyncUpdate,
+} from "../worker/protocol.ts";
 import { loadTrace, replay } from "./trace.ts";
 
 /** Where a benchmark room lives: a URL prefix to which the room name is appended. */
@@ -150,6 +158,8 @@ async function run(target: Target, frames: Uint8Array[], expectedText: string, c
   const url = target.roomUrl(`bench-${target.name}-${clients}-${rate}-${Math.random().toString(36).slice(2, 8)}`);
   const writer = await open(url);
   const listeners = await Promise.all(Array.from({ length: clients - 1 }, async () => new Listener(await open(url))));
+  // Complete the handshake as a provider with nothing new would (a room closes sockets that never do).
+  for (const socket of [writer, ...listeners.map((listener) => listener.socket)]) socket.send(encodeSyncStep2(EMPTY_UPDATE));
   await new Promise((resolve) => setTimeout(resolve, 200)); // let the handshakes settle
   const sentAt: number[] = [];
   const awarenessSentAt = new Map<number, number>();

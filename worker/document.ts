@@ -22,7 +22,7 @@ import {
   MAX_PENDING_UPDATE_BYTES,
   PENDING_UPDATE_TTL_MS,
 } from "./limits";
-import { CloseCode, ProtocolError } from "./protocol";
+import { CloseCode, EMPTY_UPDATE, ProtocolError } from "./protocol";
 import type { DocumentStore, StorageStats } from "./storage";
 import { boundedTextEdits } from "./text-diff";
 import { checkUpdateStructure } from "./update-check";
@@ -199,7 +199,7 @@ export class RoomDocument {
 
   /** Whether `update` adds nothing (a peer with nothing new answers sync step 1 with such an update). */
   static isEmpty(update: Uint8Array): boolean {
-    return update.length === 2 && update[0] === 0 && update[1] === 0;
+    return update.length === EMPTY_UPDATE.length && update.every((byte, i) => byte === EMPTY_UPDATE[i]);
   }
 
   /** Whether the log has grown enough that it should be folded into the snapshot. */

@@ -225,6 +225,11 @@ function encodeSync(syncType: number, payload: Uint8Array): Uint8Array {
   });
 }
 
+/** A Yjs update that adds nothing: what a peer with nothing new answers a sync step 1 with. */
+export const EMPTY_UPDATE = new Uint8Array([0, 0]);
+/** A state vector that knows nothing: the answer to it is the whole document. */
+export const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+
 /** Sync step 1: "here is my state vector, send me what I lack". */
 export const encodeSyncStep1 = (stateVector: Uint8Array): Uint8Array => encodeSync(SyncMessageType.step1, stateVector);
 /** Sync step 2: the update the peer lacks, answering its step 1. */

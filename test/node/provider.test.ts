@@ -3,7 +3,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import type { WebsocketProvider } from "y-websocket";
+import { AWARENESS_TIMEOUT_MS, CloseCode, EMPTY_UPDATE, encodeSyncStep2 } from "../../worker/protocol";
 import { connectProvider, disconnectProvider, waitFor } from "./providers";
 import { removePersistDir, startDevServer, type DevServer } from "./wrangler";
 
@@ -54,4 +56,26 @@ describe("stock y-websocket provider against wrangler dev", () => {
     b.disconnect();
     await waitFor(() => !a.awareness.getStates().has(b.doc.clientID), "b to leave a's presence");
   });
+
+  it("idle stock providers stay connected past the silence timeout, while silent raw sockets are closed", async () => {
+    const room = `idle-${randomUUID().slice(0, 8)}`;
+    const [a, b] = [connect(room), connect(room)];
+    const closes: number[] = [];
+    for (const provider of [a, b]) provider.on("connection-close", (event: CloseEvent | null) => closes.push(event?.code ?? 0));
+    await waitFor(() => a.synced && b.synced, "both providers to sync");
+    const syncedAt = Date.now();
+    const closeOf = (socket: WebSocket) => new Promise<number>((resolve) => socket.once("close", (code: number) => resolve(code)));
+    const neverJoins = new WebSocket(`${server.wsUrl}/${room}`);
+    const joinsThenSilent = new WebSocket(`${server.wsUrl}/${room}`);
+    joinsThenSilent.once("open", () => joinsThenSilent.send(encodeSyncStep2(EMPTY_UPDATE)));
+    const [joinClose, silenceClose] = [closeOf(neverJoins), closeOf(joinsThenSilent)];
+    // The room's alarm closes both; the providers renew their presence every 15 s and are left alone.
+    expect(await joinClose).toBe(CloseCode.joinTimeout);
+    expect(await silenceClose).toBe(CloseCode.presenceTimeout);
+    // By now the providers sent nothing but their renewals for longer than the silence timeout.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, syncedAt + AWARENESS_TIMEOUT_MS + 2_000 - Date.now())));
+    expect(closes).toEqual([]);
+    a.doc.getText("codemirror").insert(0, "still here");
+    await waitFor(() => b.doc.getText("codemirror").toString() === "still here", "an edit after the idle period");
+  }, 90_000);
 });

@@ -16,7 +16,7 @@ import {
   MAX_RELAY_BYTES,
   SOCKET_ANSWER_BURST_BYTES,
 } from "../../worker/limits";
-import { AWARENESS_TIMEOUT_MS, CloseCode, MessageType, SyncMessageType } from "../../worker/protocol";
+import { AWARENESS_TIMEOUT_MS, CloseCode, EMPTY_STATE_VECTOR, MessageType, SyncMessageType } from "../../worker/protocol";
 import { TestClient, asBody, openSocket, roomName, syncFrame, waitFor } from "./client";
 
 const stub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
@@ -136,7 +136,7 @@ describe("outbound is budgeted", () => {
     const room = roomName("asker");
     const honest = await honestPair(room, "x".repeat(2 * 1024 * 1024));
     const mallory = await TestClient.connect(room);
-    const askFrame = syncStep1Frame(new Uint8Array([0]));
+    const askFrame = syncStep1Frame(EMPTY_STATE_VECTOR);
     for (let i = 0; i < 300 && !mallory.closed; i++) mallory.sendRaw(askFrame);
     const closed = await mallory.waitForClose();
     expect(closed).toMatchObject({ code: CloseCode.policyViolation, reason: expect.stringMatching(/answer budget exceeded/) });
