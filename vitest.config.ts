@@ -1,6 +1,17 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+// The door's rate limits, lifted: these projects' tests open hundreds of sockets through
+// SELF.fetch, which sends no CF-Connecting-IP, so all of them share one address bucket. The
+// limits themselves are tested in workerd-door, against wrangler.toml's numbers.
+const unlimited = { limit: 1_000_000_000, period: 10 } as const;
+const doorLimitsLifted = {
+  UPGRADE_ADDRESS_LIMITER: { namespace_id: "1001", simple: unlimited },
+  UPGRADE_SUBJECT_LIMITER: { namespace_id: "1002", simple: unlimited },
+  API_ADDRESS_LIMITER: { namespace_id: "1003", simple: unlimited },
+  API_SUBJECT_LIMITER: { namespace_id: "1004", simple: unlimited },
+};
+
 // Two tiers (see README, "Tests"): inside workerd with real sockets and storage, and in Node
 // against a real `wrangler dev` that the tests start on a free loopback port.
 export default defineConfig({
@@ -21,6 +32,7 @@ export default defineConfig({
                 // Idle expiry on, so its alarm can be tested (tests move the clock, never wait).
                 DOC_TTL_DAYS: "1",
               },
+              ratelimits: doorLimitsLifted,
             },
           }),
         ],
@@ -42,12 +54,27 @@ export default defineConfig({
                 MAX_SOCKETS_PER_ROOM: "3",
                 MAX_FRAME_BYTES: String(64 * 1024),
               },
+              ratelimits: doorLimitsLifted,
             },
           }),
         ],
         test: {
           name: "workerd-guarded",
           include: ["test/guarded/**/*.test.ts"],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // The shipped rate limits, with tokens (so that they can carry subjects).
+            miniflare: { bindings: { AUTH_SECRET: "test-secret-for-the-door" } },
+          }),
+        ],
+        test: {
+          name: "workerd-door",
+          include: ["test/door/**/*.test.ts"],
           testTimeout: 20_000,
         },
       },

@@ -64,7 +64,8 @@ async function wokeFromHibernation(server: DevServer, room: string, socket: WebS
 }
 
 export async function measureIdleMemory(counts = [0, 100, 500]): Promise<MemoryResult[]> {
-  const server = await startDevServer();
+  // The benchmark's config: it has no door rate limits, and this opens 500 sockets from one address.
+  const server = await startDevServer({ config: "bench/wrangler.toml" });
   const room = `bench-idle-${Date.now()}`;
   const url = `${server.wsUrl}/${room}`;
   const sockets: WebSocket[] = [];

@@ -1,9 +1,11 @@
 /**
- * `npm run token -- --doc NAME --mode read|write --ttl 1h [--name "Ada"] [--url https://host]`
+ * `npm run token -- --doc NAME --mode read|write --ttl 1h [--name "Ada"] [--sub user-42] [--url https://host]`
  *
  * Mints an access token with AUTH_SECRET (from the environment, or `.dev.vars` as wrangler
  * reads it locally) and prints it with a share link that opens the document in the app.
  * `--doc` may end in `*` to cover every document with that prefix (no link is printed then).
+ * `--sub` names whom the token is for (a user id): the server then rate-limits it per subject
+ * as well as per address. Leave it out for a link meant to be shared.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -39,6 +41,7 @@ const { values } = parseArgs({
     mode: { type: "string", default: "write" },
     ttl: { type: "string", default: "1h" },
     name: { type: "string" },
+    sub: { type: "string" },
     url: { type: "string", default: "http://localhost:8787" },
   },
 });
@@ -46,10 +49,11 @@ const doc = values.doc ?? fail("--doc is required");
 const pattern = doc.endsWith("*");
 if (!isValidDocumentName(pattern ? `${doc.slice(0, -1)}x` : doc)) fail(`--doc is not a valid document name or prefix: ${doc}`);
 if (values.mode !== "read" && values.mode !== "write") fail("--mode is read or write");
+if (values.sub === "") fail("--sub needs a value (a user id)");
 
 const exp = Math.floor(Date.now() / 1000) + seconds(values.ttl);
 const token = await signToken(
-  { doc, mode: values.mode as AccessMode, exp, ...(values.name ? { name: values.name } : {}) },
+  { doc, mode: values.mode as AccessMode, exp, ...(values.name ? { name: values.name } : {}), ...(values.sub ? { sub: values.sub } : {}) },
   secret(),
 );
 console.log(token);

@@ -11,6 +11,11 @@ export interface AccessGrant {
   expiresAt: number | null;
   /** The user's name from the token, for logs. */
   user?: string;
+  /**
+   * The token's `sub` claim, for the Worker's per-subject rate limits. It stays in the Worker
+   * (not in the headers below): the room has no use for it, and its sockets' attachments are small.
+   */
+  subject?: string;
 }
 
 const HEADER = { mode: "X-Edgedoc-Mode", expiresAt: "X-Edgedoc-Expires-At", user: "X-Edgedoc-User" } as const;

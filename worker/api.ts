@@ -9,6 +9,7 @@ import { authorize } from "./auth";
 import { roomLimits } from "./config";
 import { logEvent } from "./log";
 import { DOCUMENT_NAME_RULE, isValidDocumentName } from "./names";
+import { rateLimiter } from "./rate-limit";
 import type { ApiResult, Room } from "./room";
 import { TokenRefused } from "./tokens";
 
@@ -20,14 +21,17 @@ function failure(c: Context<ApiEnv>, status: number, error: string, detail: stri
   return c.json({ error, detail }, status as 400);
 }
 
-// Every document route: log the call (never the query string: it may carry a token), check
-// the name and the token, and find the room.
+// Every document route: log the call (never the query string: it may carry a token), count it
+// against its address, check the name and the token, count it against the token's subject, and
+// find the room.
 api.use("/docs/:name/*", async (c, next) => {
   const started = Date.now();
   const name = c.req.param("name");
   await next();
   logEvent("api", { method: c.req.method, room: name, path: new URL(c.req.url).pathname, status: c.res.status, ms: Date.now() - started });
 });
+const refuseRateLimited = (c: Context<ApiEnv>, detail: string) => failure(c, 429, "rate_limited", detail);
+api.use("/docs/:name/*", rateLimiter({ limiter: "API_ADDRESS_LIMITER", per: "address", refuse: refuseRateLimited }));
 api.use("/docs/:name/*", async (c, next) => {
   const name = c.req.param("name");
   if (!isValidDocumentName(name)) return failure(c, 400, "invalid_name", `use ${DOCUMENT_NAME_RULE}`);
@@ -38,6 +42,7 @@ api.use("/docs/:name/*", async (c, next) => {
   c.set("room", c.env.ROOM.get(c.env.ROOM.idFromName(name)));
   await next();
 });
+api.use("/docs/:name/*", rateLimiter({ limiter: "API_SUBJECT_LIMITER", per: "subject", refuse: refuseRateLimited }));
 
 /** The request body, refused past the same size limit as a WebSocket frame. */
 async function body(c: Context<ApiEnv>): Promise<Uint8Array | Response> {

@@ -31,7 +31,12 @@ export async function authorize(request: Request, env: Env, doc: string): Promis
   if (token === null) return new TokenRefused(401, "token required: pass ?token= or Authorization: Bearer");
   try {
     const claims = await verifyToken(token, env.AUTH_SECRET, doc);
-    return { mode: claims.mode, expiresAt: claims.exp * 1000, ...(claims.name === undefined ? {} : { user: claims.name }) };
+    return {
+      mode: claims.mode,
+      expiresAt: claims.exp * 1000,
+      ...(claims.name === undefined ? {} : { user: claims.name }),
+      ...(claims.sub === undefined ? {} : { subject: claims.sub }),
+    };
   } catch (error) {
     if (error instanceof TokenRefused) return error;
     throw error;

@@ -2,10 +2,12 @@
  * Access tokens: HMAC-SHA256 JWTs signed with `AUTH_SECRET`, shared by the Worker (verify)
  * and the minting script (sign). Claims:
  *
- *   { doc: "<name>" | "<prefix>*", mode: "read" | "write", exp: <unix seconds>, name?: "<user>" }
+ *   { doc: "<name>" | "<prefix>*", mode: "read" | "write", exp: <unix seconds>, name?: "<user>", sub?: "<subject>" }
  *
  * `doc` names one document exactly, or every document starting with a prefix when it ends in `*`.
- * `exp` is required: tokens are meant to be short-lived.
+ * `exp` is required: tokens are meant to be short-lived. `sub` says whom the token was issued
+ * to (a user id): the Worker's rate limits count such tokens per subject as well as per
+ * address. A share link, used by whoever holds it, has none.
  */
 import { Jwt } from "hono/utils/jwt";
 import { JwtTokenExpired, JwtTokenSignatureMismatched } from "hono/utils/jwt/types";
@@ -17,7 +19,10 @@ export interface TokenClaims {
   mode: AccessMode;
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /** The user's name, for logs. */
   name?: string;
+  /** Whom the token was issued to (a user id), for per-subject rate limits. */
+  sub?: string;
 }
 
 /** Why a token was refused, as the HTTP status and reason the client gets. */
@@ -56,10 +61,14 @@ export function documentMatches(claim: string, name: string): boolean {
 }
 
 function parseClaims(payload: Record<string, unknown>): TokenClaims {
-  const { doc, mode, exp, name } = payload;
+  const { doc, mode, exp, name, sub } = payload;
   if (typeof doc !== "string" || doc.length === 0) throw new TokenRefused(401, "token malformed: no doc claim");
   if (mode !== "read" && mode !== "write") throw new TokenRefused(401, "token malformed: mode must be read or write");
   if (typeof exp !== "number") throw new TokenRefused(401, "token malformed: no exp claim");
   if (name !== undefined && typeof name !== "string") throw new TokenRefused(401, "token malformed: name must be a string");
-  return { doc, mode, exp, ...(name === undefined ? {} : { name }) };
+  // An empty subject would put every such token in one shared rate-limit bucket.
+  if (sub !== undefined && (typeof sub !== "string" || sub.length === 0)) {
+    throw new TokenRefused(401, "token malformed: sub must be a non-empty string");
+  }
+  return { doc, mode, exp, ...(name === undefined ? {} : { name }), ...(sub === undefined ? {} : { sub }) };
 }
