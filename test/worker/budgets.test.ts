@@ -163,6 +163,53 @@ describe("outbound is budgeted", () => {
   });
 });
 
+describe("PUT /text is bounded by the work its diff does", () => {
+  /** `bytes` of lines of random words: no line of one text is likely in another. */
+  function randomText(bytes: number): string {
+    const lines: string[] = [];
+    let length = 0;
+    while (length < bytes) {
+      const line = `${Array.from({ length: 8 }, () => Math.random().toString(36).slice(2, 7)).join(" ")}\n`;
+      lines.push(line);
+      length += line.length;
+    }
+    return lines.join("");
+  }
+
+  it("200 KB of text unrelated to the 200 KB stored is replaced promptly, and editors converge on it", async () => {
+    const room = roomName("put-unrelated");
+    const honest = await honestPair(room);
+    const before = randomText(200 * 1024);
+    expect((await api(`${room}/text`, { method: "PUT", body: before })).status).toBe(200);
+    await waitFor(() => honest.bob.text === before, "the first text at bob");
+    const after = randomText(200 * 1024);
+    const started = Date.now();
+    const put = await api(`${room}/text`, { method: "PUT", body: after });
+    // A generous bound that only a quadratic diff would break (fast-diff took 31 s on 40 KB).
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await put.json()).toEqual({ changed: true });
+    await waitFor(() => honest.alice.text === after && honest.bob.text === after, "the new text at both editors");
+    await honest.stillFine();
+  });
+
+  it("a small edit to a large text keeps a collaborator's cursor in unchanged text", async () => {
+    const room = roomName("put-small");
+    const honest = await honestPair(room);
+    const text = randomText(200 * 1024);
+    await api(`${room}/text`, { method: "PUT", body: text });
+    await waitFor(() => honest.bob.text === text, "the text at bob");
+    const ytext = honest.bob.doc.getText("codemirror");
+    const cursor = Y.createRelativePositionFromTypeIndex(ytext, 150_000);
+    const expectedAfterCursor = text.slice(150_000, 150_100);
+    const edited = `${text.slice(0, 1_000)}a new sentence. ${text.slice(1_000)}`;
+    await api(`${room}/text`, { method: "PUT", body: edited });
+    await waitFor(() => honest.bob.text === edited, "the edit at bob");
+    const index = Y.createAbsolutePositionFromRelativePosition(cursor, honest.bob.doc)!.index;
+    expect(index).toBe(150_000 + "a new sentence. ".length);
+    expect(honest.bob.text.slice(index, index + 100)).toBe(expectedAfterCursor);
+  });
+});
+
 describe("documents are bounded by what they cost to load", () => {
   /** An update of `count` one-character items that cannot merge (each inserted before the last). */
   function itemBomb(count: number): Uint8Array {
