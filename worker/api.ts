@@ -74,11 +74,12 @@ api.get("/docs/:name/update", async (c) => {
   );
 });
 
-// Apply a binary Yjs update: validated, stored and relayed live like any client edit.
+// Apply a binary Yjs update: validated, stored and relayed live like any client edit. An
+// update waiting for dependencies is not stored yet: 202 `{ pending: true }`, not 200.
 api.post("/docs/:name/update", async (c) => {
   const update = await body(c);
   if (update instanceof Response) return update;
-  return answer(c, await c.var.room.applyUpdate(update), (result) => c.json(result));
+  return answer(c, await c.var.room.applyUpdate(update), (result) => c.json(result, result.pending ? 202 : 200));
 });
 
 // Replace the text with the body as a minimal edit, so connected editors keep their cursors.

@@ -137,13 +137,18 @@ export class PresenceRegistry<Socket> {
     return result;
   }
 
-  /** Every current state, as sent to a socket that joins or asks (query-awareness). */
-  states(): AwarenessEntry[] {
+  /** Every current state (but those `except` holds), as sent to a socket that joins or asks (query-awareness). */
+  states(except?: Socket): AwarenessEntry[] {
     const all: AwarenessEntry[] = [];
-    for (const held of this.bySocket.values()) {
-      for (const [clientId, { clock, state }] of held) all.push({ clientId, clock, state });
+    for (const [socket, held] of this.bySocket) {
+      if (socket !== except) all.push(...entriesOf(held));
     }
     return all;
+  }
+
+  /** The states `socket` holds. */
+  statesOf(socket: Socket): AwarenessEntry[] {
+    return entriesOf(this.bySocket.get(socket) ?? new Map());
   }
 
   /** What `socket` controls, in the shape saved to its attachment. */
@@ -169,6 +174,10 @@ export class PresenceRegistry<Socket> {
       this.removedClocks.delete(oldest);
     }
   }
+}
+
+function entriesOf(held: Map<number, PresenceRecord>): AwarenessEntry[] {
+  return [...held].map(([clientId, { clock, state }]) => ({ clientId, clock, state }));
 }
 
 function presenceBytes(held: Map<number, PresenceRecord>): number {

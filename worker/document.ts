@@ -34,6 +34,14 @@ export interface CompactionResult {
   ms: number;
 }
 
+/** What applying an update did. */
+export interface Applied {
+  /** The update the document integrated and stored (to relay), or null when nothing was new. */
+  integrated: Uint8Array | null;
+  /** Part of the update waits for dependencies: it is not stored, so its sender is not told it is saved. */
+  waits: boolean;
+}
+
 export class RoomDocument {
   private doc: Y.Doc;
   /** When updates first started waiting for missing dependencies, or null when none wait. */
@@ -110,11 +118,11 @@ export class RoomDocument {
   }
 
   /**
-   * Applies a client's update and stores what the document integrated. Returns that update
-   * (to relay), or null when nothing new was integrated. Throws {@link ProtocolError} when the
-   * update is refused; then nothing was stored and the document is as before.
+   * Applies a client's update and stores what the document integrated. Throws
+   * {@link ProtocolError} when the update is refused; then nothing was stored and the document
+   * is as before.
    */
-  apply(update: Uint8Array, now: number): Uint8Array | null {
+  apply(update: Uint8Array, now: number): Applied {
     const shape = checkUpdateStructure(update, (client) => Y.getState(this.doc.store, client));
     this.refuseIfTooLarge(update.length, shape.newStructs);
     if (this.pendingDeleteRanges + shape.waitingDeleteRanges > MAX_PENDING_DELETE_RANGES) {
@@ -143,7 +151,13 @@ export class RoomDocument {
     });
     this.pendingDeleteRanges = this.doc.store.pendingDs === null ? 0 : this.pendingDeleteRanges + shape.waitingDeleteRanges;
     this.boundPending(now);
-    return integrated;
+    const structsWait = [...shape.reach].some(([client, clock]) => Y.getState(this.doc.store, client) < clock);
+    return { integrated, waits: structsWait || (shape.waitingDeleteRanges > 0 && this.doc.store.pendingDs !== null) };
+  }
+
+  /** Whether any update waits for dependencies. */
+  hasPending(): boolean {
+    return this.pendingSince !== null;
   }
 
   /**

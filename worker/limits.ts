@@ -132,6 +132,17 @@ export const ROOM_ANSWER_BYTES_PER_SECOND = 32 * 1024 * 1024;
  */
 export const MAX_RELAY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Stock y-websocket providers re-send every presence change they receive (their update handler
+ * ignores the origin), so in a busy room a socket's inbound frames grow with everyone else's
+ * activity. Such echoes change nothing and are paid from a credit the room grants as it sends
+ * awareness: this many bytes per byte sent (a re-encoded state may come back a little longer),
+ * up to the limit. An echo cannot exceed what it echoes; a frame that changes the socket's own
+ * presence always pays from its message rate.
+ */
+export const ECHO_CREDIT_PER_BYTE_SENT = 2;
+export const ECHO_CREDIT_LIMIT_BYTES = 1024 * 1024;
+
 /** A socket must complete the sync handshake (send its sync step 2) within this, or is closed with 4001. */
 export const JOIN_TIMEOUT_MS = 10_000;
 

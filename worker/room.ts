@@ -23,6 +23,8 @@ import { RoomDocument } from "./document";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
   DAY_MS,
+  ECHO_CREDIT_LIMIT_BYTES,
+  ECHO_CREDIT_PER_BYTE_SENT,
   IDLE_COMPACTION_DELAY_MS,
   JOIN_TIMEOUT_MS,
   MAX_CLOSING_SOCKETS,
@@ -35,6 +37,7 @@ import { logEvent } from "./log";
 import {
   AWARENESS_TIMEOUT_MS,
   CloseCode,
+  MessageType,
   ProtocolError,
   decodeClientMessage,
   encodeAwareness,
@@ -58,6 +61,8 @@ export interface SocketAttachment extends AccessGrant {
   activeAt: number;
   /** The room closed it; the runtime lists it until the peer completes the close. */
   closing?: true;
+  /** An update of its waits for dependencies, so it is not told its edits are saved. */
+  unconfirmed?: true;
 }
 
 /** A socket's access, budgets and activity, kept in memory (budgets start full again after a wake). */
@@ -72,6 +77,12 @@ interface Session {
   /** When it last sent a frame (`ping` never reaches the room), and when that was last saved. */
   lastFrameAt: number;
   stampedAt: number;
+  /**
+   * Awareness bytes it may send back without changing its own presence: stock providers
+   * re-send every presence change they receive, so they earn this from what the room sends
+   * them (see {@link ECHO_CREDIT_LIMIT_BYTES}) instead of paying from their message rate.
+   */
+  echoCredit: number;
   /** Bytes received from and sent to this socket since the room last woke, for the close log. */
   bytesIn: number;
   bytesOut: number;
@@ -109,6 +120,8 @@ export class Room extends DurableObject<Env> {
   private readonly sessions = new Map<WebSocket, Session>();
   /** Sockets the room has closed; the runtime may still list them until the close completes. */
   private readonly closing = new WeakSet<WebSocket>();
+  /** Sockets with an update waiting for dependencies: their own presence is not echoed to them. */
+  private readonly unconfirmed = new Set<WebSocket>();
   /** What the whole room may still send in answers (sync step 2, presence queries). */
   private readonly answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, Date.now());
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
@@ -120,14 +133,18 @@ export class Room extends DurableObject<Env> {
     super(ctx, env);
     this.limits = roomLimits(env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+    const lostWaiting: WebSocket[] = [];
     for (const socket of ctx.getWebSockets()) {
       const attachment = readAttachment(socket);
       if (attachment?.closing) this.closing.add(socket);
       if (!attachment || attachment.closing) continue;
       this.presence.restore(socket, attachment.presence);
       this.startSession(socket, attachment);
+      if (attachment.unconfirmed) lostWaiting.push(socket);
     }
     this.store = this.openStore();
+    // Waiting updates live in memory only, so they were lost with the object: ask their senders again.
+    this.askToResend(lostWaiting);
   }
 
   /** The room's document, loaded from storage the first time anything needs it. */
@@ -170,8 +187,12 @@ export class Room extends DurableObject<Env> {
   }
 
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
-  async applyUpdate(update: Uint8Array): Promise<ApiResult<{ changed: boolean }>> {
-    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.apply(update, Date.now())) }));
+  async applyUpdate(update: Uint8Array): Promise<ApiResult<{ changed: boolean; pending?: true }>> {
+    const result = this.viaApi(() => {
+      const { integrated, waits } = this.document.apply(update, Date.now());
+      return { changed: this.acceptChange(integrated), ...(waits ? { pending: true as const } : {}) };
+    });
+    await this.settleWaiting();
     await this.afterApiWrite();
     return result;
   }
@@ -259,13 +280,11 @@ export class Room extends DurableObject<Env> {
         throw new ProtocolError(CloseCode.messageTooBig, `frame too large: over ${this.limits.maxFrameBytes} bytes`);
       }
       session.bytesIn += message.byteLength;
-      if (!session.messages.take(1, now) || !session.bytes.take(message.byteLength, now)) {
-        throw new ProtocolError(
-          CloseCode.policyViolation,
-          `rate limit exceeded: ${this.limits.rateMessagesPerSecond} messages or ${this.limits.rateBytesPerSecond} bytes per second`,
-        );
-      }
-      await this.handle(socket, session, decodeClientMessage(new Uint8Array(message)));
+      const frame = new Uint8Array(message);
+      // An awareness frame pays for its message once the room knows whether it is an echo.
+      const paysNow = frame[0] !== MessageType.awareness;
+      if (!session.bytes.take(frame.byteLength, now) || (paysNow && !session.messages.take(1, now))) throw this.rateExceeded();
+      await this.handle(socket, session, decodeClientMessage(frame));
     } catch (error) {
       if (error instanceof ProtocolError) {
         this.reject(socket, error.closeCode, error.message);
@@ -317,7 +336,10 @@ export class Room extends DurableObject<Env> {
     const expiry = this.expiryDue();
     if (expiry !== null && now >= expiry) return this.deleteStorage("expired");
     this.closeIdleSockets(now);
-    if (this.loadedDocument?.expirePending(now)) logEvent("pending_dropped", { room: this.name });
+    if (this.loadedDocument?.expirePending(now)) {
+      logEvent("pending_dropped", { room: this.name });
+      this.askToResend([...this.unconfirmed]);
+    }
     if (this.openSockets().length === 0 && this.store.statistics().logUpdates > 0) this.compact();
     const { removed, changedSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
@@ -358,16 +380,18 @@ export class Room extends DurableObject<Env> {
       case "sync-step1":
         return this.answer(socket, session, encodeSyncStep2(this.document.missingFrom(message.stateVector)));
       case "sync-step2":
-      case "sync-update":
+      case "sync-update": {
         this.markJoined(socket, session);
         if (session.grant.mode === "read") return this.denyWrite(socket, session, message.update);
-        this.acceptChange(this.document.apply(message.update, Date.now()), socket);
-        if (this.document.pendingExpiry() !== null) await this.scheduleAlarm();
-        return;
+        const { integrated, waits } = this.document.apply(message.update, Date.now());
+        this.acceptChange(integrated, socket);
+        if (waits) this.holdConfirmation(socket);
+        return this.settleWaiting();
+      }
       case "awareness":
-        return this.applyAwareness(socket, message.update);
+        return this.applyAwareness(socket, session, message.update);
       case "query-awareness":
-        return this.answer(socket, session, encodeAwareness(this.presence.states()));
+        return this.answer(socket, session, encodeAwareness(this.presence.states(this.unconfirmed.has(socket) ? socket : undefined)));
     }
   }
 
@@ -445,15 +469,67 @@ export class Room extends DurableObject<Env> {
     this.sendTo(socket, session, encodePermissionDenied("read-only access: edits are not saved"));
   }
 
-  private async applyAwareness(socket: WebSocket, update: Uint8Array): Promise<void> {
-    const changes = this.presence.apply(socket, readAwarenessEntries(update), Date.now());
-    if (changes.length === 0) return;
+  private async applyAwareness(socket: WebSocket, session: Session, update: Uint8Array): Promise<void> {
+    const now = Date.now();
+    const changes = this.presence.apply(socket, readAwarenessEntries(update), now);
+    if (changes.length === 0) {
+      // An echo of others' states: paid from what the room sent this socket, so a stock
+      // provider in a busy room is never closed for it, and a flood cannot pose as echoes.
+      if (session.echoCredit >= update.byteLength) session.echoCredit -= update.byteLength;
+      else if (!session.messages.take(1, now)) throw this.rateExceeded();
+      return;
+    }
+    if (!session.messages.take(1, now)) throw this.rateExceeded();
     this.saveAttachment(socket);
     // Relayed to the sender too, as the reference server does: a provider alone in a room
     // otherwise hears nothing and reconnects after 30 s of silence. The echo also tells the
-    // sender that everything it sent before is stored (client/saved.ts relies on it).
-    this.broadcast(encodeAwareness(changes));
+    // sender that everything it sent before is stored (client/saved.ts relies on it), so a
+    // sender with an update still waiting for dependencies does not get it.
+    this.broadcast(encodeAwareness(changes), this.unconfirmed.has(socket) ? socket : undefined);
     await this.scheduleAlarm();
+  }
+
+  private rateExceeded(): ProtocolError {
+    return new ProtocolError(
+      CloseCode.policyViolation,
+      `rate limit exceeded: ${this.limits.rateMessagesPerSecond} messages or ${this.limits.rateBytesPerSecond} bytes per second`,
+    );
+  }
+
+  /** Withholds `socket`'s save confirmation (the echo of its presence) while its update waits. */
+  private holdConfirmation(socket: WebSocket): void {
+    if (this.unconfirmed.has(socket)) return;
+    this.unconfirmed.add(socket);
+    this.saveAttachment(socket);
+  }
+
+  /**
+   * After an update was applied: once nothing waits any more, everything the held sockets sent
+   * is stored, so each is sent the echo of its own presence (its save confirmation). While
+   * something waits, the alarm is set to drop it past its TTL.
+   */
+  private async settleWaiting(): Promise<void> {
+    if (this.document.hasPending()) return this.scheduleAlarm();
+    for (const socket of this.unconfirmed) {
+      this.unconfirmed.delete(socket);
+      this.saveAttachment(socket);
+      const own = this.presence.statesOf(socket);
+      const session = this.sessions.get(socket);
+      if (own.length > 0 && session) this.sendTo(socket, session, encodeAwareness(own));
+    }
+  }
+
+  /**
+   * Waiting updates were dropped (TTL, or lost when the object left memory): their senders
+   * still hold them, and a sync step 1 from the room makes a y-websocket client send them again.
+   */
+  private askToResend(sockets: Iterable<WebSocket>): void {
+    for (const socket of sockets) {
+      this.unconfirmed.delete(socket);
+      this.saveAttachment(socket);
+      const session = this.sessions.get(socket);
+      if (session) this.sendTo(socket, session, encodeSyncStep1(this.document.stateVector()));
+    }
   }
 
   /** Closes a socket that sent something we refuse; the document and other sockets are untouched. */
@@ -468,6 +544,7 @@ export class Room extends DurableObject<Env> {
   /** Forgets a socket and tells everyone else its presence left. */
   private dropSocket(socket: WebSocket): void {
     this.sessions.delete(socket);
+    this.unconfirmed.delete(socket);
     const removed = this.presence.removeSocket(socket);
     if (removed.length > 0) this.broadcast(encodeAwareness(removed), socket);
   }
@@ -502,6 +579,9 @@ export class Room extends DurableObject<Env> {
     try {
       socket.send(frame);
       session.bytesOut += frame.byteLength;
+      if (frame[0] === MessageType.awareness) {
+        session.echoCredit = Math.min(ECHO_CREDIT_LIMIT_BYTES, session.echoCredit + ECHO_CREDIT_PER_BYTE_SENT * frame.byteLength);
+      }
     } catch {
       // Closed by the peer; nothing to deliver.
     }
@@ -521,6 +601,7 @@ export class Room extends DurableObject<Env> {
       // The stamp may be up to one interval old; count the socket active until then.
       lastFrameAt: Math.min(now, attachment.activeAt + ACTIVITY_STAMP_INTERVAL_MS),
       stampedAt: attachment.activeAt,
+      echoCredit: 0,
       bytesIn: 0,
       bytesOut: 0,
     };
@@ -561,11 +642,13 @@ export class Room extends DurableObject<Env> {
     const session = this.sessions.get(socket);
     if (!attachment || !session) return;
     session.stampedAt = session.lastFrameAt;
+    const { unconfirmed: _, ...rest } = attachment;
     socket.serializeAttachment({
-      ...attachment,
+      ...rest,
       presence: this.presence.heldBy(socket),
       joined: session.joined,
       activeAt: session.lastFrameAt,
+      ...(this.unconfirmed.has(socket) ? { unconfirmed: true as const } : {}),
     } satisfies SocketAttachment);
   }
 

@@ -40,6 +40,8 @@ export interface UpdateShape {
   newStructs: number;
   /** Delete ranges past what the document and the update itself hold: they will wait. */
   waitingDeleteRanges: number;
+  /** Each client's clock once the update's structs are applied (if none of them waits). */
+  reach: Map<number, number>;
 }
 
 /**
@@ -48,13 +50,11 @@ export interface UpdateShape {
  */
 export function checkUpdateStructure(update: Uint8Array, knownClock: (client: number) => number = () => 0): UpdateShape {
   const decoder = decoding.createDecoder(update);
-  const shape: UpdateShape = { newStructs: 0, waitingDeleteRanges: 0 };
-  /** Each client's clock once the update's structs are applied. */
-  const reach = new Map<number, number>();
+  const shape: UpdateShape = { newStructs: 0, waitingDeleteRanges: 0, reach: new Map() };
   try {
     const clients = readCount(decoder);
-    for (let i = 0; i < clients; i++) readClientStructs(decoder, knownClock, reach, shape);
-    readDeleteSet(decoder, (client) => Math.max(knownClock(client), reach.get(client) ?? 0), shape);
+    for (let i = 0; i < clients; i++) readClientStructs(decoder, knownClock, shape);
+    readDeleteSet(decoder, (client) => Math.max(knownClock(client), shape.reach.get(client) ?? 0), shape);
   } catch (error) {
     if (error instanceof ProtocolError) throw error;
     throw invalid("truncated");
@@ -63,12 +63,7 @@ export function checkUpdateStructure(update: Uint8Array, knownClock: (client: nu
   return shape;
 }
 
-function readClientStructs(
-  decoder: decoding.Decoder,
-  knownClock: (client: number) => number,
-  reach: Map<number, number>,
-  shape: UpdateShape,
-): void {
+function readClientStructs(decoder: decoding.Decoder, knownClock: (client: number) => number, shape: UpdateShape): void {
   const structs = readCount(decoder);
   const client = decoding.readVarUint(decoder);
   const known = knownClock(client);
@@ -81,7 +76,7 @@ function readClientStructs(
     if (clock > MAX_YJS_CLOCK) throw invalid("clock out of range");
     if (clock > known && ref !== SKIP) shape.newStructs++;
   }
-  reach.set(client, Math.max(reach.get(client) ?? 0, clock));
+  shape.reach.set(client, Math.max(shape.reach.get(client) ?? 0, clock));
 }
 
 /** Reads an item's origins, parent and content; returns its length in clock units. */

@@ -144,6 +144,20 @@ describe("limits in a guarded room", () => {
     expect(late.text).toBe("steady!");
   });
 
+  it("applies no frame that arrives after the room closed a socket for its rate", async () => {
+    const room = roomName("after-rate");
+    const [alice, flooder] = [await writer(room), await writer(room)];
+    alice.insert(0, "steady");
+    await waitFor(() => flooder.text === "steady", "the first edit");
+    // Past the burst in one go, then edits: they arrive after the close, and must not count.
+    for (let i = 0; i < 1_000; i++) flooder.sendRaw(new Uint8Array([3]));
+    for (let i = 0; i < 20; i++) flooder.insert(0, "late ");
+    expect((await flooder.waitForClose()).code).toBe(CloseCode.policyViolation);
+    alice.insert(6, "!");
+    const late = await writer(room);
+    expect(late.text).toBe("steady!");
+  });
+
   it("closes a socket that sends a frame over MAX_FRAME_BYTES with 1009 before decoding it", async () => {
     const room = roomName("bigframe");
     const [alice, sender] = [await writer(room), await writer(room)];
