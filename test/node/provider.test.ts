@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import type { WebsocketProvider } from "y-websocket";
-import { AWARENESS_TIMEOUT_MS, CloseCode, EMPTY_UPDATE, encodeSyncStep2 } from "../../worker/protocol";
+import { AWARENESS_TIMEOUT_MS, CloseCode, EMPTY_UPDATE, encodeAwareness, encodeSyncStep2 } from "../../worker/protocol";
 import { connectProvider, disconnectProvider, waitFor } from "./providers";
 import { removePersistDir, startDevServer, type DevServer } from "./wrangler";
 
@@ -78,4 +78,49 @@ describe("stock y-websocket provider against wrangler dev", () => {
     a.doc.getText("codemirror").insert(0, "still here");
     await waitFor(() => b.doc.getText("codemirror").toString() === "still here", "an edit after the idle period");
   }, 90_000);
+
+  it("a crowd of stock providers stays connected while two sockets flood their own presence", async () => {
+    const room = `crowd-${randomUUID().slice(0, 8)}`;
+    const crowd = Array.from({ length: 8 }, () => connect(room));
+    const closes: string[] = [];
+    for (const provider of crowd) provider.on("connection-close", (event: CloseEvent | null) => closes.push(`${event?.code} ${event?.reason}`));
+    await waitFor(() => crowd.every((provider) => provider.synced), "the crowd to sync");
+    crowd.forEach((provider, i) => provider.awareness.setLocalStateField("user", { name: `person ${i}`, color: "#30638e" }));
+    // Each noisy socket changes its own presence 150 times a second, within its own rate (200/s),
+    // for 4 s: every provider receives 300 changes a second and re-sends each one.
+    const noisy = await Promise.all([0, 1].map(() => openNoisy(`${server.wsUrl}/${room}`)));
+    const sent = await Promise.all(noisy.map((socket, i) => flood(socket, 900_000 + i, 150, 4_000)));
+    expect(sent.every((count) => count >= 500)).toBe(true);
+    crowd[0]!.doc.getText("codemirror").insert(0, "heard through the noise");
+    await waitFor(() => crowd.every((provider) => provider.doc.getText("codemirror").toString() === "heard through the noise"), "convergence");
+    const refusals = server.output().split("\n").filter((line) => /"event":"(frame_rejected|room_error)"/.test(line));
+    expect(closes, refusals.slice(0, 10).join("\n")).toEqual([]);
+    for (const socket of noisy) socket.close();
+  }, 60_000);
 });
+
+function openNoisy(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.once("open", () => {
+      socket.send(encodeSyncStep2(EMPTY_UPDATE));
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** Sends presence changes of `clientId` at `perSecond` for `ms`; returns how many it sent. */
+async function flood(socket: WebSocket, clientId: number, perSecond: number, ms: number): Promise<number> {
+  const started = Date.now();
+  let clock = 0;
+  while (Date.now() - started < ms && socket.readyState === WebSocket.OPEN) {
+    const due = Math.floor(((Date.now() - started) * perSecond) / 1000);
+    while (clock < due) {
+      clock++;
+      socket.send(encodeAwareness([{ clientId, clock, state: JSON.stringify({ user: { name: "noisy", color: "#c03" }, cursor: clock }) }]));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return clock;
+}
