@@ -16,9 +16,19 @@ export interface AccessGrant {
    * (not in the headers below): the room has no use for it, and its sockets' attachments are small.
    */
   subject?: string;
+  /**
+   * Whom the socket's presence IDs belong to (README, "Presence ownership"): the token's `sub`,
+   * else its `name`, else the token itself (a share link is one owner). Unset without tokens.
+   */
+  owner?: string;
 }
 
-const HEADER = { mode: "X-Edgedoc-Mode", expiresAt: "X-Edgedoc-Expires-At", user: "X-Edgedoc-User" } as const;
+const HEADER = {
+  mode: "X-Edgedoc-Mode",
+  expiresAt: "X-Edgedoc-Expires-At",
+  user: "X-Edgedoc-User",
+  owner: "X-Edgedoc-Owner",
+} as const;
 
 /** A copy of `request` carrying `grant` (and nothing a client sent under the same names). */
 export function withGrant(request: Request, grant: AccessGrant): Request {
@@ -27,15 +37,18 @@ export function withGrant(request: Request, grant: AccessGrant): Request {
   headers.set(HEADER.mode, grant.mode);
   if (grant.expiresAt !== null) headers.set(HEADER.expiresAt, String(grant.expiresAt));
   if (grant.user !== undefined) headers.set(HEADER.user, encodeURIComponent(grant.user));
+  if (grant.owner !== undefined) headers.set(HEADER.owner, encodeURIComponent(grant.owner));
   return new Request(request, { headers });
 }
 
 export function grantFrom(request: Request): AccessGrant {
   const expiresAt = request.headers.get(HEADER.expiresAt);
   const user = request.headers.get(HEADER.user);
+  const owner = request.headers.get(HEADER.owner);
   return {
     mode: request.headers.get(HEADER.mode) === "write" ? "write" : "read",
     expiresAt: expiresAt === null ? null : Number(expiresAt),
     ...(user === null ? {} : { user: decodeURIComponent(user) }),
+    ...(owner === null ? {} : { owner: decodeURIComponent(owner) }),
   };
 }

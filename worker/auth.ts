@@ -36,11 +36,18 @@ export async function authorize(request: Request, env: Env, doc: string): Promis
       expiresAt: claims.exp * 1000,
       ...(claims.name === undefined ? {} : { user: claims.name }),
       ...(claims.sub === undefined ? {} : { subject: claims.sub }),
+      owner: claims.sub ?? claims.name ?? `link:${await digest(token)}`,
     };
   } catch (error) {
     if (error instanceof TokenRefused) return error;
     throw error;
   }
+}
+
+/** A short, stable name for a token that names nobody: the first 16 hex digits of its SHA-256. */
+async function digest(token: string): Promise<string> {
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+  return Array.from(hash.subarray(0, 8), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 function tokenOf(request: Request): string | null {

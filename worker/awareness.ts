@@ -10,6 +10,10 @@
  *   socket controls are dropped. Stock providers re-broadcast every state they receive, so such
  *   entries are normal traffic, not an attack, and the socket is not closed for them.
  * - Closing a socket removes exactly its IDs.
+ * - Claims: with tokens, a client ID belongs to the owner (token subject) whose socket first
+ *   set a state for it, and only that owner may bring it back after its socket closed. The
+ *   room keeps claims through hibernation (attachments) and eviction (storage, via `onClaim`),
+ *   at most {@link MAX_PRESENCE_CLAIMS}, oldest forgotten first.
  * - Cost: entries are taken one at a time and checked against the socket's byte budget before
  *   their JSON is decoded, and entries that would be dropped are never decoded, so a frame of
  *   millions of entries costs time linear in its size and memory bounded by the budget.
@@ -22,7 +26,7 @@ import {
   type AwarenessEntry,
   type WireAwarenessEntry,
 } from "./protocol";
-import { MAX_PRESENCE_BYTES_PER_SOCKET, MAX_PRESENCE_TOMBSTONES, PRESENCE_ENTRY_OVERHEAD_BYTES } from "./limits";
+import { MAX_PRESENCE_BYTES_PER_SOCKET, MAX_PRESENCE_CLAIMS, MAX_PRESENCE_TOMBSTONES, PRESENCE_ENTRY_OVERHEAD_BYTES } from "./limits";
 
 /** One client's latest awareness state as the room holds it. */
 export interface PresenceRecord {
@@ -51,15 +55,26 @@ export class PresenceRegistry<Socket> {
    * reconnects re-sends its state unchanged.
    */
   private readonly removedClocks = new Map<number, number>();
+  /** Which owner (token subject) claimed each client ID, oldest claim first. */
+  private readonly claims = new Map<number, string>();
+
+  /** @param onClaim called when an owner claims a client ID, so the room can keep the claim. */
+  constructor(private readonly onClaim: (clientId: number, owner: string) => void = () => {}) {}
 
   /** Restores a socket's presence from its attachment after the room woke. */
-  restore(socket: Socket, held: SocketPresence): void {
+  restore(socket: Socket, held: SocketPresence, owner?: string): void {
     const records = new Map<number, PresenceRecord>();
     for (const [id, record] of Object.entries(held)) {
       records.set(Number(id), record);
       this.owners.set(Number(id), socket);
+      if (owner !== undefined) this.remember(Number(id), owner);
     }
     this.bySocket.set(socket, records);
+  }
+
+  /** Restores claims the room kept in storage, oldest first. */
+  restoreClaims(claims: Iterable<[clientId: number, owner: string]>): void {
+    for (const [clientId, owner] of claims) this.remember(clientId, owner);
   }
 
   /**
@@ -68,14 +83,16 @@ export class PresenceRegistry<Socket> {
    * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}, or when an entry (or
    * the rest of the update) does not decode.
    */
-  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number): AwarenessEntry[] {
+  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number, owner?: string): AwarenessEntry[] {
     const held = new Map(this.bySocket.get(socket));
     let heldBytes = presenceBytes(held);
     // Keyed by client ID: an update naming one client many times changes it once.
     const changes = new Map<number, AwarenessEntry>();
     for (const entry of entries) {
-      const owner = this.owners.get(entry.clientId);
-      if (owner !== undefined && owner !== socket) continue;
+      const holder = this.owners.get(entry.clientId);
+      if (holder !== undefined && holder !== socket) continue;
+      const claimedBy = this.claims.get(entry.clientId);
+      if (owner !== undefined && claimedBy !== undefined && claimedBy !== owner) continue;
       const current = held.get(entry.clientId);
       const floor = current?.clock ?? (this.removedClocks.get(entry.clientId) ?? 0) - 1;
       // A removal may repeat the current clock; a state must be newer. Either way, nothing
@@ -101,8 +118,15 @@ export class PresenceRegistry<Socket> {
       changes.set(entry.clientId, { clientId: entry.clientId, clock: entry.clock, state });
     }
     for (const { clientId, clock, state } of changes.values()) {
-      if (state === null) this.forget(clientId, clock);
-      else this.owners.set(clientId, socket);
+      if (state === null) {
+        this.forget(clientId, clock);
+        continue;
+      }
+      this.owners.set(clientId, socket);
+      if (owner !== undefined && !this.claims.has(clientId)) {
+        this.remember(clientId, owner);
+        this.onClaim(clientId, owner);
+      }
     }
     this.bySocket.set(socket, held);
     return [...changes.values()];
@@ -163,6 +187,12 @@ export class PresenceRegistry<Socket> {
       for (const { lastSeen } of held.values()) oldest = Math.min(oldest, lastSeen);
     }
     return oldest === Infinity ? null : oldest + AWARENESS_TIMEOUT_MS;
+  }
+
+  private remember(clientId: number, owner: string): void {
+    this.claims.delete(clientId);
+    this.claims.set(clientId, owner);
+    if (this.claims.size > MAX_PRESENCE_CLAIMS) this.claims.delete(this.claims.keys().next().value as number);
   }
 
   private forget(clientId: number, clock: number): void {

@@ -53,6 +53,12 @@ export const MAX_PRESENCE_BYTES_PER_SOCKET = 8 * 1024;
  */
 export const PRESENCE_ENTRY_OVERHEAD_BYTES = 32;
 
+/**
+ * How many presence claims (client ID to token subject) a room keeps, in memory and in storage.
+ * A stock provider takes a new client ID per page load; past this the oldest claims are forgotten.
+ */
+export const MAX_PRESENCE_CLAIMS = 4_096;
+
 /** How many removed awareness clocks the room remembers to refuse stale resurrections. */
 export const MAX_PRESENCE_TOMBSTONES = 1024;
 

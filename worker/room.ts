@@ -116,7 +116,7 @@ export class Room extends DurableObject<Env> {
   /** The Yjs document, loaded at first use ({@link document}). */
   private loadedDocument: RoomDocument | null = null;
   private readonly limits: RoomLimits;
-  private readonly presence = new PresenceRegistry<WebSocket>();
+  private readonly presence = new PresenceRegistry<WebSocket>((clientId, owner) => this.store.saveClaim(clientId, owner, Date.now()));
   private readonly sessions = new Map<WebSocket, Session>();
   /** Sockets the room has closed; the runtime may still list them until the close completes. */
   private readonly closing = new WeakSet<WebSocket>();
@@ -133,16 +133,17 @@ export class Room extends DurableObject<Env> {
     super(ctx, env);
     this.limits = roomLimits(env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+    this.store = this.openStore();
+    this.presence.restoreClaims(this.store.loadClaims());
     const lostWaiting: WebSocket[] = [];
     for (const socket of ctx.getWebSockets()) {
       const attachment = readAttachment(socket);
       if (attachment?.closing) this.closing.add(socket);
       if (!attachment || attachment.closing) continue;
-      this.presence.restore(socket, attachment.presence);
+      this.presence.restore(socket, attachment.presence, attachment.owner);
       this.startSession(socket, attachment);
       if (attachment.unconfirmed) lostWaiting.push(socket);
     }
-    this.store = this.openStore();
     // Waiting updates live in memory only, so they were lost with the object: ask their senders again.
     this.askToResend(lostWaiting);
   }
@@ -471,7 +472,7 @@ export class Room extends DurableObject<Env> {
 
   private async applyAwareness(socket: WebSocket, session: Session, update: Uint8Array): Promise<void> {
     const now = Date.now();
-    const changes = this.presence.apply(socket, readAwarenessEntries(update), now);
+    const changes = this.presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
     if (changes.length === 0) {
       // An echo of others' states: paid from what the room sent this socket, so a stock
       // provider in a busy room is never closed for it, and a flood cannot pose as echoes.
@@ -589,9 +590,9 @@ export class Room extends DurableObject<Env> {
 
   private startSession(socket: WebSocket, attachment: SocketAttachment): Session {
     const now = Date.now();
-    const { mode, expiresAt, user } = attachment;
+    const { mode, expiresAt, user, owner } = attachment;
     const session: Session = {
-      grant: { mode, expiresAt, ...(user === undefined ? {} : { user }) },
+      grant: { mode, expiresAt, ...(user === undefined ? {} : { user }), ...(owner === undefined ? {} : { owner }) },
       messages: new TokenBucket(this.limits.rateMessagesPerSecond * 2, this.limits.rateMessagesPerSecond, now),
       // A full bucket always admits one frame of the maximum size.
       bytes: new TokenBucket(Math.max(this.limits.maxFrameBytes, this.limits.rateBytesPerSecond), this.limits.rateBytesPerSecond, now),

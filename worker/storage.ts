@@ -9,6 +9,9 @@
  *   row-sized parts.
  * - `edgedoc_log(seq, part, data, at)`: every update accepted since the snapshot, as the Yjs V1
  *   update the room's document emitted, each split into row-sized parts, with when it arrived.
+ * - `edgedoc_presence_claims(client_id, owner, at)`: which token subject claimed each awareness
+ *   client ID, so a claim outlives the object (at most {@link MAX_PRESENCE_CLAIMS} rows). Added
+ *   within format 1: code that predates it ignores the table, and opening a database adds it.
  *
  * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
  * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any
@@ -18,7 +21,7 @@
  * that was never written leaves nothing behind.
  */
 import { joinChunks, splitIntoChunks } from "./chunks";
-import { SQLITE_CHUNK_BYTES } from "./limits";
+import { MAX_PRESENCE_CLAIMS, SQLITE_CHUNK_BYTES } from "./limits";
 
 /** Bump when the layout changes, and teach {@link DocumentStore.migrate} to convert older ones. */
 export const STORAGE_FORMAT_VERSION = 1;
@@ -70,6 +73,7 @@ export class DocumentStore {
     this.created = this.tableExists("edgedoc_meta");
     if (!this.created) return;
     this.checkFormat();
+    this.sql.exec(CLAIMS_TABLE);
     this.stats = this.measure();
     const log = this.one<{ seq: number | null; at: number | null }>("SELECT MAX(seq) AS seq, MAX(at) AS at FROM edgedoc_log");
     this.lastSeq = log.seq ?? this.meta("snapshot_seq") ?? 0;
@@ -136,6 +140,28 @@ export class DocumentStore {
     this.stats = this.measure();
   }
 
+  /** Presence claims kept by {@link saveClaim}, oldest first. */
+  loadClaims(): [clientId: number, owner: string][] {
+    if (!this.created) return [];
+    return this.sql
+      .exec<{ client_id: number; owner: string }>("SELECT client_id, owner FROM edgedoc_presence_claims ORDER BY at, client_id")
+      .toArray()
+      .map((row) => [row.client_id, row.owner]);
+  }
+
+  /**
+   * Keeps a presence claim, trimming the oldest past {@link MAX_PRESENCE_CLAIMS}. A document
+   * never written keeps its claims in memory only, so probing a name still stores nothing.
+   */
+  saveClaim(clientId: number, owner: string, at: number): void {
+    if (!this.created) return;
+    this.sql.exec("INSERT OR REPLACE INTO edgedoc_presence_claims (client_id, owner, at) VALUES (?, ?, ?)", clientId, owner, at);
+    this.sql.exec(
+      "DELETE FROM edgedoc_presence_claims WHERE client_id IN (SELECT client_id FROM edgedoc_presence_claims ORDER BY at DESC, client_id DESC LIMIT -1 OFFSET ?)",
+      MAX_PRESENCE_CLAIMS,
+    );
+  }
+
   /** Records when the last socket left, for idle expiry; a document never written has nothing to expire. */
   markActive(at: number): void {
     if (!this.created) return;
@@ -190,6 +216,7 @@ export class DocumentStore {
       CREATE TABLE IF NOT EXISTS edgedoc_log (
         seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (seq, part)
       );
+      ${CLAIMS_TABLE}
     `);
     this.setMeta("format_version", STORAGE_FORMAT_VERSION);
     this.created = true;
@@ -226,6 +253,8 @@ export class DocumentStore {
     return this.sql.exec<Row>(query).one();
   }
 }
+
+const CLAIMS_TABLE = "CREATE TABLE IF NOT EXISTS edgedoc_presence_claims (client_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, at INTEGER NOT NULL);";
 
 function emptyStats(): StorageStats {
   return { storedBytes: 0, snapshotBytes: 0, snapshotChunks: 0, logBytes: 0, logRows: 0, logUpdates: 0 };

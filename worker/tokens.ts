@@ -60,15 +60,23 @@ export function documentMatches(claim: string, name: string): boolean {
   return claim.endsWith("*") ? name.startsWith(claim.slice(0, -1)) : claim === name;
 }
 
+/**
+ * Longest `name` or `sub`: both ride in every socket's attachment, which Cloudflare caps at
+ * 16 KiB (a JWT itself has no length limit).
+ */
+export const MAX_CLAIM_CHARS = 256;
+
 function parseClaims(payload: Record<string, unknown>): TokenClaims {
   const { doc, mode, exp, name, sub } = payload;
   if (typeof doc !== "string" || doc.length === 0) throw new TokenRefused(401, "token malformed: no doc claim");
   if (mode !== "read" && mode !== "write") throw new TokenRefused(401, "token malformed: mode must be read or write");
   if (typeof exp !== "number") throw new TokenRefused(401, "token malformed: no exp claim");
-  if (name !== undefined && typeof name !== "string") throw new TokenRefused(401, "token malformed: name must be a string");
+  if (name !== undefined && (typeof name !== "string" || name.length > MAX_CLAIM_CHARS)) {
+    throw new TokenRefused(401, `token malformed: name must be a string of at most ${MAX_CLAIM_CHARS} characters`);
+  }
   // An empty subject would put every such token in one shared rate-limit bucket.
-  if (sub !== undefined && (typeof sub !== "string" || sub.length === 0)) {
-    throw new TokenRefused(401, "token malformed: sub must be a non-empty string");
+  if (sub !== undefined && (typeof sub !== "string" || sub.length === 0 || sub.length > MAX_CLAIM_CHARS)) {
+    throw new TokenRefused(401, `token malformed: sub must be a non-empty string of at most ${MAX_CLAIM_CHARS} characters`);
   }
   return { doc, mode, exp, ...(name === undefined ? {} : { name }), ...(sub === undefined ? {} : { sub }) };
 }

@@ -355,7 +355,7 @@ describe("names never written store nothing", () => {
     expect(await edgedocTables(room)).toEqual([]);
     const written = await api(`${room}/text`, { method: "PUT", body: "now it exists" });
     expect(written.status).toBe(200);
-    expect((await edgedocTables(room)).sort()).toEqual(["edgedoc_log", "edgedoc_meta", "edgedoc_snapshot"]);
+    expect((await edgedocTables(room)).sort()).toEqual(["edgedoc_log", "edgedoc_meta", "edgedoc_presence_claims", "edgedoc_snapshot"]);
   });
 
   it("a document written only over HTTP is compacted by its alarm and expires like any other", async () => {
