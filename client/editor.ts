@@ -28,7 +28,7 @@ export interface Editor {
 }
 
 /**
- * `text` is the Y.Text named "codemirror" (y-codemirror.next's convention). Undo and redo go
+ * `text` is the Y.Text named SHARED_TEXT_NAME (client/presence.ts). Undo and redo go
  * through a Y.UndoManager that tracks only this client's edits, so they never undo a
  * collaborator's work. A read-only editor shows the text and cursors but takes no input.
  */

@@ -2,12 +2,14 @@
  * The edgedoc app: one document per URL, edited together with everyone who has the link.
  */
 import { IndexeddbPersistence } from "y-indexeddb";
+import { Awareness } from "y-protocols/awareness";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { accessFromLocation, type LinkAccess } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
-import { awarenessUser, loadIdentity, saveIdentity } from "./identity";
+import { awarenessUser, loadIdentity, saveIdentity, watchIdentity, type Identity } from "./identity";
 import { downloadText, showInfo } from "./info";
+import { cleanName, isHexColor, MAX_NAME_LENGTH, sanitizeRemoteStates, SHARED_TEXT_NAME } from "./presence";
 import { documentFromLocation } from "./route";
 import { SaveTracker } from "./saved";
 import { renderPresence, renderStatus, type ConnectionState } from "./view";
@@ -25,37 +27,52 @@ function start(): void {
 
   const access = accessFromLocation(location);
   const doc = new Y.Doc();
+  // Our own Awareness, guarded before the provider, the editor or the presence list listens
+  // to it: each of them then only ever sees checked remote states (client/presence.ts).
+  const awareness = new Awareness(doc);
+  sanitizeRemoteStates(awareness);
   // Edits are kept in this browser too, so they survive a reload while offline.
   new IndexeddbPersistence(`edgedoc:${name}`, doc);
   // Browsers cannot set headers on a WebSocket, so the token travels as ?token=.
   const provider = new WebsocketProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc, {
     params: access.token ? { token: access.token } : {},
+    awareness,
   });
 
   wireIdentity(provider);
   const language = wireEditorAndLanguage(provider, access.mode === "read");
   const state = wireStatus(provider, access);
-  const showPresence = () => renderPresence(element("presence"), provider.awareness.getStates(), doc.clientID);
-  provider.awareness.on("change", showPresence);
+  const showPresence = () => renderPresence(element("presence"), awareness.getStates(), doc.clientID);
+  awareness.on("change", showPresence);
   showPresence();
   wireHeaderButtons(name, access, state, language);
 }
 
-/** Your name and colour: editable, remembered in this browser, shown to the others. */
+/** Your name and colour: editable, remembered in this browser and the same in all its tabs, shown to the others. */
 function wireIdentity({ awareness }: WebsocketProvider): void {
-  const identity = loadIdentity(localStorage);
-  awareness.setLocalStateField("user", awarenessUser(identity));
   const nameInput = element<HTMLInputElement>("my-name");
   const colorInput = element<HTMLInputElement>("my-color");
-  nameInput.value = identity.name;
-  colorInput.value = identity.color;
-  const updateIdentity = () => {
-    const next = { name: nameInput.value.trim() || identity.name, color: colorInput.value };
-    saveIdentity(localStorage, next);
+  nameInput.maxLength = MAX_NAME_LENGTH;
+  let identity = loadIdentity(localStorage);
+  const show = (next: Identity) => {
+    identity = next;
+    nameInput.value = next.name;
+    colorInput.value = next.color;
     awareness.setLocalStateField("user", awarenessUser(next));
   };
+  const updateIdentity = () => {
+    const next = {
+      id: identity.id,
+      name: cleanName(nameInput.value) || identity.name,
+      color: isHexColor(colorInput.value) ? colorInput.value : identity.color,
+    };
+    saveIdentity(localStorage, next);
+    show(next);
+  };
+  show(identity);
   nameInput.addEventListener("change", updateIdentity);
   colorInput.addEventListener("input", updateIdentity);
+  watchIdentity(window, localStorage, show);
 }
 
 /** The editor, and the language picker; returns a reader of the current language. */
@@ -66,7 +83,7 @@ function wireEditorAndLanguage({ doc, awareness }: WebsocketProvider, readOnly: 
     const stored = settings.get("language");
     return isLanguage(stored) ? stored : "markdown";
   };
-  const editor = createEditor(element("editor"), doc.getText("codemirror"), awareness, currentLanguage(), readOnly);
+  const editor = createEditor(element("editor"), doc.getText(SHARED_TEXT_NAME), awareness, currentLanguage(), readOnly);
   // By tag name: the page has one <select>, and workers-types' global Element (HTMLRewriter)
   // clashes with HTMLSelectElement in a generic lookup under our single tsconfig.
   const languageSelect = document.querySelector("select")!;

@@ -5,10 +5,16 @@
  * socket's frames in order, stores every document update before it sends anything that
  * follows, and echoes each awareness update to its sender. So once our own awareness state
  * comes back, every edit we sent before it is durably stored.
+ *
+ * Only an echo of exactly what we sent counts: the clock of a state we sent while synced and
+ * the same JSON, arriving on the server's socket. A frame with a higher clock (which anyone
+ * relaying presence could invent) or another state under our clock proves nothing, and
+ * neither does our state coming back from another tab over the BroadcastChannel: stock
+ * providers re-broadcast every state they receive.
  */
 import * as decoding from "lib0/decoding";
 import type { WebsocketProvider } from "y-websocket";
-import { decodeAwarenessUpdate, MessageType } from "../worker/protocol";
+import { decodeAwarenessUpdate, MessageType, type AwarenessEntry } from "../worker/protocol";
 
 /** How long after the last edit we ask for a confirmation, if typing has not produced one. */
 const CONFIRM_AFTER_MS = 300;
@@ -17,8 +23,8 @@ export class SaveTracker {
   /** Counts local edits; `confirmed` is the count the server has confirmed. */
   private edits = 0;
   private confirmed = 0;
-  /** Our awareness clocks sent while connected, each with the edit count it follows. */
-  private barriers: { clock: number; edits: number }[] = [];
+  /** Our awareness states sent while connected (clock and JSON, as the provider encodes them), each with the edit count it follows. */
+  private barriers: { clock: number; state: string; edits: number }[] = [];
   private confirmTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -34,7 +40,9 @@ export class SaveTracker {
     });
     awareness.on("update", ({ updated, added }: { updated: number[]; added: number[] }) => {
       const ours = [...updated, ...added].includes(doc.clientID);
-      if (ours && provider.wsconnected && provider.synced) this.barriers.push({ clock: this.ownClock(), edits: this.edits });
+      if (ours && provider.wsconnected && provider.synced) {
+        this.barriers.push({ clock: this.ownClock(), state: JSON.stringify(awareness.getLocalState()), edits: this.edits });
+      }
     });
     provider.on("sync", (synced: boolean) => {
       // Edits made while disconnected were just sent in the sync handshake: ask for a confirmation.
@@ -64,18 +72,24 @@ export class SaveTracker {
   private watchEchoes(): void {
     const handlers = this.provider.messageHandlers;
     const handleAwareness = handlers[MessageType.awareness]!;
-    handlers[MessageType.awareness] = (encoder, decoder, provider, emitSynced, messageType) => {
-      const peek = decoding.clone(decoder);
-      const echoed = decodeAwarenessUpdate(decoding.readVarUint8Array(peek)).find((e) => e.clientId === provider.doc.clientID);
-      if (echoed) this.confirmUpTo(echoed.clock);
-      handleAwareness(encoder, decoder, provider, emitSynced, messageType);
+    // The provider passes emitSynced = true for frames from its WebSocket, false for frames
+    // from other tabs (BroadcastChannel): only the first come from the server.
+    handlers[MessageType.awareness] = (encoder, decoder, provider, fromServer, messageType) => {
+      if (fromServer) {
+        const peek = decoding.clone(decoder);
+        const echoed = decodeAwarenessUpdate(decoding.readVarUint8Array(peek)).find((e) => e.clientId === provider.doc.clientID);
+        if (echoed) this.confirmEcho(echoed);
+      }
+      handleAwareness(encoder, decoder, provider, fromServer, messageType);
     };
   }
 
-  private confirmUpTo(clock: number): void {
-    const reached = this.barriers.filter((barrier) => barrier.clock <= clock);
-    if (reached.length === 0) return;
-    this.barriers = this.barriers.filter((barrier) => barrier.clock > clock);
+  /** Confirms the edits before `echo` if it is a state we sent, exactly as we sent it. */
+  private confirmEcho(echo: AwarenessEntry): void {
+    const sent = this.barriers.find((barrier) => barrier.clock === echo.clock);
+    if (sent === undefined || sent.state !== echo.state) return;
+    const reached = this.barriers.filter((barrier) => barrier.clock <= echo.clock);
+    this.barriers = this.barriers.filter((barrier) => barrier.clock > echo.clock);
     this.confirmed = Math.max(this.confirmed, ...reached.map((barrier) => barrier.edits));
     this.onChange(this.unconfirmed);
   }

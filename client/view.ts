@@ -1,6 +1,7 @@
 /**
  * Rendering of the header's live parts: connection status and who is here.
  */
+import { peopleIn, type Person } from "./presence";
 
 export interface ConnectionState {
   online: boolean;
@@ -33,23 +34,22 @@ export function renderStatus(target: HTMLElement, state: ConnectionState): void 
   target.dataset.state = kind;
 }
 
-interface PresenceState {
-  user?: { name?: unknown; color?: unknown };
+/** A person's pill text: "Ada", "Ada (you)", "Ada · 3 tabs". */
+export function personLabel({ name, self, tabs }: Person): string {
+  return `${name}${self ? " (you)" : ""}${tabs > 1 ? ` · ${tabs} tabs` : ""}`;
 }
 
-export function renderPresence(list: HTMLElement, states: Map<number, PresenceState>, selfId: number): void {
-  const people = [...states.entries()]
-    .filter(([, state]) => typeof state.user?.name === "string")
-    .sort(([a], [b]) => (a === selfId ? -1 : b === selfId ? 1 : a - b));
+/**
+ * The "who is here" list: a pill per person (not per tab), in their colour. Names go in as
+ * text, and the colour, a checked hex colour (client/presence.ts), as a CSS variable.
+ */
+export function renderPresence(list: HTMLElement, states: ReadonlyMap<number, unknown>, selfId: number): void {
   list.replaceChildren(
-    ...people.map(([clientId, state]) => {
+    ...peopleIn(states, selfId).map((person) => {
       const item = document.createElement("li");
-      const name = String(state.user!.name);
-      const color = typeof state.user!.color === "string" ? state.user!.color : "#888";
-      item.textContent = clientId === selfId ? `${name} (you)` : name;
+      item.textContent = personLabel(person);
       item.title = item.textContent;
-      item.style.setProperty("--person-color", color);
-      item.dataset.clientId = String(clientId);
+      item.style.setProperty("--person-color", person.color);
       return item;
     }),
   );

@@ -5,9 +5,17 @@ import type { Browser, Page } from "playwright-core";
 
 export const VIEWPORT = { width: 760, height: 480 };
 
-/** Opens `url` in a new browser context (a separate "person") and waits for the editor. */
+/**
+ * Opens `url` in a new browser context (a separate "person") and waits for the editor. Its
+ * pages record Content-Security-Policy violations from their first script on ({@link cspViolations}).
+ */
 export async function openPerson(browser: Browser, url: string, name: string): Promise<Page> {
   const context = await browser.newContext({ viewport: VIEWPORT });
+  await context.addInitScript(() => {
+    const violations: string[] = [];
+    Object.assign(window, { cspViolations: violations });
+    document.addEventListener("securitypolicyviolation", (event) => violations.push(`${event.violatedDirective} ${event.blockedURI}`));
+  });
   const page = await context.newPage();
   await page.goto(url);
   await page.waitForSelector(".cm-content");
@@ -68,6 +76,11 @@ export function locallyStoredUpdates(page: Page, name: string): Promise<number> 
       }),
     `edgedoc:${name}`,
   );
+}
+
+/** What the page's Content-Security-Policy blocked so far, as "directive blocked-URL". */
+export function cspViolations(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations);
 }
 
 export function connectionState(page: Page): Promise<string | null> {
