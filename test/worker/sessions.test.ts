@@ -7,7 +7,7 @@ import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { MessageType, SyncMessageType, decodeAwarenessUpdate } from "../../worker/protocol";
+import { CloseCode, MessageType, SyncMessageType, decodeAwarenessUpdate } from "../../worker/protocol";
 import { TestClient, asBody, roomName, syncFrame, waitFor } from "./client";
 
 const api = (path: string, init?: RequestInit) => SELF.fetch(`http://edgedoc.test/api/docs/${path}`, init);
@@ -101,5 +101,18 @@ describe("closed means closed", () => {
     const second = await TestClient.connect(room);
     expect(second.text).toBe("fresh");
     expect(await storedText(room)).toBe("fresh");
+  });
+});
+
+describe("presence limits bound the attachment", () => {
+  it("8,000 CJK characters of presence are refused with 1009 (counted in UTF-8 bytes), not 1011 from an overflowing attachment", async () => {
+    const room = roomName("cjk");
+    const [alice, mallory] = await TestClient.connectMany(room, 2);
+    mallory.setPresence({ name: "漢".repeat(8_000) });
+    expect(await mallory.waitForClose()).toMatchObject({ code: CloseCode.messageTooBig, reason: expect.stringMatching(/awareness state too large/) });
+    alice.setPresence({ name: "アリス" });
+    const joiner = await TestClient.connect(room);
+    await waitFor(() => (joiner.presence().get(alice.doc.clientID) as { name?: string } | undefined)?.name === "アリス", "alice's presence");
+    expect(alice.closed).toBeNull();
   });
 });
