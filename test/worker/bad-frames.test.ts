@@ -3,19 +3,11 @@ import { describe, expect, it } from "vitest";
 import type { Room } from "../../worker/room";
 import * as encoding from "lib0/encoding";
 import * as Y from "yjs";
-import { CloseCode, MessageType, SyncMessageType } from "../../worker/protocol";
-import { TestClient, roomName, syncFrame, waitFor } from "./client";
+import { CloseCode, MessageType, encodeSyncUpdate } from "../../worker/protocol";
+import { TestClient, roomName, waitFor } from "./client";
 
 function frame(...parts: number[]): Uint8Array {
   return new Uint8Array(parts);
-}
-
-/** A sync update frame whose payload is `update`. */
-function updateFrame(update: Uint8Array): Uint8Array {
-  return syncFrame((encoder) => {
-    encoding.writeVarUint(encoder, SyncMessageType.update);
-    encoding.writeVarUint8Array(encoder, update);
-  });
 }
 
 /** A real edit, encoded as a Yjs update, for building valid and corrupted frames. */
@@ -38,7 +30,7 @@ function awarenessFrame(stateJson: string): Uint8Array {
 }
 
 const validUpdate = realUpdate("injected text");
-const truncatedUpdate = updateFrame(validUpdate).subarray(0, 8);
+const truncatedUpdate = encodeSyncUpdate(validUpdate).subarray(0, 8);
 
 const badFrames: { name: string; frame: Uint8Array | string; code: number; reason: RegExp }[] = [
   { name: "a text frame", frame: "hello", code: CloseCode.unsupportedData, reason: /text frames/ },
@@ -49,7 +41,7 @@ const badFrames: { name: string; frame: Uint8Array | string; code: number; reaso
   { name: "garbage bytes", frame: frame(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), code: CloseCode.protocolError, reason: /malformed/ },
   { name: "a truncated sync update", frame: truncatedUpdate, code: CloseCode.protocolError, reason: /truncated sync message/ },
   { name: "trailing bytes after a message", frame: frame(MessageType.queryAwareness, 0), code: CloseCode.protocolError, reason: /trailing bytes/ },
-  { name: "an update Yjs cannot decode", frame: updateFrame(frame(0xff, 0xff, 0xff, 0x01)), code: CloseCode.invalidPayload, reason: /invalid update/ },
+  { name: "an update Yjs cannot decode", frame: encodeSyncUpdate(frame(0xff, 0xff, 0xff, 0x01)), code: CloseCode.invalidPayload, reason: /invalid update/ },
   { name: "an awareness state that is not JSON", frame: awarenessFrame("{not json"), code: CloseCode.invalidPayload, reason: /not JSON/ },
   { name: "an awareness update declaring a huge count", frame: frame(MessageType.awareness, 3, 0xff, 0xff, 0x7f), code: CloseCode.protocolError, reason: /count exceeds/ },
 ];

@@ -16,8 +16,16 @@ import {
   MAX_RELAY_BYTES,
   SOCKET_ANSWER_BURST_BYTES,
 } from "../../worker/limits";
-import { AWARENESS_TIMEOUT_MS, CloseCode, EMPTY_STATE_VECTOR, MessageType, SyncMessageType } from "../../worker/protocol";
-import { TestClient, asBody, openSocket, roomName, syncFrame, waitFor } from "./client";
+import {
+  AWARENESS_TIMEOUT_MS,
+  CloseCode,
+  EMPTY_STATE_VECTOR,
+  MessageType,
+  SyncMessageType,
+  encodeSyncStep1,
+  encodeSyncUpdate,
+} from "../../worker/protocol";
+import { TestClient, asBody, openSocket, roomName, waitFor } from "./client";
 
 const stub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
 const api = (path: string, init?: RequestInit) => SELF.fetch(`http://edgedoc.test/api/docs/${path}`, init);
@@ -41,20 +49,6 @@ async function honestPair(room: string, text = "honest text") {
       expect(await storedText(room)).toBe(alice.text);
     },
   };
-}
-
-function syncStep1Frame(stateVector: Uint8Array): Uint8Array {
-  return syncFrame((encoder) => {
-    encoding.writeVarUint(encoder, SyncMessageType.step1);
-    encoding.writeVarUint8Array(encoder, stateVector);
-  });
-}
-
-function updateFrame(update: Uint8Array): Uint8Array {
-  return syncFrame((encoder) => {
-    encoding.writeVarUint(encoder, SyncMessageType.update);
-    encoding.writeVarUint8Array(encoder, update);
-  });
 }
 
 afterEach(() => {
@@ -97,7 +91,7 @@ describe("inbound frames are measured before they are spent on", () => {
       encoding.writeVarUint(stateVector, 5);
     }
     const received = mallory.received.length;
-    mallory.sendRaw(syncStep1Frame(encoding.toUint8Array(stateVector)));
+    mallory.sendRaw(encodeSyncStep1(encoding.toUint8Array(stateVector)));
     // The answer is a normal sync step 2 carrying everything (no listed client is ours).
     await waitFor(() => mallory.received.length > received, "the answer to the huge state vector");
     const answer = new Y.Doc();
@@ -113,7 +107,7 @@ describe("inbound frames are measured before they are spent on", () => {
     const room = roomName("lying-sv");
     const honest = await honestPair(room);
     const mallory = await TestClient.connect(room);
-    mallory.sendRaw(syncStep1Frame(new Uint8Array([0xff, 0xff, 0xff, 0x7f, 1, 1])));
+    mallory.sendRaw(encodeSyncStep1(new Uint8Array([0xff, 0xff, 0xff, 0x7f, 1, 1])));
     expect(await mallory.waitForClose()).toMatchObject({ code: CloseCode.invalidPayload, reason: "invalid state vector" });
     await honest.stillFine();
   });
@@ -136,7 +130,7 @@ describe("outbound is budgeted", () => {
     const room = roomName("asker");
     const honest = await honestPair(room, "x".repeat(2 * 1024 * 1024));
     const mallory = await TestClient.connect(room);
-    const askFrame = syncStep1Frame(EMPTY_STATE_VECTOR);
+    const askFrame = encodeSyncStep1(EMPTY_STATE_VECTOR);
     for (let i = 0; i < 300 && !mallory.closed; i++) mallory.sendRaw(askFrame);
     const closed = await mallory.waitForClose();
     expect(closed).toMatchObject({ code: CloseCode.policyViolation, reason: expect.stringMatching(/answer budget exceeded/) });
@@ -226,7 +220,7 @@ describe("documents are bounded by what they cost to load", () => {
     // Small on disk (about 1 MB as V1), but 250,000 items would take about 60 MiB of heap.
     expect(bomb.length).toBeLessThan(2 * 1024 * 1024);
     const mallory = await TestClient.connect(room);
-    mallory.sendRaw(updateFrame(bomb));
+    mallory.sendRaw(encodeSyncUpdate(bomb));
     expect(await mallory.waitForClose()).toMatchObject({ code: CloseCode.documentTooLarge, reason: expect.stringMatching(/items/) });
     const posted = await api(`${room}/update`, { method: "POST", body: asBody(bomb) });
     expect(posted.status).toBe(413);
@@ -272,9 +266,9 @@ describe("waiting and failing updates stay cheap", () => {
     const room = roomName("pending-ds");
     const honest = await honestPair(room);
     const patient = await TestClient.connect(room);
-    patient.sendRaw(updateFrame(danglingDeletions(100)));
+    patient.sendRaw(encodeSyncUpdate(danglingDeletions(100)));
     const mallory = await TestClient.connect(room);
-    mallory.sendRaw(updateFrame(danglingDeletions(300_000)));
+    mallory.sendRaw(encodeSyncUpdate(danglingDeletions(300_000)));
     expect(await mallory.waitForClose()).toMatchObject({ code: CloseCode.policyViolation, reason: expect.stringMatching(/delete ranges/) });
     await honest.stillFine();
     expect(patient.closed).toBeNull();
@@ -292,7 +286,7 @@ describe("waiting and failing updates stay cheap", () => {
     ]);
     for (let i = 0; i < 5; i++) {
       const mallory = await TestClient.connect(room);
-      mallory.sendRaw(updateFrame(broken));
+      mallory.sendRaw(encodeSyncUpdate(broken));
       const closed = await mallory.waitForClose();
       expect(closed.code).toBe(CloseCode.invalidPayload);
     }

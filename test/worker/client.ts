@@ -188,3 +188,18 @@ export function syncFrame(write: (encoder: encoding.Encoder) => void): Uint8Arra
   write(encoder);
   return encoding.toUint8Array(encoder);
 }
+
+/**
+ * Two updates of one client, `text` each: `second` depends on `first`, so a room that gets
+ * `second` alone must keep it waiting until `first` arrives.
+ */
+export function updatesWithMissingDependency(clientId: number, text: string): { first: Uint8Array; second: Uint8Array } {
+  const doc = new Y.Doc();
+  doc.clientID = clientId;
+  const ytext = doc.getText("codemirror");
+  ytext.insert(0, text);
+  const first = Y.encodeStateAsUpdate(doc);
+  const stateAfterFirst = Y.encodeStateVector(doc);
+  ytext.insert(ytext.length, text);
+  return { first, second: Y.encodeStateAsUpdate(doc, stateAfterFirst) };
+}

@@ -4,33 +4,13 @@
  */
 import { SELF, env, evictDurableObject } from "cloudflare:test";
 import * as decoding from "lib0/decoding";
-import * as encoding from "lib0/encoding";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { CloseCode, MessageType, SyncMessageType, decodeAwarenessUpdate } from "../../worker/protocol";
-import { TestClient, asBody, roomName, syncFrame, waitFor } from "./client";
+import { CloseCode, MessageType, decodeAwarenessUpdate, encodeSyncUpdate } from "../../worker/protocol";
+import { TestClient, asBody, roomName, updatesWithMissingDependency, waitFor } from "./client";
 
 const api = (path: string, init?: RequestInit) => SELF.fetch(`http://edgedoc.test/api/docs/${path}`, init);
 const storedText = async (room: string) => (await api(`${room}/text`)).text();
-
-function updateFrame(update: Uint8Array): Uint8Array {
-  return syncFrame((encoder) => {
-    encoding.writeVarUint(encoder, SyncMessageType.update);
-    encoding.writeVarUint8Array(encoder, update);
-  });
-}
-
-/** Two updates of one client: the second depends on the first. */
-function dependentUpdates(clientId: number, text: string): { first: Uint8Array; second: Uint8Array } {
-  const doc = new Y.Doc();
-  doc.clientID = clientId;
-  const ytext = doc.getText("codemirror");
-  ytext.insert(0, text);
-  const first = Y.encodeStateAsUpdate(doc);
-  const stateAfterFirst = Y.encodeStateVector(doc);
-  ytext.insert(ytext.length, text);
-  return { first, second: Y.encodeStateAsUpdate(doc, stateAfterFirst) };
-}
 
 /** How many awareness frames `client` received that carry a state of its own client ID. */
 function ownEchoes(client: TestClient): number {
@@ -45,15 +25,15 @@ describe("saved means stored", () => {
   it("a writer whose update waits for dependencies gets no echo of its presence until it is stored; others still do", async () => {
     const room = roomName("unconfirmed");
     const [alice, bob] = await TestClient.connectMany(room, 2);
-    const { first, second } = dependentUpdates(515151, "tab ");
-    bob.sendRaw(updateFrame(second));
+    const { first, second } = updatesWithMissingDependency(515151, "tab ");
+    bob.sendRaw(encodeSyncUpdate(second));
     bob.setPresence({ name: "bob" });
     alice.setPresence({ name: "alice" });
     // Alice sees bob's presence and gets her own echo; bob gets no echo while his update waits.
     await waitFor(() => alice.presence().has(bob.doc.clientID) && ownEchoes(alice) > 0, "presence to flow");
     await waitFor(() => bob.presence().has(alice.doc.clientID), "alice's presence at bob");
     expect(ownEchoes(bob)).toBe(0);
-    bob.sendRaw(updateFrame(first));
+    bob.sendRaw(encodeSyncUpdate(first));
     await waitFor(() => ownEchoes(bob) === 1, "bob's confirmation once his updates are stored");
     await waitFor(() => alice.text === "tab tab ", "both updates at alice");
     expect(await storedText(room)).toBe("tab tab ");
@@ -61,7 +41,7 @@ describe("saved means stored", () => {
 
   it("POST /update answers 202 { pending: true } for an update that waits, 200 once it is stored", async () => {
     const room = roomName("api-pending");
-    const { first, second } = dependentUpdates(616161, "later ");
+    const { first, second } = updatesWithMissingDependency(616161, "later ");
     const waiting = await api(`${room}/update`, { method: "POST", body: asBody(second) });
     expect(waiting.status).toBe(202);
     expect(await waiting.json()).toEqual({ changed: false, pending: true });
@@ -85,7 +65,7 @@ describe("closed means closed", () => {
       const doc = new Y.Doc();
       doc.getText("codemirror").insert(0, text);
       try {
-        mallory.socket.send(updateFrame(Y.encodeStateAsUpdate(doc)));
+        mallory.socket.send(encodeSyncUpdate(Y.encodeStateAsUpdate(doc)));
       } catch {
         // The socket is closed on this side too: nothing more can be sent.
       }

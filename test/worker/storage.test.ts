@@ -1,21 +1,13 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import * as encoding from "lib0/encoding";
 import * as Y from "yjs";
 import type { Room } from "../../worker/room";
 import type { CompactionStep, DocumentStore, StorageStats } from "../../worker/storage";
 import { COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS, SQLITE_CHUNK_BYTES } from "../../worker/limits";
-import { CloseCode, SyncMessageType } from "../../worker/protocol";
-import { TestClient, roomName, runAlarmWhenSet, syncFrame, waitFor } from "./client";
+import { CloseCode, encodeSyncUpdate } from "../../worker/protocol";
+import { TestClient, roomName, runAlarmWhenSet, updatesWithMissingDependency, waitFor } from "./client";
 
 const roomStub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
-
-function updateFrame(update: Uint8Array): Uint8Array {
-  return syncFrame((encoder) => {
-    encoding.writeVarUint(encoder, SyncMessageType.update);
-    encoding.writeVarUint8Array(encoder, update);
-  });
-}
 
 const sameState = (a: Y.Doc, b: Y.Doc) => Buffer.from(Y.encodeStateVector(a)).equals(Buffer.from(Y.encodeStateVector(b)));
 
@@ -72,17 +64,6 @@ async function honestRoomWithMallory(label: string) {
 }
 
 /** An update from a client whose earlier edits the room has never seen. */
-function updateWithMissingDependencies(clientId: number, text: string): { first: Uint8Array; second: Uint8Array } {
-  const doc = new Y.Doc();
-  doc.clientID = clientId;
-  const ytext = doc.getText("codemirror");
-  ytext.insert(0, text);
-  const first = Y.encodeStateAsUpdate(doc);
-  const stateAfterFirst = Y.encodeStateVector(doc);
-  ytext.insert(ytext.length, text);
-  return { first, second: Y.encodeStateAsUpdate(doc, stateAfterFirst) };
-}
-
 describe("durable documents", () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -197,7 +178,7 @@ describe("durable documents", () => {
     const valid = Y.encodeStateAsUpdate(alice.doc);
     const corrupted = valid.slice();
     corrupted.fill(0xff, 3, 12);
-    mallory.sendRaw(updateFrame(corrupted));
+    mallory.sendRaw(encodeSyncUpdate(corrupted));
     expect((await mallory.waitForClose()).code).toBe(CloseCode.invalidPayload);
     expect(await stub.stats()).toEqual(before);
     const carol = await restartAndReconnect(room);
@@ -208,15 +189,15 @@ describe("durable documents", () => {
     const room = roomName("pending");
     const [alice, bob] = await TestClient.connectMany(room, 2);
     const stub = roomStub(room);
-    const { first, second } = updateWithMissingDependencies(424242, "tab ");
+    const { first, second } = updatesWithMissingDependency(424242, "tab ");
     const before = await stub.stats();
-    bob.sendRaw(updateFrame(second));
+    bob.sendRaw(encodeSyncUpdate(second));
     const late = await TestClient.connect(room);
     expect(await stub.stats()).toEqual(before);
     expect(late.text).toBe("");
     expect(late.doc.store.clients.has(424242)).toBe(false);
     expect(late.doc.store.pendingStructs).toBeNull();
-    bob.sendRaw(updateFrame(first));
+    bob.sendRaw(encodeSyncUpdate(first));
     await waitFor(() => alice.text === "tab tab ", "both updates to integrate and reach alice");
     expect((await stub.stats()).logUpdates).toBe(before.logUpdates + 1);
     const carol = await restartAndReconnect(room);
@@ -225,7 +206,7 @@ describe("durable documents", () => {
 
   it("drops a forged update whose dependencies never come, without storing it", async () => {
     const { room, alice, mallory, stub, before } = await honestRoomWithMallory("forged");
-    mallory.sendRaw(updateFrame(updateWithMissingDependencies(777, "forged").second));
+    mallory.sendRaw(encodeSyncUpdate(updatesWithMissingDependency(777, "forged").second));
     // The room keeps serving; the forged struct is neither stored nor handed to joiners.
     const joiner = await TestClient.connect(room);
     expect(joiner.doc.store.clients.has(777)).toBe(false);
@@ -242,8 +223,8 @@ describe("durable documents", () => {
 
   it("closes a socket whose updates waiting for dependencies exceed the bound, storing nothing", async () => {
     const { room, alice, mallory, stub, before } = await honestRoomWithMallory("pendingflood");
-    const { second } = updateWithMissingDependencies(888, "z".repeat(MAX_PENDING_UPDATE_BYTES + 1_000));
-    mallory.sendRaw(updateFrame(second));
+    const { second } = updatesWithMissingDependency(888, "z".repeat(MAX_PENDING_UPDATE_BYTES + 1_000));
+    mallory.sendRaw(encodeSyncUpdate(second));
     const closed = await mallory.waitForClose();
     expect(closed.code).toBe(CloseCode.policyViolation);
     expect(await stub.stats()).toEqual(before);
