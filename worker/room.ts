@@ -49,6 +49,7 @@ import {
   type ClientMessage,
 } from "./protocol";
 import { TokenBucket } from "./rate";
+import { isBenignTeardownError } from "./teardown";
 import { DocumentStore, type StorageStats } from "./storage";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
@@ -102,6 +103,9 @@ export interface DocumentInfo extends StorageStats {
 
 /** An HTTP API outcome: the status and, for errors, `{ error, detail }`. */
 export type ApiResult<T> = { ok: true; value: T } | { ok: false; status: number; error: string; detail: string };
+
+/** How the runtime reported a socket's end: a close (with its code) or an error. */
+type SocketEnd = { code: number; reason: string; wasClean: boolean } | { error: unknown };
 
 /** Close codes the runtime reports but which must never be sent in a Close frame (RFC 6455 §7.4.1). */
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
@@ -297,32 +301,38 @@ export class Room extends DurableObject<Env> {
   }
 
   async webSocketClose(socket: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
+    await this.endSocket(socket, { code, reason, wasClean });
+  }
+
+  async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
+    await this.endSocket(socket, { error });
+  }
+
+  /**
+   * The one way a socket ends, whether the runtime reports a close or an error: one `close`
+   * log line (with the error, and whether it was ordinary teardown, when there was one), its
+   * presence removed for everyone, and, when it was the last, the room's idle work scheduled.
+   */
+  private async endSocket(socket: WebSocket, end: SocketEnd): Promise<void> {
     this.markClosing(socket);
     const attachment = readAttachment(socket);
     const session = this.sessions.get(socket);
     logEvent("close", {
       room: this.name,
-      code,
-      reason,
-      wasClean,
+      ...("error" in end ? { error: String(end.error), benign: isBenignTeardownError(end.error) } : end),
       durationMs: attachment ? Date.now() - attachment.connectedAt : undefined,
       bytesIn: session?.bytesIn,
       bytesOut: session?.bytesOut,
     });
     this.dropSocket(socket);
-    if (!UNSENDABLE_CLOSE_CODES.has(code)) closeQuietly(socket, code, reason);
+    // Complete the closing handshake the peer started (a code the runtime made up cannot be sent).
+    if ("code" in end && !UNSENDABLE_CLOSE_CODES.has(end.code)) closeQuietly(socket, end.code, end.reason);
     if (this.openSockets().length === 0) {
       const now = Date.now();
       this.store.markActive(now);
       if (this.store.statistics().logUpdates > 0) this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
       await this.scheduleAlarm();
     }
-  }
-
-  async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
-    this.markClosing(socket);
-    logEvent("socket_error", { room: this.name, error: String(error) });
-    this.dropSocket(socket);
   }
 
   /**
@@ -393,6 +403,9 @@ export class Room extends DurableObject<Env> {
         return this.applyAwareness(socket, session, message.update);
       case "query-awareness":
         return this.answer(socket, session, encodeAwareness(this.presence.states(this.unconfirmed.has(socket) ? socket : undefined)));
+      default:
+        // A message type added to the protocol but not handled here fails to compile.
+        return message satisfies never;
     }
   }
 
