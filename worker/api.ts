@@ -4,48 +4,44 @@
  * a write token (when AUTH_SECRET is set); errors are JSON `{ error, detail }`.
  */
 import { Hono, type Context } from "hono";
-import type { AccessGrant } from "./access";
-import { authorize } from "./auth";
 import { roomLimits } from "./config";
+import { AccessRefused, documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
-import { DOCUMENT_NAME_RULE, isValidDocumentName } from "./names";
 import { rateLimiter } from "./rate-limit";
-import type { ApiResult, Room } from "./room";
-import { TokenRefused } from "./tokens";
+import type { ApiResult } from "./room";
 
-type ApiEnv = { Bindings: Env; Variables: { grant: AccessGrant; room: DurableObjectStub<Room> } };
+export const api = new Hono<DocumentEnv>();
 
-export const api = new Hono<ApiEnv>();
-
-function failure(c: Context<ApiEnv>, status: number, error: string, detail: string): Response {
+function failure(c: Context<DocumentEnv>, status: number, error: string, detail: string): Response {
   return c.json({ error, detail }, status as 400);
 }
 
+// Refusals of document access, as JSON like every other API error.
+api.onError((error, c) => {
+  if (!(error instanceof AccessRefused)) throw error;
+  error.headers.forEach((value, name) => c.header(name, value));
+  return failure(c, error.status, error.code, error.message);
+});
+
 // Every document route: log the call (never the query string: it may carry a token), count it
-// against its address, check the name and the token, count it against the token's subject, and
-// find the room.
+// against its address, check access, count it against the token's subject.
 api.use("/docs/:name/*", async (c, next) => {
   const started = Date.now();
   const name = c.req.param("name");
   await next();
   logEvent("api", { method: c.req.method, room: name, path: new URL(c.req.url).pathname, status: c.res.status, ms: Date.now() - started });
 });
-const refuseRateLimited = (c: Context<ApiEnv>, detail: string) => failure(c, 429, "rate_limited", detail);
+const refuseRateLimited = (c: Context<DocumentEnv>, detail: string) => failure(c, 429, "rate_limited", detail);
 api.use("/docs/:name/*", rateLimiter({ limiter: "API_ADDRESS_LIMITER", per: "address", refuse: refuseRateLimited }));
-api.use("/docs/:name/*", async (c, next) => {
-  const name = c.req.param("name");
-  if (!isValidDocumentName(name)) return failure(c, 400, "invalid_name", `use ${DOCUMENT_NAME_RULE}`);
-  const grant = await authorize(c.req.raw, c.env, name);
-  if (grant instanceof TokenRefused) return failure(c, grant.status, grant.status === 401 ? "unauthorized" : "forbidden", grant.message);
-  if (c.req.method !== "GET" && grant.mode !== "write") return failure(c, 403, "forbidden", "this token is read-only");
-  c.set("grant", grant);
-  c.set("room", c.env.ROOM.get(c.env.ROOM.idFromName(name)));
+api.use("/docs/:name/*", documentAccess());
+api.use("/docs/:name/*", async function writesNeedWriteAccess(c, next) {
+  if (c.req.method !== "GET" && c.var.grant.mode !== "write") throw new AccessRefused(403, "forbidden", "this token is read-only");
   await next();
 });
 api.use("/docs/:name/*", rateLimiter({ limiter: "API_SUBJECT_LIMITER", per: "subject", refuse: refuseRateLimited }));
 
 /** The request body, refused past the same size limit as a WebSocket frame. */
-async function body(c: Context<ApiEnv>): Promise<Uint8Array | Response> {
+async function body(c: Context<DocumentEnv>): Promise<Uint8Array | Response> {
   const limit = roomLimits(c.env).maxFrameBytes;
   if (Number(c.req.header("Content-Length") ?? 0) > limit) return failure(c, 413, "too_large", `body over ${limit} bytes`);
   const bytes = new Uint8Array(await c.req.arrayBuffer());
@@ -53,7 +49,7 @@ async function body(c: Context<ApiEnv>): Promise<Uint8Array | Response> {
   return bytes;
 }
 
-function answer<T>(c: Context<ApiEnv>, result: ApiResult<T>, ok: (value: T) => Response): Response {
+function answer<T>(c: Context<DocumentEnv>, result: ApiResult<T>, ok: (value: T) => Response): Response {
   return result.ok ? ok(result.value) : failure(c, result.status, result.error, result.detail);
 }
 

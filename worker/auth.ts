@@ -28,7 +28,7 @@ export async function authorize(request: Request, env: Env, doc: string): Promis
     return { mode: "write", expiresAt: null };
   }
   const token = tokenOf(request);
-  if (token === null) return new TokenRefused(401, "token required: pass ?token= or Authorization: Bearer");
+  if (token === null) return new TokenRefused(401, "token required: pass ?token= or Authorization: Bearer", true);
   try {
     const claims = await verifyToken(token, env.AUTH_SECRET, doc);
     return {
@@ -50,9 +50,10 @@ async function digest(token: string): Promise<string> {
   return Array.from(hash.subarray(0, 8), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** The token from `?token=`, or from `Authorization: Bearer` (the scheme is case-insensitive, RFC 7235 §2.1). */
 function tokenOf(request: Request): string | null {
   const fromQuery = new URL(request.url).searchParams.get("token");
   if (fromQuery) return fromQuery;
-  const header = request.headers.get("Authorization");
-  return header?.startsWith("Bearer ") ? header.slice("Bearer ".length).trim() : null;
+  const bearer = /^bearer +(\S+) *$/i.exec(request.headers.get("Authorization") ?? "");
+  return bearer ? bearer[1]! : null;
 }

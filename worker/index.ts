@@ -7,20 +7,26 @@
 import { Hono, type Context } from "hono";
 import { withGrant } from "./access";
 import { api } from "./api";
-import { authorize } from "./auth";
+import { AccessRefused, documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
-import { DOCUMENT_NAME_RULE, isValidDocumentName } from "./names";
-import { rateLimiter, type DoorEnv } from "./rate-limit";
-import { TokenRefused } from "./tokens";
+import { rateLimiter } from "./rate-limit";
 
 export { Room } from "./room";
 
-const app = new Hono<DoorEnv>();
+const app = new Hono<DocumentEnv>();
 
-function refuseUpgrade(c: Context<DoorEnv>, status: 401 | 403 | 429, reason: string): Response {
+function refuseUpgrade(c: Context, status: 400 | 401 | 403 | 429, reason: string): Response {
   logEvent("upgrade_refused", { room: c.req.param("name"), status, reason });
   return c.text(reason, status);
 }
+
+// Refusals of document access on the WebSocket route, as text (a browser shows the socket
+// only as failed; servers and CLIs read the reason).
+app.onError((error, c) => {
+  if (!(error instanceof AccessRefused)) throw error;
+  error.headers.forEach((value, name) => c.header(name, value));
+  return refuseUpgrade(c, error.status as 400 | 401 | 403, error.message);
+});
 
 // Liveness probe for load balancers and tests; touches no Durable Object and needs no token.
 app.get("/healthz", (c) => c.text("ok"));
@@ -29,26 +35,16 @@ app.get("/healthz", (c) => c.text("ok"));
 // Cheapest refusals first: the address's rate before any token work, the subject's after it.
 app.get(
   "/ws/:name",
-  rateLimiter({ limiter: "UPGRADE_ADDRESS_LIMITER", per: "address", refuse: (c, detail) => refuseUpgrade(c, 429, detail) }),
-  async function admitUpgrade(c, next) {
-    const name = c.req.param("name");
-    if (!isValidDocumentName(name)) {
-      return c.text(`invalid document name: use ${DOCUMENT_NAME_RULE}`, 400);
-    }
+  rateLimiter<DocumentEnv>({ limiter: "UPGRADE_ADDRESS_LIMITER", per: "address", refuse: (c, detail) => refuseUpgrade(c, 429, detail) }),
+  async function requireUpgrade(c, next) {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
       return c.text("this endpoint only speaks WebSocket: send Upgrade: websocket", 426);
     }
-    const grant = await authorize(c.req.raw, c.env, name);
-    if (grant instanceof TokenRefused) return refuseUpgrade(c, grant.status, grant.message);
-    c.set("grant", grant);
     await next();
   },
-  rateLimiter({ limiter: "UPGRADE_SUBJECT_LIMITER", per: "subject", refuse: (c, detail) => refuseUpgrade(c, 429, detail) }),
-  async (c) => {
-    const name = c.req.param("name");
-    const room = c.env.ROOM.get(c.env.ROOM.idFromName(name));
-    return room.fetch(withGrant(c.req.raw, c.var.grant));
-  },
+  documentAccess(),
+  rateLimiter<DocumentEnv>({ limiter: "UPGRADE_SUBJECT_LIMITER", per: "subject", refuse: (c, detail) => refuseUpgrade(c, 429, detail) }),
+  (c) => c.var.room.fetch(withGrant(c.req.raw, c.var.grant)),
 );
 
 // The documents HTTP API (README, "API").

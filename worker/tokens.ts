@@ -30,6 +30,8 @@ export class TokenRefused extends Error {
   constructor(
     readonly status: 401 | 403,
     message: string,
+    /** No token was sent at all (RFC 6750 then wants no error code in the challenge). */
+    readonly tokenMissing = false,
   ) {
     super(message);
     this.name = "TokenRefused";
