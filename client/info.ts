@@ -2,7 +2,7 @@
  * The document's info panel (stats from the HTTP API) and "download as file".
  */
 import type { Language } from "./editor";
-import type { DocumentInfo } from "../worker/room";
+import type { DocumentInfo } from "../worker/documents";
 
 const EXTENSIONS: Record<Language, string> = { markdown: "md", javascript: "js", typescript: "ts", plain: "txt" };
 

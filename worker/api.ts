@@ -8,7 +8,8 @@ import { roomLimits } from "./config";
 import { AccessRefused, documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
 import { rateLimiter } from "./rate-limit";
-import type { ApiResult } from "./room";
+import type { Outcome } from "./documents";
+import { CloseCode } from "./protocol";
 
 export const api = new Hono<DocumentEnv>();
 
@@ -49,8 +50,15 @@ async function body(c: Context<DocumentEnv>): Promise<Uint8Array | Response> {
   return bytes;
 }
 
-function answer<T>(c: Context<DocumentEnv>, result: ApiResult<T>, ok: (value: T) => Response): Response {
-  return result.ok ? ok(result.value) : failure(c, result.status, result.error, result.detail);
+/**
+ * Answers with `ok(value)`, or with the refusal as an HTTP error: an update that would make the
+ * document too large is 413, anything else the room refuses (the same checks as 1007 or 1008
+ * on a socket) is 400.
+ */
+function answer<T>(c: Context<DocumentEnv>, outcome: Outcome<T>, ok: (value: T) => Response): Response {
+  if (outcome.ok) return ok(outcome.value);
+  if (outcome.closeCode === CloseCode.documentTooLarge) return failure(c, 413, "document_too_large", outcome.reason);
+  return failure(c, 400, "invalid_update", outcome.reason);
 }
 
 // What the room holds: sizes, sockets, last edit.

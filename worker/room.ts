@@ -20,6 +20,7 @@ import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
 import { RoomDocument } from "./document";
+import type { DocumentInfo, Outcome } from "./documents";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
   DAY_MS,
@@ -88,21 +89,6 @@ interface Session {
   bytesIn: number;
   bytesOut: number;
 }
-
-/** What `GET /api/docs/:name` reports. */
-export interface DocumentInfo extends StorageStats {
-  exists: boolean;
-  /** Size of the document encoded as one Yjs V1 update. */
-  encodedBytes: number;
-  /** Yjs items (structs) it holds, against `MAX_DOCUMENT_ITEMS`. */
-  items: number;
-  sockets: number;
-  /** ISO time of the last edit, or null. */
-  lastUpdateAt: string | null;
-}
-
-/** An HTTP API outcome: the status and, for errors, `{ error, detail }`. */
-export type ApiResult<T> = { ok: true; value: T } | { ok: false; status: number; error: string; detail: string };
 
 /** How the runtime reported a socket's end: a close (with its code) or an error. */
 type SocketEnd = { code: number; reason: string; wasClean: boolean } | { error: unknown };
@@ -187,12 +173,12 @@ export class Room extends DurableObject<Env> {
   }
 
   /** `GET /api/docs/:name/update`: the document, or what a peer with `stateVector` lacks. */
-  async encodeUpdate(stateVector?: Uint8Array): Promise<ApiResult<Uint8Array>> {
+  async encodeUpdate(stateVector?: Uint8Array): Promise<Outcome<Uint8Array>> {
     return this.viaApi(() => this.document.encode(stateVector));
   }
 
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
-  async applyUpdate(update: Uint8Array): Promise<ApiResult<{ changed: boolean; pending?: true }>> {
+  async applyUpdate(update: Uint8Array): Promise<Outcome<{ changed: boolean; pending?: true }>> {
     const result = this.viaApi(() => {
       const { integrated, waits } = this.document.apply(update, Date.now());
       return { changed: this.acceptChange(integrated), ...(waits ? { pending: true as const } : {}) };
@@ -203,7 +189,7 @@ export class Room extends DurableObject<Env> {
   }
 
   /** `PUT /api/docs/:name/text`: replaces the text as a small edit, relayed live. */
-  async replaceText(text: string): Promise<ApiResult<{ changed: boolean }>> {
+  async replaceText(text: string): Promise<Outcome<{ changed: boolean }>> {
     const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now())) }));
     await this.afterApiWrite();
     return result;
@@ -437,14 +423,13 @@ export class Room extends DurableObject<Env> {
     return true;
   }
 
-  /** Runs an HTTP API operation, turning a refusal into `{ error, detail }` with its status. */
-  private viaApi<T>(operation: () => T): ApiResult<T> {
+  /** Runs an operation for the HTTP API, returning a refusal as the outcome it is. */
+  private viaApi<T>(operation: () => T): Outcome<T> {
     try {
       return { ok: true, value: operation() };
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      const status = error.closeCode === CloseCode.documentTooLarge ? 413 : 400;
-      return { ok: false, status, error: status === 413 ? "document_too_large" : "invalid_update", detail: error.message };
+      return { ok: false, closeCode: error.closeCode, reason: error.message };
     }
   }
 

@@ -4,7 +4,7 @@
 import { SELF, env, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as Y from "yjs";
-import type { DocumentInfo } from "../../worker/room";
+import type { DocumentInfo } from "../../worker/documents";
 import { CloseCode } from "../../worker/protocol";
 import { TestClient, asBody, roomName, runAlarmWhenSet, waitFor } from "./client";
 

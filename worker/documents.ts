@@ -1,0 +1,24 @@
+/**
+ * What the room answers over Durable Object RPC, shared by the Worker's API, the app and the
+ * tests. Types only: no runtime imports, so the browser app can use them too.
+ */
+import type { CloseCode } from "./protocol";
+import type { StorageStats } from "./storage";
+
+/** What `GET /api/docs/:name` reports. */
+export interface DocumentInfo extends StorageStats {
+  exists: boolean;
+  /** Size of the document encoded as one Yjs V1 update. */
+  encodedBytes: number;
+  /** Yjs items (structs) it holds, against `MAX_DOCUMENT_ITEMS`. */
+  items: number;
+  sockets: number;
+  /** ISO time of the last edit, or null. */
+  lastUpdateAt: string | null;
+}
+
+/**
+ * A room operation's outcome in the room's own terms: a value, or a refusal with the close
+ * code a socket would get for the same input. The HTTP API decides what status that is.
+ */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; closeCode: CloseCode; reason: string };
