@@ -84,9 +84,7 @@ function wireEditorAndLanguage({ doc, awareness }: WebsocketProvider, readOnly: 
     return isLanguage(stored) ? stored : "markdown";
   };
   const editor = createEditor(element("editor"), doc.getText(SHARED_TEXT_NAME), awareness, currentLanguage(), readOnly);
-  // By tag name: the page has one <select>, and workers-types' global Element (HTMLRewriter)
-  // clashes with HTMLSelectElement in a generic lookup under our single tsconfig.
-  const languageSelect = document.querySelector("select")!;
+  const languageSelect = element<HTMLSelectElement>("language");
   languageSelect.value = currentLanguage();
   languageSelect.disabled = readOnly;
   languageSelect.addEventListener("change", () => settings.set("language", languageSelect.value));

@@ -23,7 +23,8 @@ import {
   PENDING_UPDATE_TTL_MS,
 } from "./limits";
 import { CloseCode, EMPTY_UPDATE, ProtocolError } from "./protocol";
-import type { DocumentStore, StorageStats } from "./storage";
+import type { StorageStats } from "./documents";
+import type { DocumentStore } from "./storage";
 import { boundedTextEdits } from "./text-diff";
 import { checkUpdateStructure } from "./update-check";
 

@@ -3,7 +3,19 @@
  * tests. Types only: no runtime imports, so the browser app can use them too.
  */
 import type { CloseCode } from "./protocol";
-import type { StorageStats } from "./storage";
+
+/** What the store holds, for compaction decisions, limits, tests and the stats endpoint. */
+export interface StorageStats {
+  /** Bytes of document data stored: snapshot plus log. */
+  storedBytes: number;
+  snapshotBytes: number;
+  snapshotChunks: number;
+  logBytes: number;
+  /** Rows in the log table (an update over one chunk takes several). */
+  logRows: number;
+  /** Updates in the log. */
+  logUpdates: number;
+}
 
 /** What `GET /api/docs/:name` reports. */
 export interface DocumentInfo extends StorageStats {

@@ -201,7 +201,7 @@ export function decodeAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
 }
 
 // Fatal: a state that is not valid UTF-8 is refused rather than silently mended.
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 function readOrThrow<T>(read: () => T, what: string): T {
   try {

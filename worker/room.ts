@@ -20,7 +20,7 @@ import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
 import { RoomDocument } from "./document";
-import type { DocumentInfo, Outcome } from "./documents";
+import type { DocumentInfo, Outcome, StorageStats } from "./documents";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
   DAY_MS,
@@ -51,7 +51,7 @@ import {
 } from "./protocol";
 import { TokenBucket } from "./rate";
 import { isBenignTeardownError } from "./teardown";
-import { DocumentStore, type StorageStats } from "./storage";
+import { DocumentStore } from "./storage";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
 export interface SocketAttachment extends AccessGrant {

@@ -21,23 +21,11 @@
  * that was never written leaves nothing behind.
  */
 import { joinChunks, splitIntoChunks } from "./chunks";
+import type { StorageStats } from "./documents";
 import { MAX_PRESENCE_CLAIMS, SQLITE_CHUNK_BYTES } from "./limits";
 
 /** Bump when the layout changes, and teach {@link DocumentStore.migrate} to convert older ones. */
 export const STORAGE_FORMAT_VERSION = 1;
-
-/** What the store holds, for compaction decisions, limits, tests and the stats endpoint. */
-export interface StorageStats {
-  /** Bytes of document data stored: snapshot plus log. */
-  storedBytes: number;
-  snapshotBytes: number;
-  snapshotChunks: number;
-  logBytes: number;
-  /** Rows in the log table (an update over one chunk takes several). */
-  logRows: number;
-  /** Updates in the log. */
-  logUpdates: number;
-}
 
 /** A step of compaction, reported to {@link DocumentStore.onCompactionStep} (tests inject faults there). */
 export type CompactionStep = "snapshot-written" | "log-trimmed";
