@@ -206,7 +206,13 @@ export class RoomDocument {
       doc.off("update", capture);
     }
     if (integrated === null) return null;
-    this.store.append(integrated, now);
+    try {
+      this.store.append(integrated, now);
+    } catch (error) {
+      // Not stored, so nobody may see it: go back to what is stored before anything is relayed.
+      this.reload();
+      throw error;
+    }
     this.items = countItems(this.doc);
     this.encodedBytes = null;
     return integrated;

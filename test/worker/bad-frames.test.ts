@@ -80,22 +80,30 @@ describe("a failure inside the room", () => {
     await waitFor(() => bob.text === "safe", "the first edit");
     const stub = env.ROOM.get(env.ROOM.idFromName(room));
     const before = await stub.stats();
-    // Make the next document update fail the way a bug would: an unexpected exception.
-    await runInDurableObject(stub, (instance: Room) => {
-      const internals = instance as unknown as { document: { apply: () => never } };
-      internals.document.apply = () => {
-        throw new Error("simulated bug");
-      };
-    });
+    // Make the next write fail the way a storage fault would: a trigger in the room's real
+    // SQLite aborts every insert into the update log.
+    const failWrites = (fail: boolean) =>
+      runInDurableObject(stub, (_instance: Room, state) => {
+        state.storage.sql.exec(
+          fail
+            ? "CREATE TRIGGER fail_writes BEFORE INSERT ON edgedoc_log BEGIN SELECT RAISE(ABORT, 'simulated storage fault'); END"
+            : "DROP TRIGGER fail_writes",
+        );
+      });
+    await failWrites(true);
     bob.insert(0, "lost? ");
     const closed = await bob.waitForClose();
     expect(closed.code).toBe(CloseCode.internalError);
     expect(closed.reason).toBe("internal error");
     expect(await stub.stats()).toEqual(before);
     expect(alice.closed).toBeNull();
+    await failWrites(false);
+    // The edit was not stored, so nobody may see it: not alice, not a joiner.
+    alice.insert(4, "!");
     alice.setPresence({ name: "alice" });
     const late = await TestClient.connect(room);
-    expect(late.text).toBe("safe");
+    expect(late.text).toBe("safe!");
+    expect(alice.text).toBe("safe!");
     await waitFor(() => late.presence().get(alice.doc.clientID)?.name === "alice", "alice's presence after the failure");
   });
 });

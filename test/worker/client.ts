@@ -133,7 +133,12 @@ export class TestClient {
   }
 
   sendRaw(frame: Uint8Array | string): void {
-    if (!this.closed && !this.closing) this.socket.send(frame);
+    if (this.closed || this.closing) return;
+    try {
+      this.socket.send(frame);
+    } catch {
+      // The server closed the socket and its close event has not arrived yet: nothing to send to.
+    }
   }
 
   sendAwareness(update: Uint8Array): void {
@@ -165,7 +170,7 @@ export class TestClient {
       encoding.writeVarUint(reply, MessageType.sync);
       const syncType = syncProtocol.readSyncMessage(decoder, reply, this.doc, this);
       if (syncType === syncProtocol.messageYjsSyncStep2) this.serverSynced = true;
-      if (encoding.length(reply) > 1) this.socket.send(encoding.toUint8Array(reply));
+      if (encoding.length(reply) > 1) this.sendRaw(encoding.toUint8Array(reply));
     } else if (type === MessageType.awareness) {
       awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this);
     } else if (type === MessageType.auth) {

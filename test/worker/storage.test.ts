@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as Y from "yjs";
 import type { Room } from "../../worker/room";
 import type { StorageStats } from "../../worker/documents";
-import type { CompactionStep, DocumentStore } from "../../worker/storage";
+import { RoomDocument } from "../../worker/document";
+import { DocumentStore, type CompactionStep } from "../../worker/storage";
 import { COMPACT_LOG_UPDATES, MAX_PENDING_UPDATE_BYTES, PENDING_UPDATE_TTL_MS, SQLITE_CHUNK_BYTES } from "../../worker/limits";
 import { CloseCode, encodeSyncUpdate } from "../../worker/protocol";
 import { TestClient, roomName, runAlarmWhenSet, updatesWithMissingDependency, waitFor } from "./client";
@@ -40,17 +41,33 @@ async function waitForStats(stub: DurableObjectStub<Room>, check: (stats: Storag
   }
 }
 
-/** The room's private parts, reached only to inject a fault into compaction. */
-function internalsOf(instance: Room): { document: { store: DocumentStore; compact(): unknown } } {
-  return instance as unknown as { document: { store: DocumentStore; compact(): unknown } };
-}
-
-/** Makes compaction throw at `step` until the object is evicted (a fresh instance has no fault). */
-async function injectCompactionFault(stub: DurableObjectStub<Room>, step: CompactionStep): Promise<void> {
-  await runInDurableObject(stub, (instance: Room) => {
-    internalsOf(instance).document.store.onCompactionStep = (reached) => {
+/**
+ * Compacts the room's stored document through a store and document of its own over the
+ * room's real SQLite storage, crashing at `step` (the store's fault hook); returns the error.
+ */
+async function compactCrashingAt(stub: DurableObjectStub<Room>, step: CompactionStep): Promise<string | null> {
+  return runInDurableObject(stub, (_instance: Room, state) => {
+    const store = new DocumentStore(state.storage.sql, (body) => state.storage.transactionSync(body));
+    store.onCompactionStep = (reached) => {
       if (reached === step) throw new Error(`simulated crash at ${reached}`);
     };
+    try {
+      new RoomDocument(store, Number.MAX_SAFE_INTEGER).compact();
+      return null;
+    } catch (error) {
+      return String(error);
+    }
+  });
+}
+
+/** Makes every snapshot write fail (a SQLite trigger in the room's real storage), or stops doing so. */
+async function holdCompaction(stub: DurableObjectStub<Room>, hold: boolean): Promise<void> {
+  await runInDurableObject(stub, (_instance: Room, state) => {
+    state.storage.sql.exec(
+      hold
+        ? "CREATE TRIGGER hold_compaction BEFORE INSERT ON edgedoc_snapshot BEGIN SELECT RAISE(ABORT, 'compaction held by the test'); END"
+        : "DROP TRIGGER hold_compaction",
+    );
   });
 }
 
@@ -112,17 +129,23 @@ describe("durable documents", () => {
     const room = roomName("big");
     const alice = await TestClient.connect(room);
     const stub = roomStub(room);
-    // Hold compaction back (a failing step rolls it back) so the 10 MB update stays in the log.
-    await injectCompactionFault(stub, "snapshot-written");
+    // A first edit creates the tables; then a trigger makes every snapshot write fail, which
+    // rolls compaction back, so the 10 MB update stays in the log until the trigger is dropped.
+    alice.insert(0, "\n");
+    await waitForStats(stub, (stats) => stats.logUpdates === 1, "the first edit to be stored");
+    const first = await stub.stats();
+    await holdCompaction(stub, true);
     const big = Array.from({ length: 10_000_000 / 50 }, (_, i) => `line ${String(i).padStart(8, "0")} of the big test document, 50 chars.\n`).join("");
     alice.insert(0, big);
-    await waitForStats(stub, (stats) => stats.logUpdates === 1, "the big update to be stored", 15_000);
+    await waitForStats(stub, (stats) => stats.logUpdates === 2, "the big update to be stored", 15_000);
     const logged = await stub.stats();
-    expect(logged.logRows).toBe(Math.ceil(logged.logBytes / SQLITE_CHUNK_BYTES));
-    expect(logged.logRows).toBeGreaterThanOrEqual(10);
+    // One row for the first edit, and the big update in row-sized parts.
+    expect(logged.logRows).toBe(first.logRows + Math.ceil((logged.logBytes - first.logBytes) / SQLITE_CHUNK_BYTES));
+    expect(logged.logRows).toBeGreaterThanOrEqual(11);
     expect(logged.snapshotChunks).toBe(0);
     const fromLog = await restartAndReconnect(room);
-    expect(fromLog.text === big).toBe(true);
+    expect(fromLog.text === big + "\n").toBe(true);
+    await holdCompaction(stub, false);
 
     await compactWhenIdle(room, [alice, fromLog]);
     const compacted = await stub.stats();
@@ -130,7 +153,7 @@ describe("durable documents", () => {
     expect(compacted.snapshotChunks).toBe(Math.ceil(compacted.snapshotBytes / SQLITE_CHUNK_BYTES));
     expect(compacted.snapshotChunks).toBeGreaterThanOrEqual(9);
     const carol = await restartAndReconnect(room);
-    expect(carol.text === big).toBe(true);
+    expect(carol.text === big + "\n").toBe(true);
     expect(sameState(carol.doc, alice.doc)).toBe(true);
 
     // The test config caps documents at 12 MiB: 3 MB more is refused and nothing changes.
@@ -141,7 +164,7 @@ describe("durable documents", () => {
     expect(closed.reason).toMatch(/document too large/);
     expect(await stub.stats()).toEqual(before);
     const dave = await TestClient.connect(room);
-    expect(dave.text === big).toBe(true);
+    expect(dave.text === big + "\n").toBe(true);
   }, 60_000);
 
   it.each(["snapshot-written", "log-trimmed"] as const)(
@@ -154,16 +177,7 @@ describe("durable documents", () => {
       await waitFor(() => alice.text.length > 0, "edits");
       await waitForStats(stub, (stats) => stats.logUpdates === 40, "the edits to be stored");
       const before = await stub.stats();
-      await injectCompactionFault(stub, step);
-      const failed = await runInDurableObject(stub, (instance: Room) => {
-        try {
-          internalsOf(instance).document.compact();
-          return null;
-        } catch (error) {
-          return String(error);
-        }
-      });
-      expect(failed).toMatch(/simulated crash/);
+      expect(await compactCrashingAt(stub, step)).toMatch(/simulated crash/);
       expect(await stub.stats()).toEqual(before);
       await expectSurvivesRestart(room, alice.doc);
     },
