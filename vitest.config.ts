@@ -12,7 +12,7 @@ const doorLimitsLifted = {
   API_SUBJECT_LIMITER: { namespace_id: "1004", simple: unlimited },
 };
 
-// Two tiers (see README, "Tests"): inside workerd with real sockets and storage, and in Node
+// Two tiers (see docs/tests.md): inside workerd with real sockets and storage, and in Node
 // against a real `wrangler dev` that the tests start on a free loopback port.
 export default defineConfig({
   test: {

@@ -17,7 +17,7 @@ export interface AccessGrant {
    */
   subject?: string;
   /**
-   * Whom the socket's presence IDs belong to (README, "Presence ownership"): the token's `sub`,
+   * Whom the socket's presence IDs belong to (docs/protocol.md, "Claims"): the token's `sub`,
    * else its `name`, else the token itself (a share link is one owner). Unset without tokens.
    */
   owner?: string;

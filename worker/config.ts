@@ -1,6 +1,6 @@
 /**
  * Per-deployment settings from wrangler.toml `[vars]` (or `.dev.vars`), with documented
- * defaults (README, "Configuration"). Invalid values fall back to the default rather than
+ * defaults (docs/configuration.md). Invalid values fall back to the default rather than
  * disable a limit.
  */
 import {

@@ -238,7 +238,7 @@ export class RoomDocument {
   compact(): CompactionResult {
     const started = Date.now();
     const bytesBefore = this.store.statistics().storedBytes;
-    // V2 is about 45% smaller than V1 on real editing traces (see README, "Storage").
+    // V2 is about 45% smaller than V1 on real editing traces (see docs/storage.md).
     this.store.replaceWithSnapshot(this.withoutPending(() => Y.encodeStateAsUpdateV2(this.doc)));
     return { bytesBefore, bytesAfter: this.store.statistics().storedBytes, ms: Date.now() - started };
   }

@@ -47,7 +47,7 @@ app.get(
   (c) => c.var.room.fetch(withGrant(c.req.raw, c.var.grant)),
 );
 
-// The documents HTTP API (README, "API").
+// The documents HTTP API (docs/api.md).
 app.route("/api", api);
 
 app.notFound((c) => c.text("not found", 404));

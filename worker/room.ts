@@ -9,7 +9,7 @@
  * leaves, idle expiry), and text "ping" frames are answered by the runtime's auto-response
  * without waking the object.
  *
- * Budgets: every input is bounded before the room spends on it (README, "Limits"). Inbound,
+ * Budgets: every input is bounded before the room spends on it (docs/limits.md). Inbound,
  * per socket: frame size, message and byte rates. Outbound: what a socket asks to be sent
  * (sync answers, presence queries) is charged to it and to the room; one relay may queue at
  * most {@link MAX_RELAY_BYTES} across the room. The document is loaded only when something

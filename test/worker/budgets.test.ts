@@ -1,5 +1,5 @@
 /**
- * Budgets: what one frame or request may make the room spend (README, "Limits"). Each case
+ * Budgets: what one frame or request may make the room spend (docs/limits.md). Each case
  * sends the hostile input through a real socket or the real API, then checks the documented
  * refusal, that honest editors in the same room were not closed and still converge, and that
  * the stored document is what the honest editors wrote. Peak memory is measured by
