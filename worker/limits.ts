@@ -134,9 +134,10 @@ export const ROOM_ANSWER_BYTES_PER_SECOND = 32 * 1024 * 1024;
  * Most bytes one relay may queue across the room (frame size times recipients). workerd copies
  * a frame for every socket it is sent to, so a 16 MiB update relayed to 1,000 sockets would
  * queue 16 GB. Sockets past this are closed with 1013 instead and catch up when they
- * reconnect (their sync answer is charged to the answer budgets above).
+ * reconnect (their sync answer is charged to the answer budgets above). Half of the 64 MiB a
+ * single frame may cost, since the frame itself and the document it grows take the rest.
  */
-export const MAX_RELAY_BYTES = 64 * 1024 * 1024;
+export const MAX_RELAY_BYTES = 32 * 1024 * 1024;
 
 /**
  * Stock y-websocket providers re-send every presence change they receive (their update handler

@@ -551,18 +551,22 @@ export class Room extends DurableObject<Env> {
   /**
    * Sends to every socket but `except`; a socket whose token expired is closed instead. At most
    * {@link MAX_RELAY_BYTES} are queued for one frame across the room: sockets past that are
-   * closed with 1013 and catch up through the sync handshake when they reconnect.
+   * closed with 1013 and catch up through the sync handshake when they reconnect. Those that
+   * sent a frame most recently are served first: honest editors renew their presence every
+   * 15 s, while a socket that stopped reading has usually stopped sending too.
    */
   private broadcast(frame: Uint8Array, except?: WebSocket): void {
     const now = Date.now();
+    const recipients = this.openSockets().filter((socket) => socket !== except);
+    const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
+    if (recipients.length > affordable) recipients.sort((a, b) => this.sessionOf(b).lastFrameAt - this.sessionOf(a).lastFrameAt);
     const expired: WebSocket[] = [];
     const shed: WebSocket[] = [];
-    let recipientsLeft = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
-    for (const socket of this.openSockets()) {
-      if (socket === except) continue;
+    let sent = 0;
+    for (const socket of recipients) {
       const session = this.sessionOf(socket);
       if (isExpired(session, now)) expired.push(socket);
-      else if (recipientsLeft-- > 0) this.sendTo(socket, session, frame);
+      else if (sent++ < affordable) this.sendTo(socket, session, frame);
       else shed.push(socket);
     }
     for (const socket of expired) this.reject(socket, CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
