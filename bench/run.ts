@@ -1,24 +1,28 @@
 /**
- * `npm run bench [-- --scenario latency,throughput,cold-load,memory] [--clients 2,10,50] [--url ws://host/ws]`
+ * `npm run bench [-- --scenario latency,throughput,cold-load,memory,hostile] [--clients 2,10,50] [--url ws://host/ws] [--attacks 1,4a]`
  *
  * Starts `wrangler dev` (bench/wrangler.toml: edgedoc plus the relay floors) on loopback
  * ports with a temporary persist dir, runs bounded scenarios, prints tables and writes the
  * results as JSON under bench/results/. With --url it measures latency and throughput of any
- * y-websocket server instead (rooms are `<url>/<room>`), without floors.
+ * y-websocket server instead (rooms are `<url>/<room>`), without floors. `hostile` starts a
+ * fresh server (wrangler.toml, default limits) per attack, all or those numbered in --attacks:
+ * see bench/hostile.ts.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { removePersistDir, startDevServer, type DevServer } from "../test/node/wrangler.ts";
 import { measureColdLoad, type ColdLoadResult } from "./cold-load.ts";
+import { MEMORY_TARGET_BYTES, measureHostile, type HostileResult } from "./hostile.ts";
 import { measureIdleMemory, type MemoryResult } from "./memory.ts";
 import { measureLatency, measureThroughput, traceFrames, type LatencyResult, type Target, type ThroughputResult } from "./realtime.ts";
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "latency,throughput,cold-load,memory" },
+    scenario: { type: "string", default: "latency,throughput,cold-load,memory,hostile" },
     clients: { type: "string", default: "2,10,50" },
     url: { type: "string" },
+    attacks: { type: "string" },
   },
 });
 const scenarios = new Set(values.scenario.split(","));
@@ -27,6 +31,9 @@ const throughputClients = clientCounts.includes(10) ? 10 : clientCounts[0]!;
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+/** A latency statistic, or "none" when no sample arrived to compute it from. */
+const msOrNone = (value: number) => (Number.isNaN(value) ? "none" : ms(value));
 const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 const ratio = (value: number, floor: number) => (floor > 0 ? (value / floor).toFixed(2) : "n/a");
 
@@ -42,19 +49,16 @@ function targetsFor(server: DevServer | null): Target[] {
 
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: { latency: LatencyResult[]; throughput: ThroughputResult[]; coldLoad: ColdLoadResult[]; memory: MemoryResult[] } = {
-    latency: [],
-    throughput: [],
-    coldLoad: [],
-    memory: [],
-  };
+  const results: Results = { latency: [], throughput: [], coldLoad: [], memory: [], hostile: [] };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
-  const server = values.url ? null : await startDevServer({ config: "bench/wrangler.toml" });
+  const live = scenarios.has("latency") || scenarios.has("throughput");
+  // Only latency and throughput use this server; the other scenarios start their own.
+  const server = values.url || !live ? null : await startDevServer({ config: "bench/wrangler.toml" });
   try {
-    const targets = targetsFor(server);
-    const trace = scenarios.has("latency") || scenarios.has("throughput") ? traceFrames() : null;
+    const targets = live ? targetsFor(server) : [];
+    const trace = live ? traceFrames() : null;
     if (scenarios.has("latency")) {
       for (const clients of clientCounts) for (const target of targets) results.latency.push(await measureLatency(target, trace!, clients));
     }
@@ -68,6 +72,7 @@ async function main(): Promise<void> {
   if (!values.url && scenarios.has("cold-load")) {
     results.coldLoad = [await measureColdLoad({ copies: 1 }), await measureColdLoad({ copies: 10 })];
   }
+  if (!values.url && scenarios.has("hostile")) results.hostile = await measureHostile(values.attacks?.split(","));
   report(results);
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   // One file per run (never overwrite a run kept for the README).
@@ -77,12 +82,15 @@ async function main(): Promise<void> {
   console.log(`\n${seconds} s; results written to ${file.pathname}`);
 }
 
-function report({ latency, throughput, coldLoad, memory }: {
+interface Results {
   latency: LatencyResult[];
   throughput: ThroughputResult[];
   coldLoad: ColdLoadResult[];
   memory: MemoryResult[];
-}): void {
+  hostile: HostileResult[];
+}
+
+function report({ latency, throughput, coldLoad, memory, hostile }: Results): void {
   if (latency.length > 0) {
     console.log("\nLatency: one writer replays automerge-paper at 200 edits/s (a cursor move every 5 edits); time to each other client");
     const floor = (clients: number) => latency.find((r) => r.target === "relay+sqlite" && r.clients === clients);
@@ -144,6 +152,41 @@ function report({ latency, throughput, coldLoad, memory }: {
       })),
     );
   }
+  if (hostile.length > 0) reportHostile(hostile);
+}
+
+/**
+ * Memory is judged against the issue's target; latency against the same run's baseline, with
+ * a rule of thumb for "usual": p99 at most twice the baseline's plus 50 ms (wrangler, workerd
+ * and this driver share the machine, which shows blips of that size), and no edit lost.
+ */
+function reportHostile(hostile: HostileResult[]): void {
+  console.log(
+    `\nHostile clients (fresh wrangler dev each): workerd RSS peak in the attack window minus the baseline's (target: under ${mib(MEMORY_TARGET_BYTES)});` +
+      " honest relay latency, writer to reader at 20 edits/s, baseline -> attack",
+  );
+  const latencyUsual = (r: HostileResult) =>
+    r.honest!.attack.delivered === r.honest!.attack.sent && r.honest!.attack.p99 <= 2 * r.honest!.baseline.p99 + 50;
+  console.table(
+    hostile.map((r) => ({
+      attack: r.attack,
+      "RSS delta": r.rss ? mib(r.rss.deltaBytes) : "",
+      memory: r.rss ? (r.rss.deltaBytes <= MEMORY_TARGET_BYTES ? "ok" : "OVER") : "",
+      "p50 base -> attack": r.honest ? `${msOrNone(r.honest.baseline.p50)} -> ${msOrNone(r.honest.attack.p50)}` : "",
+      "p99 base -> attack": r.honest ? `${msOrNone(r.honest.baseline.p99)} -> ${msOrNone(r.honest.attack.p99)}` : "",
+      "max attack": r.honest ? msOrNone(r.honest.attack.max) : "",
+      "delivered (attack)": r.honest ? `${r.honest.attack.delivered}/${r.honest.attack.sent}` : "",
+      latency: r.honest ? (latencyUsual(r) ? "ok" : "SLOW") : "",
+      honest: r.honest ? honestVerdict(r.honest) : "",
+    })),
+  );
+  console.log("Outcomes:");
+  for (const r of hostile) console.log(`  ${r.attack}: ${r.error ? `MEASUREMENT FAILED: ${r.error}` : r.summary}`);
+}
+
+function honestVerdict(honest: NonNullable<HostileResult["honest"]>): string {
+  const closed = honest.closed.map((c) => `${c.who} closed ${c.code}`);
+  return [honest.converged ? "converged" : "NOT converged", ...closed].join(", ");
 }
 
 await main();

@@ -95,7 +95,8 @@ async function waitUntilHealthy(origin: string, child: ChildProcess, output: () 
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output()}`);
     try {
-      const response = await fetch(`${origin}/healthz`);
+      // A Worker that failed to build leaves the proxy accepting connections and never answering.
+      const response = await fetch(`${origin}/healthz`, { signal: AbortSignal.timeout(2_000) });
       if (response.ok) return;
     } catch {
       // Not listening yet.
