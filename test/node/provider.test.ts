@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import type { WebsocketProvider } from "y-websocket";
+import { SaveTracker } from "../../client/saved";
 import { AWARENESS_TIMEOUT_MS, CloseCode, EMPTY_UPDATE, encodeAwareness, encodeSyncStep2 } from "../../worker/protocol";
 import { connectProvider, disconnectProvider, waitFor } from "./providers";
 import { removePersistDir, startDevServer, type DevServer } from "./wrangler";
@@ -55,6 +56,17 @@ describe("stock y-websocket provider against wrangler dev", () => {
     await waitFor(() => JSON.stringify(b.awareness.getStates().get(a.doc.clientID)?.cursor) === '{"anchor":3,"head":5}', "a's cursor at b");
     b.disconnect();
     await waitFor(() => !a.awareness.getStates().has(b.doc.clientID), "b to leave a's presence");
+  });
+
+  it("the app's save tracker on a stock provider: an edit is confirmed by the server once it is stored", async () => {
+    const room = `saved-${randomUUID().slice(0, 8)}`;
+    const [writer, reader] = [connect(room), connect(room)];
+    const tracker = new SaveTracker(writer, () => {});
+    await waitFor(() => writer.synced && reader.synced, "both providers to sync");
+    writer.doc.getText("codemirror").insert(0, "saved for real");
+    expect(tracker.unconfirmed).toBe(true);
+    await waitFor(() => !tracker.unconfirmed, "the server's confirmation");
+    expect(await (await fetch(`${server.origin}/api/docs/${room}/text`)).text()).toBe("saved for real");
   });
 
   it("idle stock providers stay connected past the silence timeout, while silent raw sockets are closed", async () => {
