@@ -1,0 +1,133 @@
+/**
+ * What the app downloads before it shows a document, in a real Chromium against `wrangler dev`:
+ * the text paints with the entry scripts alone, and the code that highlights the document's
+ * language is asked for only after that.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
+import { browserUnavailableReason, launchChromium } from "./chromium";
+import { eventually, openPerson, VIEWPORT } from "./pages";
+
+const unavailable = browserUnavailableReason();
+
+/** A script the page fetched, from its Resource Timing entry (times in the page's performance.now()). */
+interface ScriptLoad {
+  path: string;
+  startTime: number;
+  responseEnd: number;
+  transferSize: number;
+  encodedBodySize: number;
+  decodedBodySize: number;
+}
+
+/** The script paths that index.html loads itself: the entry and its modulepreloads. */
+function entryScriptPaths(): Set<string> {
+  const html = readFileSync("dist/client/index.html", "utf8");
+  return new Set([...html.matchAll(/(?:src|href)="([^"]+\.js)"/g)].map((match) => match[1]!));
+}
+
+async function putText(server: DevServer, name: string, text: string): Promise<void> {
+  const response = await fetch(`${server.origin}/api/docs/${name}/text`, { method: "PUT", body: text });
+  expect(response.status).toBe(200);
+}
+
+/**
+ * Opens `url` in a fresh context (empty cache and IndexedDB) that notes, as window.textShownAt,
+ * when `.cm-content` first contains `marker`.
+ */
+async function openRecordingTextShown(browser: Browser, url: string, marker: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: VIEWPORT });
+  await context.addInitScript((marker) => {
+    new MutationObserver((_, observer) => {
+      if (!document.querySelector(".cm-content")?.textContent?.includes(marker)) return;
+      Object.assign(window, { textShownAt: performance.now() });
+      observer.disconnect();
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  }, marker);
+  const page = await context.newPage();
+  await page.goto(url);
+  return page;
+}
+
+function scriptLoads(page: Page): Promise<ScriptLoad[]> {
+  return page.evaluate(() =>
+    (performance.getEntriesByType("resource") as PerformanceResourceTiming[])
+      .filter((entry) => new URL(entry.name).pathname.endsWith(".js"))
+      .map((entry) => ({
+        path: new URL(entry.name).pathname,
+        startTime: entry.startTime,
+        responseEnd: entry.responseEnd,
+        transferSize: entry.transferSize,
+        encodedBodySize: entry.encodedBodySize,
+        decodedBodySize: entry.decodedBodySize,
+      })),
+  );
+}
+
+/** Syntax-highlighted spans in the editor; remote cursors (.cm-y*) are spans too but not highlighting. */
+function highlightedSpans(page: Page): Promise<number> {
+  return page.evaluate(() => [...document.querySelectorAll(".cm-line span")].filter((span) => !/\bcm-y/.test(span.className)).length);
+}
+
+/** Bytes of `scripts`: on the wire with headers, bodies as sent (wrangler dev gzips them), and unpacked. */
+function byteTotals(scripts: ScriptLoad[]) {
+  const sum = (bytes: (script: ScriptLoad) => number) => scripts.reduce((total, script) => total + bytes(script), 0);
+  return {
+    scripts: scripts.length,
+    transferred: sum((script) => script.transferSize),
+    encoded: sum((script) => script.encodedBodySize),
+    decoded: sum((script) => script.decodedBodySize),
+  };
+}
+
+describe.skipIf(unavailable !== null)("loading the app in Chromium", () => {
+  let server: DevServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (server) removePersistDir(server.persistDir);
+  });
+
+  it("shows a Markdown document's text before it asks for the Markdown code, then highlights it", async () => {
+    const name = `lazy-${randomUUID().slice(0, 8)}`;
+    const marker = "Notes that load first";
+    await putText(server, name, `# ${marker}\n\nThe text shows *before* its highlighting.\n`);
+    const page = await openRecordingTextShown(browser, `${server.origin}/d/${name}`, marker);
+    await eventually(() => highlightedSpans(page), (spans) => spans > 0, "Markdown highlighting");
+
+    const textShownAt = await page.evaluate(() => (window as unknown as { textShownAt: number }).textShownAt);
+    const scripts = await scriptLoads(page);
+    const entry = entryScriptPaths();
+    const languageCode = scripts.filter((script) => !entry.has(script.path));
+    console.info("JS before the text showed:", byteTotals(scripts.filter((script) => script.responseEnd <= textShownAt)));
+    console.info("JS once highlighted:", byteTotals(scripts));
+    expect(languageCode.length, "highlighting comes in chunks of its own").toBeGreaterThan(0);
+    for (const script of languageCode) expect(script.startTime, `${script.path} asked for after the text showed`).toBeGreaterThan(textShownAt);
+  });
+
+  it("a language picked by one person highlights everyone's editor", async () => {
+    const name = `switch-${randomUUID().slice(0, 8)}`;
+    // A Markdown paragraph, so nothing is highlighted until it is read as code.
+    await putText(server, name, "const answer = 42;\n");
+    const url = `${server.origin}/d/${name}`;
+    const [ada, bo] = [await openPerson(browser, url, "Ada"), await openPerson(browser, url, "Bo")];
+    await eventually(() => ada.textContent(".cm-content"), (text) => text === "const answer = 42;", "the text at Ada");
+    expect(await highlightedSpans(bo)).toBe(0);
+
+    await ada.selectOption('[data-testid="language"]', "javascript");
+    await eventually(() => bo.inputValue('[data-testid="language"]'), (value) => value === "javascript", "Bo's language picker");
+    await eventually(() => highlightedSpans(bo), (spans) => spans > 0, "JavaScript highlighting at Bo");
+
+    await bo.selectOption('[data-testid="language"]', "plain");
+    await eventually(() => highlightedSpans(ada), (spans) => spans === 0, "plain text at Ada");
+  });
+});
