@@ -4,10 +4,10 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
-import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
-import { browserUnavailableReason, launchChromium } from "./chromium";
+import type { DevServer } from "../node/wrangler";
+import { browserUnavailableReason, withServerAndBrowser } from "./chromium";
 import { connectionState, editorText, eventually, openPerson, typeAtEnd } from "./pages";
 
 const AUTH_SECRET = "browser-test-secret";
@@ -27,15 +27,7 @@ describe.skipIf(unavailable !== null)("share links with tokens", () => {
   let server: DevServer;
   let browser: Browser;
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer({ vars: { AUTH_SECRET } }), launchChromium()]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (server) removePersistDir(server.persistDir);
-  });
+  withServerAndBrowser({ vars: { AUTH_SECRET } }, (started, launched) => ([server, browser] = [started, launched]), () => ({ server, browser }));
 
   it("a write link edits; a read-only link shows the text live but cannot change it", async () => {
     const doc = `shared-${randomUUID().slice(0, 8)}`;

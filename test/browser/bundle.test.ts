@@ -5,10 +5,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
-import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
-import { browserUnavailableReason, launchChromium } from "./chromium";
+import type { DevServer } from "../node/wrangler";
+import { browserUnavailableReason, withServerAndBrowser } from "./chromium";
 import { eventually, openPerson, VIEWPORT } from "./pages";
 
 const unavailable = browserUnavailableReason();
@@ -87,15 +87,7 @@ describe.skipIf(unavailable !== null)("loading the app in Chromium", () => {
   let server: DevServer;
   let browser: Browser;
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (server) removePersistDir(server.persistDir);
-  });
+  withServerAndBrowser({}, (started, launched) => ([server, browser] = [started, launched]), () => ({ server, browser }));
 
   it("shows a Markdown document's text before it asks for the Markdown code, then highlights it", async () => {
     const name = `lazy-${randomUUID().slice(0, 8)}`;

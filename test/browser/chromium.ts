@@ -3,6 +3,8 @@
  */
 import { existsSync } from "node:fs";
 import { chromium, type Browser } from "playwright-core";
+import { afterAll, beforeAll } from "vitest";
+import { removePersistDir, startDevServer, type DevServer, type DevServerOptions } from "../node/wrangler";
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -28,5 +30,27 @@ export function launchChromium(): Promise<Browser> {
       "--disable-component-update",
       "--disable-sync",
     ],
+  });
+}
+
+/**
+ * For a file's tests: starts `wrangler dev` (with `options`) and Chromium before them, hands
+ * both to `started`, and after them closes the browser and stops whichever server `current`
+ * returns then (a test may have restarted it), deleting its storage.
+ */
+export function withServerAndBrowser(
+  options: DevServerOptions,
+  started: (server: DevServer, browser: Browser) => void,
+  current: () => { server?: DevServer; browser?: Browser },
+): void {
+  beforeAll(async () => {
+    const [server, browser] = await Promise.all([startDevServer(options), launchChromium()]);
+    started(server, browser);
+  });
+  afterAll(async () => {
+    const { server, browser } = current();
+    await browser?.close();
+    await server?.stop();
+    if (server) removePersistDir(server.persistDir);
   });
 }

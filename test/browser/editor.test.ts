@@ -3,11 +3,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import { connectProvider, disconnectProvider, textOf, waitFor } from "../node/providers";
-import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
-import { browserUnavailableReason, launchChromium } from "./chromium";
+import { startDevServer, type DevServer } from "../node/wrangler";
+import { browserUnavailableReason, withServerAndBrowser } from "./chromium";
 import { connectionState, cursorLabels, editorText, eventually, locallyStoredUpdates, openPerson, presenceNames, typeAtEnd } from "./pages";
 
 const unavailable = browserUnavailableReason();
@@ -17,15 +17,7 @@ describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
   let server: DevServer;
   let browser: Browser;
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (server) removePersistDir(server.persistDir);
-  });
+  withServerAndBrowser({}, (started, launched) => ([server, browser] = [started, launched]), () => ({ server, browser }));
 
   it("/ creates a new document with an unguessable name", async () => {
     const ada = await openPerson(browser, `${server.origin}/`, "Ada");

@@ -6,13 +6,13 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import * as Y from "yjs";
 import { cleanName, colorForClient, SHARED_TEXT_NAME, translucent } from "../../client/presence";
 import { connectProvider, disconnectProvider, waitFor } from "../node/providers";
-import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
-import { browserUnavailableReason, launchChromium } from "./chromium";
+import type { DevServer } from "../node/wrangler";
+import { browserUnavailableReason, withServerAndBrowser } from "./chromium";
 import { connectionState, cspViolations, cursorLabels, editorText, eventually, openPerson, presenceNames, typeAtEnd } from "./pages";
 
 const unavailable = browserUnavailableReason();
@@ -76,15 +76,7 @@ describe.skipIf(unavailable !== null)("presence you can trust, in Chromium", () 
   let server: DevServer;
   let browser: Browser;
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (server) removePersistDir(server.persistDir);
-  });
+  withServerAndBrowser({}, (started, launched) => ([server, browser] = [started, launched]), () => ({ server, browser }));
 
   it("a hostile peer's colour and name change no layout, fetch nothing, run nothing", async () => {
     // The hostile colour would make Mallory's caret and selection cover the page and fetch from the tracker.
