@@ -607,9 +607,11 @@ const undecodableUpdates: Attack["arm"] = async ({ server, room }) => {
   };
 };
 
-/** 10: 50 never-reading sockets in the room; one update of 8 MiB is relayed to all of them. */
-const relayFanOut: Attack["arm"] = async ({ server, room }) => {
-  const listeners = 50;
+/**
+ * 10: `listeners` never-reading sockets in the room; one update of 8 MiB is relayed to all of
+ * them. With none, it is the floor: what accepting and storing the update costs by itself.
+ */
+const relayFanOut = (listeners: number): Attack["arm"] => async ({ server, room }) => {
   const frame = encodeSyncUpdate(textInsertUpdate(8 * 2 ** 20, ATTACKER_CLIENT));
   return async () => {
     const url = roomUrl(server, room);
@@ -712,6 +714,12 @@ const ATTACKS: Attack[] = [
     name: "10-relay-fan-out",
     description: "50 never-reading sockets in the room; one 8 MiB update",
     honest: "same-room",
-    arm: relayFanOut,
+    arm: relayFanOut(50),
+  },
+  {
+    name: "10f-relay-floor",
+    description: "the floor of 10: the same 8 MiB update with no other socket in the room",
+    honest: "same-room",
+    arm: relayFanOut(0),
   },
 ];

@@ -126,6 +126,13 @@ export const MAX_DOCUMENT_ITEMS = 250_000;
  */
 export const SOCKET_ANSWER_BURST_BYTES = PLATFORM_WEBSOCKET_MESSAGE_LIMIT;
 
+/**
+ * A new socket starts with answers for twice the whole document plus this, rather than a full
+ * {@link SOCKET_ANSWER_BURST_BYTES}: enough for its first sync and resyncs, while a socket that
+ * asks for the whole document again and again is refused after a couple of encodes.
+ */
+export const ANSWER_SLACK_BYTES = 1024 * 1024;
+
 /** What the whole room may send in answers in a burst, and per second: joiners past it get 1013. */
 export const ROOM_ANSWER_BURST_BYTES = 64 * 1024 * 1024;
 export const ROOM_ANSWER_BYTES_PER_SECOND = 32 * 1024 * 1024;

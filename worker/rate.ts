@@ -6,12 +6,14 @@ export class TokenBucket {
   private tokens: number;
   private updatedAt: number;
 
+  /** Starts full, or with `initial` tokens when a fresh bucket should not grant a whole burst yet. */
   constructor(
     private readonly capacity: number,
     private readonly perSecond: number,
     now: number,
+    initial = capacity,
   ) {
-    this.tokens = capacity;
+    this.tokens = Math.min(initial, capacity);
     this.updatedAt = now;
   }
 

@@ -23,6 +23,7 @@ import { RoomDocument } from "./document";
 import type { DocumentInfo, Outcome, StorageStats } from "./documents";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
+  ANSWER_SLACK_BYTES,
   DAY_MS,
   ECHO_CREDIT_LIMIT_BYTES,
   ECHO_CREDIT_PER_BYTE_SENT,
@@ -232,7 +233,9 @@ export class Room extends DurableObject<Env> {
     const now = Date.now();
     const attachment: SocketAttachment = { ...grant, connectedAt: now, presence: {}, joined: false, activeAt: now };
     server.serializeAttachment(attachment);
-    const session = this.startSession(server, attachment);
+    // A joiner may at first be sent the whole document twice over (plus slack), not a full
+    // burst: asking for it again and again is then refused after a few encodes, not dozens.
+    const session = this.startSession(server, attachment, 2 * this.document.encodedSize() + ANSWER_SLACK_BYTES);
     this.sendTo(server, session, encodeSyncStep1(this.document.stateVector()));
     const states = this.presence.states();
     if (states.length > 0) {
@@ -590,7 +593,7 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  private startSession(socket: WebSocket, attachment: SocketAttachment): Session {
+  private startSession(socket: WebSocket, attachment: SocketAttachment, answerAllowance = SOCKET_ANSWER_BURST_BYTES): Session {
     const now = Date.now();
     const { mode, expiresAt, user, owner } = attachment;
     const session: Session = {
@@ -598,7 +601,7 @@ export class Room extends DurableObject<Env> {
       messages: new TokenBucket(this.limits.rateMessagesPerSecond * 2, this.limits.rateMessagesPerSecond, now),
       // A full bucket always admits one frame of the maximum size.
       bytes: new TokenBucket(Math.max(this.limits.maxFrameBytes, this.limits.rateBytesPerSecond), this.limits.rateBytesPerSecond, now),
-      answers: new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.limits.rateBytesPerSecond, now),
+      answers: new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.limits.rateBytesPerSecond, now, answerAllowance),
       connectedAt: attachment.connectedAt,
       joined: attachment.joined,
       // The stamp may be up to one interval old; count the socket active until then.
