@@ -222,5 +222,7 @@ function recordBytes(state: string): number {
 }
 
 function utf8Length(text: string): number {
-  return new TextEncoder().encode(text).length;
+  return utf8.encode(text).length;
 }
+
+const utf8 = new TextEncoder();

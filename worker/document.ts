@@ -23,7 +23,6 @@ import {
   PENDING_UPDATE_TTL_MS,
 } from "./limits";
 import { CloseCode, EMPTY_UPDATE, ProtocolError } from "./protocol";
-import type { StorageStats } from "./documents";
 import type { DocumentStore } from "./storage";
 import { boundedTextEdits } from "./text-diff";
 import { checkUpdateStructure } from "./update-check";
@@ -229,11 +228,6 @@ export class RoomDocument {
     return logBytes >= COMPACT_LOG_BYTES || logUpdates >= COMPACT_LOG_UPDATES;
   }
 
-  /** Whether anything is in the log (compacting an empty log would only rewrite the snapshot). */
-  hasLog(): boolean {
-    return this.store.statistics().logUpdates > 0;
-  }
-
   /** Writes the merged document as the snapshot and deletes the log it covers, atomically. */
   compact(): CompactionResult {
     const started = Date.now();
@@ -241,25 +235,6 @@ export class RoomDocument {
     // V2 is about 45% smaller than V1 on real editing traces (see docs/storage.md).
     this.store.replaceWithSnapshot(this.withoutPending(() => Y.encodeStateAsUpdateV2(this.doc)));
     return { bytesBefore, bytesAfter: this.store.statistics().storedBytes, ms: Date.now() - started };
-  }
-
-  statistics(): Readonly<StorageStats> {
-    return this.store.statistics();
-  }
-
-  /** When the document last changed (ms since the epoch), or null if it never did. */
-  lastUpdateAt(): number | null {
-    return this.store.lastUpdateAt;
-  }
-
-  /** When the document last changed or was last left by a socket; null if neither happened. */
-  lastActivity(): number | null {
-    return this.store.lastActivity();
-  }
-
-  /** Records that the last socket just left. */
-  markActive(now: number): void {
-    this.store.markActive(now);
   }
 
   /** When waiting updates will be dropped, or null when none wait. */
@@ -285,7 +260,7 @@ export class RoomDocument {
     }
     if (this.store.statistics().storedBytes + incomingBytes <= this.maxDocumentBytes) return;
     // The log may hold much that a snapshot folds away (deletions, overwritten text).
-    if (this.hasLog()) this.compact();
+    if (this.store.hasLog()) this.compact();
     if (this.store.statistics().storedBytes + incomingBytes > this.maxDocumentBytes) {
       throw new ProtocolError(CloseCode.documentTooLarge, `document too large: over ${this.maxDocumentBytes} bytes`);
     }

@@ -202,7 +202,7 @@ export class Room extends DurableObject<Env> {
    * dependencies waits, and the alarm drops it if they never come.
    */
   private async afterApiWrite(): Promise<void> {
-    if (this.openSockets().length === 0 && this.store.statistics().logUpdates > 0) {
+    if (this.openSockets().length === 0 && this.store.hasLog()) {
       this.idleCompactionDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
     }
     await this.scheduleAlarm();
@@ -319,7 +319,7 @@ export class Room extends DurableObject<Env> {
     if (this.openSockets().length === 0) {
       const now = Date.now();
       this.store.markActive(now);
-      if (this.store.statistics().logUpdates > 0) this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
+      if (this.store.hasLog()) this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
       await this.scheduleAlarm();
     }
   }
@@ -340,7 +340,7 @@ export class Room extends DurableObject<Env> {
       logEvent("pending_dropped", { room: this.name });
       this.askToResend([...this.unconfirmed]);
     }
-    if (this.openSockets().length === 0 && this.store.statistics().logUpdates > 0) this.compact();
+    if (this.openSockets().length === 0 && this.store.hasLog()) this.compact();
     const { removed, changedSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
     if (removed.length > 0) this.broadcast(encodeAwareness(removed));
@@ -560,7 +560,7 @@ export class Room extends DurableObject<Env> {
    */
   private broadcast(frame: Uint8Array, except?: WebSocket): void {
     const now = Date.now();
-    const recipients = this.openSockets().filter((socket) => socket !== except);
+    const recipients = this.ctx.getWebSockets().filter((socket) => socket !== except && !this.closing.has(socket));
     const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
     if (recipients.length > affordable) recipients.sort((a, b) => this.sessionOf(b).lastFrameAt - this.sessionOf(a).lastFrameAt);
     const expired: WebSocket[] = [];

@@ -69,9 +69,9 @@ export class DocumentStore {
     this.lastActiveAt = this.meta("last_active_at");
   }
 
-  /** Whether anything was ever stored for this document. */
-  get exists(): boolean {
-    return this.created;
+  /** Whether anything is in the log (compacting an empty log would only rewrite the snapshot). */
+  hasLog(): boolean {
+    return this.stats.logUpdates > 0;
   }
 
   /** Reads the whole document. */
