@@ -12,8 +12,9 @@
  * - Closing a socket removes exactly its IDs.
  * - Claims: with tokens, a client ID belongs to the owner (token subject) whose socket first
  *   set a state for it, and only that owner may bring it back after its socket closed. The
- *   room keeps claims through hibernation (attachments) and eviction (storage, via `onClaim`),
- *   at most {@link MAX_PRESENCE_CLAIMS}, oldest forgotten first.
+ *   room keeps claims through hibernation (attachments) and eviction (storage, via `onClaims`),
+ *   at most {@link MAX_PRESENCE_CLAIMS}, oldest forgotten first, and at most
+ *   {@link MAX_CLAIMS_PER_SOCKET} per socket (IDs past that are shown but not claimed).
  * - Cost: entries are taken one at a time and checked against the socket's byte budget before
  *   their JSON is decoded, and entries that would be dropped are never decoded, so a frame of
  *   millions of entries costs time linear in its size and memory bounded by the budget.
@@ -26,7 +27,13 @@ import {
   type AwarenessEntry,
   type WireAwarenessEntry,
 } from "./protocol";
-import { MAX_PRESENCE_BYTES_PER_SOCKET, MAX_PRESENCE_CLAIMS, MAX_PRESENCE_TOMBSTONES, PRESENCE_ENTRY_OVERHEAD_BYTES } from "./limits";
+import {
+  MAX_CLAIMS_PER_SOCKET,
+  MAX_PRESENCE_BYTES_PER_SOCKET,
+  MAX_PRESENCE_CLAIMS,
+  MAX_PRESENCE_TOMBSTONES,
+  PRESENCE_ENTRY_OVERHEAD_BYTES,
+} from "./limits";
 
 /** One client's latest awareness state as the room holds it. */
 export interface PresenceRecord {
@@ -57,9 +64,11 @@ export class PresenceRegistry<Socket> {
   private readonly removedClocks = new Map<number, number>();
   /** Which owner (token subject) claimed each client ID, oldest claim first. */
   private readonly claims = new Map<number, string>();
+  /** How many client IDs each socket has claimed; see {@link MAX_CLAIMS_PER_SOCKET}. */
+  private readonly claimsBySocket = new Map<Socket, number>();
 
-  /** @param onClaim called when an owner claims a client ID, so the room can keep the claim. */
-  constructor(private readonly onClaim: (clientId: number, owner: string) => void = () => {}) {}
+  /** @param onClaims called with the client IDs an update claimed (once per update), so the room can keep them. */
+  constructor(private readonly onClaims: (claims: [clientId: number, owner: string][]) => void = () => {}) {}
 
   /** Restores a socket's presence from its attachment after the room woke. */
   restore(socket: Socket, held: SocketPresence, owner?: string): void {
@@ -117,16 +126,22 @@ export class PresenceRegistry<Socket> {
       }
       changes.set(entry.clientId, { clientId: entry.clientId, clock: entry.clock, state });
     }
+    const claimed: [number, string][] = [];
+    let claimsLeft = MAX_CLAIMS_PER_SOCKET - (this.claimsBySocket.get(socket) ?? 0);
     for (const { clientId, clock, state } of changes.values()) {
       if (state === null) {
         this.forget(clientId, clock);
         continue;
       }
       this.owners.set(clientId, socket);
-      if (owner !== undefined && !this.claims.has(clientId)) {
+      if (owner !== undefined && !this.claims.has(clientId) && claimsLeft-- > 0) {
         this.remember(clientId, owner);
-        this.onClaim(clientId, owner);
+        claimed.push([clientId, owner]);
       }
+    }
+    if (claimed.length > 0) {
+      this.claimsBySocket.set(socket, (this.claimsBySocket.get(socket) ?? 0) + claimed.length);
+      this.onClaims(claimed);
     }
     this.bySocket.set(socket, held);
     return [...changes.values()];
@@ -136,6 +151,7 @@ export class PresenceRegistry<Socket> {
   removeSocket(socket: Socket): AwarenessEntry[] {
     const held = this.bySocket.get(socket);
     this.bySocket.delete(socket);
+    this.claimsBySocket.delete(socket);
     if (held === undefined) return [];
     const removed: AwarenessEntry[] = [];
     for (const [clientId, { clock }] of held) {

@@ -107,7 +107,7 @@ export class Room extends DurableObject<Env> {
   /** The Yjs document, loaded at first use ({@link document}). */
   private loadedDocument: RoomDocument | null = null;
   private readonly limits: RoomLimits;
-  private readonly presence = new PresenceRegistry<WebSocket>((clientId, owner) => this.store.saveClaim(clientId, owner, Date.now()));
+  private readonly presence = new PresenceRegistry<WebSocket>((claims) => this.store.saveClaims(claims, Date.now()));
   private readonly sessions = new Map<WebSocket, Session>();
   /** Sockets the room has closed; the runtime may still list them until the close completes. */
   private readonly closing = new WeakSet<WebSocket>();

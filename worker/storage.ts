@@ -50,6 +50,8 @@ export class DocumentStore {
   private lastActiveAt: number | null = null;
   /** Whether edgedoc's tables exist, i.e. the document was ever written. */
   private created: boolean;
+  /** Rows in the claims table, at most (a replaced claim is counted again until the next trim). */
+  private claimRows = 0;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -62,6 +64,7 @@ export class DocumentStore {
     if (!this.created) return;
     this.checkFormat();
     this.sql.exec(CLAIMS_TABLE);
+    this.claimRows = this.one<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_presence_claims").rows;
     this.stats = this.measure();
     const log = this.one<{ seq: number | null; at: number | null }>("SELECT MAX(seq) AS seq, MAX(at) AS at FROM edgedoc_log");
     this.lastSeq = log.seq ?? this.meta("snapshot_seq") ?? 0;
@@ -138,16 +141,26 @@ export class DocumentStore {
   }
 
   /**
-   * Keeps a presence claim, trimming the oldest past {@link MAX_PRESENCE_CLAIMS}. A document
-   * never written keeps its claims in memory only, so probing a name still stores nothing.
+   * Keeps the presence claims one awareness update made (a few hundred at most: the presence
+   * budget bounds them), in one transaction. Past {@link MAX_PRESENCE_CLAIMS} rows the oldest
+   * are trimmed, a sort of the table, so that happens once per {@link CLAIM_TRIM_SLACK} claims
+   * rather than on every one. A document never written keeps its claims in memory only, so
+   * probing a name still stores nothing.
    */
-  saveClaim(clientId: number, owner: string, at: number): void {
+  saveClaims(claims: readonly [clientId: number, owner: string][], at: number): void {
     if (!this.created) return;
-    this.sql.exec("INSERT OR REPLACE INTO edgedoc_presence_claims (client_id, owner, at) VALUES (?, ?, ?)", clientId, owner, at);
-    this.sql.exec(
-      "DELETE FROM edgedoc_presence_claims WHERE client_id IN (SELECT client_id FROM edgedoc_presence_claims ORDER BY at DESC, client_id DESC LIMIT -1 OFFSET ?)",
-      MAX_PRESENCE_CLAIMS,
-    );
+    this.transaction(() => {
+      for (const [clientId, owner] of claims) {
+        this.sql.exec("INSERT OR REPLACE INTO edgedoc_presence_claims (client_id, owner, at) VALUES (?, ?, ?)", clientId, owner, at);
+      }
+      this.claimRows += claims.length;
+      if (this.claimRows <= MAX_PRESENCE_CLAIMS + CLAIM_TRIM_SLACK) return;
+      this.sql.exec(
+        "DELETE FROM edgedoc_presence_claims WHERE client_id IN (SELECT client_id FROM edgedoc_presence_claims ORDER BY at DESC, client_id DESC LIMIT -1 OFFSET ?)",
+        MAX_PRESENCE_CLAIMS,
+      );
+      this.claimRows = this.one<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_presence_claims").rows;
+    });
   }
 
   /** Records when the last socket left, for idle expiry; a document never written has nothing to expire. */
@@ -241,6 +254,9 @@ export class DocumentStore {
     return this.sql.exec<Row>(query).one();
   }
 }
+
+/** Claims past {@link MAX_PRESENCE_CLAIMS} before the table is trimmed back to it. */
+const CLAIM_TRIM_SLACK = 512;
 
 const CLAIMS_TABLE = "CREATE TABLE IF NOT EXISTS edgedoc_presence_claims (client_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, at INTEGER NOT NULL);";
 

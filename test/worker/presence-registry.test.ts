@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PresenceRegistry } from "../../worker/awareness";
+import { MAX_CLAIMS_PER_SOCKET } from "../../worker/limits";
 import { AWARENESS_TIMEOUT_MS, ProtocolError, type WireAwarenessEntry } from "../../worker/protocol";
 
 const state = (name: string) => JSON.stringify({ name });
@@ -88,5 +89,18 @@ describe("presence registry rules", () => {
     expect(registry.apply("m", [notJson], 0)).toEqual([]);
     const changes = registry.apply("m", [wire(2, 1, state("m1")), wire(2, 2, state("m2")), wire(2, 3, state("m3"))], 0);
     expect(changes).toEqual([{ clientId: 2, clock: 3, state: state("m3") }]);
+  });
+
+  it("claims at most MAX_CLAIMS_PER_SOCKET client IDs per socket, handed to the room once per update", () => {
+    const kept: [number, string][][] = [];
+    const registry = new PresenceRegistry<string>((claims) => kept.push(claims));
+    const many = Array.from({ length: MAX_CLAIMS_PER_SOCKET + 10 }, (_, i) => wire(100 + i, 1, "{}"));
+    expect(registry.apply("m", many, 0, "mallory")).toHaveLength(many.length);
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).toHaveLength(MAX_CLAIMS_PER_SOCKET);
+    // The unclaimed ones can be taken by another owner once the socket is gone; the claimed cannot.
+    registry.removeSocket("m");
+    expect(registry.apply("a", [wire(100 + MAX_CLAIMS_PER_SOCKET, 2, "{}")], 0, "alice")).toHaveLength(1);
+    expect(registry.apply("a", [wire(100, 2, "{}")], 0, "alice")).toHaveLength(0);
   });
 });
