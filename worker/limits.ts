@@ -134,9 +134,10 @@ export const MAX_DOCUMENT_ITEMS = 250_000;
 export const SOCKET_ANSWER_BURST_BYTES = PLATFORM_WEBSOCKET_MESSAGE_LIMIT;
 
 /**
- * A new socket starts with answers for twice the whole document plus this, rather than a full
- * {@link SOCKET_ANSWER_BURST_BYTES}: enough for its first sync and resyncs, while a socket that
- * asks for the whole document again and again is refused after a couple of encodes.
+ * A socket's answer budget starts at twice its first answer (its sync, usually the whole
+ * document) plus this, rather than a full {@link SOCKET_ANSWER_BURST_BYTES}: enough for its
+ * sync and resyncs, while a socket that asks for the whole document again and again is
+ * refused after a couple of encodes.
  */
 export const ANSWER_SLACK_BYTES = 1024 * 1024;
 

@@ -73,8 +73,8 @@ interface Session {
   grant: AccessGrant;
   messages: TokenBucket;
   bytes: TokenBucket;
-  /** Bytes the room may still send in answer to this socket's requests. */
-  answers: TokenBucket;
+  /** Bytes the room may still send in answer to this socket's requests; made at its first answer. */
+  answers: TokenBucket | null;
   connectedAt: number;
   joined: boolean;
   /** When it last sent a frame (`ping` never reaches the room), and when that was last saved. */
@@ -233,9 +233,7 @@ export class Room extends DurableObject<Env> {
     const now = Date.now();
     const attachment: SocketAttachment = { ...grant, connectedAt: now, presence: {}, joined: false, activeAt: now };
     server.serializeAttachment(attachment);
-    // A joiner may at first be sent the whole document twice over (plus slack), not a full
-    // burst: asking for it again and again is then refused after a few encodes, not dozens.
-    const session = this.startSession(server, attachment, 2 * this.document.encodedSize() + ANSWER_SLACK_BYTES);
+    const session = this.startSession(server, attachment);
     this.sendTo(server, session, encodeSyncStep1(this.document.stateVector()));
     const states = this.presence.states();
     if (states.length > 0) {
@@ -404,6 +402,10 @@ export class Room extends DurableObject<Env> {
    */
   private answer(socket: WebSocket, session: Session, frame: Uint8Array): void {
     const now = Date.now();
+    // A socket may at first be sent twice its first answer (its sync, usually the document)
+    // plus slack, not a full burst: asking for the document again and again is then refused
+    // after a couple of encodes, not dozens, and no encode is spent just to size the budget.
+    session.answers ??= new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.limits.rateBytesPerSecond, now, 2 * frame.byteLength + ANSWER_SLACK_BYTES);
     if (!session.answers.take(frame.byteLength, now)) {
       throw new ProtocolError(
         CloseCode.policyViolation,
@@ -593,7 +595,7 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  private startSession(socket: WebSocket, attachment: SocketAttachment, answerAllowance = SOCKET_ANSWER_BURST_BYTES): Session {
+  private startSession(socket: WebSocket, attachment: SocketAttachment): Session {
     const now = Date.now();
     const { mode, expiresAt, user, owner } = attachment;
     const session: Session = {
@@ -601,7 +603,7 @@ export class Room extends DurableObject<Env> {
       messages: new TokenBucket(this.limits.rateMessagesPerSecond * 2, this.limits.rateMessagesPerSecond, now),
       // A full bucket always admits one frame of the maximum size.
       bytes: new TokenBucket(Math.max(this.limits.maxFrameBytes, this.limits.rateBytesPerSecond), this.limits.rateBytesPerSecond, now),
-      answers: new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.limits.rateBytesPerSecond, now, answerAllowance),
+      answers: null,
       connectedAt: attachment.connectedAt,
       joined: attachment.joined,
       // The stamp may be up to one interval old; count the socket active until then.
