@@ -8,7 +8,9 @@ import { roomLimits } from "./config";
 import { AccessRefused, documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
 import { rateLimiter } from "./rate-limit";
-import type { Outcome } from "./documents";
+import type { HistoryRefusal, Outcome } from "./documents";
+import { printable } from "./history";
+import { MAX_VERSION_NAME_CHARS } from "./limits";
 import { CloseCode } from "./protocol";
 
 export const api = new Hono<DocumentEnv>();
@@ -50,16 +52,29 @@ async function body(c: Context<DocumentEnv>): Promise<Uint8Array | Response> {
   return bytes;
 }
 
+/** How each refusal of a version request is answered. */
+const HISTORY_REFUSALS: Record<HistoryRefusal, [status: number, error: string]> = {
+  "no-such-version": [404, "not_found"],
+  "no-document": [404, "not_found"],
+  "not-named": [409, "not_named"],
+  "history-full": [507, "history_full"],
+};
+
 /**
  * Answers with `ok(value)`, or with the refusal as an HTTP error: an update that would make the
  * document too large is 413, anything else the room refuses (the same checks as 1007 or 1008
- * on a socket) is 400.
+ * on a socket) is 400; version refusals as {@link HISTORY_REFUSALS} says.
  */
 function answer<T>(c: Context<DocumentEnv>, outcome: Outcome<T>, ok: (value: T) => Response): Response {
   if (outcome.ok) return ok(outcome.value);
+  if ("refused" in outcome) return failure(c, ...HISTORY_REFUSALS[outcome.refused], outcome.reason);
   if (outcome.closeCode === CloseCode.documentTooLarge) return failure(c, 413, "document_too_large", outcome.reason);
   return failure(c, 400, "invalid_update", outcome.reason);
 }
+
+/** Binary bodies: RPC hands us a fresh array over an ordinary ArrayBuffer. */
+const binary = (c: Context<DocumentEnv>, bytes: Uint8Array) =>
+  c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "application/octet-stream" });
 
 // What the room holds: sizes, sockets, last edit.
 api.get("/docs/:name", async (c) => c.json(await c.var.room.info()));
@@ -72,10 +87,7 @@ api.get("/docs/:name/update", async (c) => {
   const since = c.req.query("since");
   const stateVector = since === undefined ? undefined : fromBase64Url(since);
   if (stateVector === null) return failure(c, 400, "invalid_state_vector", "since must be a base64url-encoded Yjs state vector");
-  return answer(c, await c.var.room.encodeUpdate(stateVector), (update) =>
-    // RPC hands us a fresh array over an ordinary ArrayBuffer.
-    c.body(update as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "application/octet-stream" }),
-  );
+  return answer(c, await c.var.room.encodeUpdate(stateVector), (update) => binary(c, update));
 });
 
 // Apply a binary Yjs update: validated, stored and relayed live like any client edit. An
@@ -83,15 +95,40 @@ api.get("/docs/:name/update", async (c) => {
 api.post("/docs/:name/update", async (c) => {
   const update = await body(c);
   if (update instanceof Response) return update;
-  return answer(c, await c.var.room.applyUpdate(update), (result) => c.json(result, result.pending ? 202 : 200));
+  return answer(c, await c.var.room.applyUpdate(update, c.var.grant.user), (result) => c.json(result, result.pending ? 202 : 200));
 });
 
 // Replace the text with the body as a minimal edit, so connected editors keep their cursors.
 api.put("/docs/:name/text", async (c) => {
   const bytes = await body(c);
   if (bytes instanceof Response) return bytes;
-  return answer(c, await c.var.room.replaceText(new TextDecoder().decode(bytes)), (result) => c.json(result));
+  return answer(c, await c.var.room.replaceText(new TextDecoder().decode(bytes), c.var.grant.user), (result) => c.json(result));
 });
+
+// Version history (docs/history.md): list, save a named version, read one, restore, delete a named one.
+api.get("/docs/:name/versions", async (c) => c.json(await c.var.room.versions()));
+
+api.post("/docs/:name/versions", async (c) => {
+  const name = await versionName(c);
+  if (name instanceof Response) return name;
+  return answer(c, await c.var.room.saveVersion(name), (version) => c.json(version, 201));
+});
+
+api.get("/docs/:name/versions/:id", (c) => withVersion(c, async (id) => answer(c, await c.var.room.version(id), (version) => c.json(version))));
+
+api.get("/docs/:name/versions/:id/text", (c) => withVersion(c, async (id) => answer(c, await c.var.room.versionText(id), (text) => c.text(text))));
+
+api.get("/docs/:name/versions/:id/update", (c) =>
+  withVersion(c, async (id) => answer(c, await c.var.room.versionUpdate(id), (update) => binary(c, update))),
+);
+
+api.post("/docs/:name/versions/:id/restore", (c) =>
+  withVersion(c, async (id) => answer(c, await c.var.room.restoreVersion(id, c.var.grant.user), (result) => c.json(result))),
+);
+
+api.delete("/docs/:name/versions/:id", (c) =>
+  withVersion(c, async (id) => answer(c, await c.var.room.deleteVersion(id), () => c.body(null, 204))),
+);
 
 // Close the room's sockets (4410) and delete its storage. Deleting a missing document is fine.
 api.delete("/docs/:name", async (c) => {
@@ -100,6 +137,31 @@ api.delete("/docs/:name", async (c) => {
 });
 
 api.all("*", (c) => failure(c, 404, "not_found", "no such API route"));
+
+/** Runs `route` with the version id in the path; an id that is not a positive integer names no version. */
+function withVersion(c: Context<DocumentEnv>, route: (id: number) => Promise<Response>): Promise<Response> | Response {
+  const id = Number(c.req.param("id"));
+  return Number.isSafeInteger(id) && id > 0 ? route(id) : failure(c, 404, "not_found", "no such version");
+}
+
+/** Largest body of `POST /versions`: a name of {@link MAX_VERSION_NAME_CHARS} characters in JSON, with room to spare. */
+const VERSION_REQUEST_BYTES = 4 * 1024;
+
+/** The name in a `POST /versions` body (`{ "name": "..." }`), or the refusal to send. */
+async function versionName(c: Context<DocumentEnv>): Promise<string | Response> {
+  const invalid = () => failure(c, 400, "invalid_name", `send JSON { "name": "..." } with 1 to ${MAX_VERSION_NAME_CHARS} characters`);
+  if (Number(c.req.header("Content-Length") ?? 0) > VERSION_REQUEST_BYTES) return invalid();
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > VERSION_REQUEST_BYTES) return invalid();
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return invalid();
+  }
+  const name = typeof body === "object" && body !== null && "name" in body && typeof body.name === "string" ? printable(body.name) : "";
+  return name === "" || Array.from(name).length > MAX_VERSION_NAME_CHARS ? invalid() : name;
+}
 
 function fromBase64Url(text: string): Uint8Array | null {
   try {

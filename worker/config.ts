@@ -9,6 +9,7 @@ import {
   DEFAULT_MAX_SOCKETS_PER_ROOM,
   DEFAULT_RATE_BYTES_PER_SECOND,
   DEFAULT_RATE_MESSAGES_PER_SECOND,
+  DEFAULT_VERSION_INTERVAL_MINUTES,
   PLATFORM_WEBSOCKET_MESSAGE_LIMIT,
 } from "./limits";
 
@@ -20,6 +21,8 @@ export interface RoomLimits {
   maxSocketsPerRoom: number;
   /** Delete a room's storage after this many days with no connection and no edit; null: never. */
   docTtlDays: number | null;
+  /** While sockets edit, an automatic version at most this often (ms). */
+  versionIntervalMs: number;
 }
 
 export function roomLimits(env: Env): RoomLimits {
@@ -32,6 +35,7 @@ export function roomLimits(env: Env): RoomLimits {
     maxSocketsPerRoom: positiveInteger(env.MAX_SOCKETS_PER_ROOM, DEFAULT_MAX_SOCKETS_PER_ROOM),
     // Off by default: deleting documents is a decision for each deployment.
     docTtlDays: env.DOC_TTL_DAYS ? positiveNumber(env.DOC_TTL_DAYS) : null,
+    versionIntervalMs: (positiveNumber(env.VERSION_INTERVAL_MINUTES ?? "") ?? DEFAULT_VERSION_INTERVAL_MINUTES) * 60_000,
   };
 }
 

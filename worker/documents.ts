@@ -27,10 +27,37 @@ export interface DocumentInfo extends StorageStats {
   sockets: number;
   /** ISO time of the last edit, or null. */
   lastUpdateAt: string | null;
+  /** Bytes of versions kept (docs/history.md), apart from `storedBytes`, and how many. */
+  historyBytes: number;
+  versions: number;
 }
 
 /**
  * A room operation's outcome in the room's own terms: a value, or a refusal with the close
  * code a socket would get for the same input. The HTTP API decides what status that is.
  */
-export type Outcome<T> = { ok: true; value: T } | { ok: false; closeCode: CloseCode; reason: string };
+export type Outcome<T> =
+  | { ok: true; value: T }
+  | { ok: false; closeCode: CloseCode; reason: string }
+  | { ok: false; refused: HistoryRefusal; reason: string };
+
+/** Why the room refused a version request, apart from the checks every edit passes. */
+export type HistoryRefusal = "no-such-version" | "no-document" | "not-named" | "history-full";
+
+/** What caused a version: the last socket left, editing went on for an interval, someone named it, or a restore was about to replace the text. */
+export type VersionReason = "session-end" | "interval" | "named" | "before-restore";
+
+/** One version as the HTTP API and the app see it (`GET /api/docs/:name/versions`). */
+export interface VersionInfo {
+  /** Increasing per document. */
+  id: number;
+  /** ISO time the version was taken. */
+  createdAt: string;
+  /** The name someone gave it, or null for an automatic version. */
+  name: string | null;
+  reason: VersionReason;
+  /** Who edited since the previous version: token names, else presence names. */
+  authors: string[];
+  /** Stored size: the whole document as one Yjs V2 update. */
+  bytes: number;
+}

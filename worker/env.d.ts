@@ -22,6 +22,8 @@ declare namespace Cloudflare {
     MAX_SOCKETS_PER_ROOM?: string;
     /** Days without connection or edit after which a room deletes its storage. Unset: never. */
     DOC_TTL_DAYS?: string;
+    /** While editing goes on, an automatic version at most every this many minutes (default 10). */
+    VERSION_INTERVAL_MINUTES?: string;
   }
 }
 interface Env extends Cloudflare.Env {}

@@ -112,7 +112,8 @@ export const YJS_ITEM_HEAP_BYTES = 245;
 
 /**
  * Heap the largest document may take once loaded. Cloudflare gives an isolate 128 MB for
- * everything; version preview and restore will load a second copy beside the live one.
+ * everything. Version preview and restore load a second copy beside the live one; together
+ * they stay within this too (see `RoomDocument.restore` and {@link MAX_DOCUMENT_ITEMS}).
  */
 export const MAX_DOCUMENT_HEAP_BYTES = 64 * 1024 * 1024;
 
@@ -181,4 +182,32 @@ export const ACTIVITY_STAMP_INTERVAL_MS = 10_000;
  */
 export const MAX_CLOSING_SOCKETS = 1_000;
 
-export const DAY_MS = 24 * 60 * 60 * 1000;
+export const HOUR_MS = 60 * 60 * 1000;
+export const DAY_MS = 24 * HOUR_MS;
+
+/** Default for `VERSION_INTERVAL_MINUTES`: while editing goes on, an automatic version at most this often. */
+export const DEFAULT_VERSION_INTERVAL_MINUTES = 10;
+
+/**
+ * Bytes of versions one document keeps (docs/history.md). Oldest automatic versions are
+ * dropped past it; a named version that would not fit beside the named ones is refused. The
+ * newest version is always kept, so history may exceed this by one version (at most one
+ * document, `MAX_DOCUMENT_BYTES`). At Cloudflare's storage price this is about a cent a month.
+ */
+export const MAX_HISTORY_BYTES = 64 * 1024 * 1024;
+
+/** Versions one document keeps, whatever their size: listing them stays one small JSON answer. */
+export const MAX_VERSIONS = 1_000;
+
+/** Named versions one document may hold; saving more is refused until some are deleted. */
+export const MAX_NAMED_VERSIONS = 200;
+
+/** Longest version name, in characters. */
+export const MAX_VERSION_NAME_CHARS = 100;
+
+/**
+ * Authors recorded per version, and the longest name kept of each. Names come from tokens or
+ * from presence (remote input), so both are bounded before they are stored.
+ */
+export const MAX_VERSION_AUTHORS = 20;
+export const MAX_AUTHOR_NAME_CHARS = 64;

@@ -19,8 +19,9 @@ import { DurableObject } from "cloudflare:workers";
 import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
-import { RoomDocument } from "./document";
-import type { DocumentInfo, Outcome, StorageStats } from "./documents";
+import { RoomDocument, versionText } from "./document";
+import type { DocumentInfo, Outcome, StorageStats, VersionInfo, VersionReason } from "./documents";
+import { History } from "./history";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
   ANSWER_SLACK_BYTES,
@@ -30,6 +31,7 @@ import {
   IDLE_COMPACTION_DELAY_MS,
   JOIN_TIMEOUT_MS,
   MAX_CLOSING_SOCKETS,
+  MAX_DOCUMENT_ITEMS,
   MAX_RELAY_BYTES,
   ROOM_ANSWER_BURST_BYTES,
   ROOM_ANSWER_BYTES_PER_SECOND,
@@ -53,6 +55,7 @@ import {
 import { TokenBucket } from "./rate";
 import { isBenignTeardownError } from "./teardown";
 import { DocumentStore } from "./storage";
+import * as Y from "yjs";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
 export interface SocketAttachment extends AccessGrant {
@@ -89,6 +92,8 @@ interface Session {
   /** Bytes received from and sent to this socket since the room last woke, for the close log. */
   bytesIn: number;
   bytesOut: number;
+  /** Whom its edits are credited to in version history; undefined until first needed after a presence change. */
+  author?: string | null;
 }
 
 /** How the runtime reported a socket's end: a close (with its code) or an error. */
@@ -104,6 +109,7 @@ const MAX_CLOSE_REASON_BYTES = 123;
 
 export class Room extends DurableObject<Env> {
   private store: DocumentStore;
+  private history: History;
   /** The Yjs document, loaded at first use ({@link document}). */
   private loadedDocument: RoomDocument | null = null;
   private readonly limits: RoomLimits;
@@ -117,14 +123,14 @@ export class Room extends DurableObject<Env> {
   private readonly answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, Date.now());
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
   private alarmAt: number | null | undefined = undefined;
-  /** When to compact because the last socket left, or null. */
-  private idleCompactionDue: number | null = null;
+  /** When to compact and take the session-end version because the last socket left, or null. */
+  private idleWorkDue: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.limits = roomLimits(env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
-    this.store = this.openStore();
+    [this.store, this.history] = this.openStorage();
     this.presence.restoreClaims(this.store.loadClaims());
     const lostWaiting: WebSocket[] = [];
     for (const socket of ctx.getWebSockets()) {
@@ -165,6 +171,7 @@ export class Room extends DurableObject<Env> {
       items: this.document.itemCount(),
       sockets: this.openSockets().length,
       lastUpdateAt: lastUpdateAt === null ? null : new Date(lastUpdateAt).toISOString(),
+      ...this.history.statistics(),
     };
   }
 
@@ -179,10 +186,10 @@ export class Room extends DurableObject<Env> {
   }
 
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
-  async applyUpdate(update: Uint8Array): Promise<Outcome<{ changed: boolean; pending?: true }>> {
+  async applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>> {
     const result = this.viaApi(() => {
       const { integrated, waits } = this.document.apply(update, Date.now());
-      return { changed: this.acceptChange(integrated), ...(waits ? { pending: true as const } : {}) };
+      return { changed: this.acceptChange(integrated, author), ...(waits ? { pending: true as const } : {}) };
     });
     await this.settleWaiting();
     await this.afterApiWrite();
@@ -190,10 +197,93 @@ export class Room extends DurableObject<Env> {
   }
 
   /** `PUT /api/docs/:name/text`: replaces the text as a small edit, relayed live. */
-  async replaceText(text: string): Promise<Outcome<{ changed: boolean }>> {
-    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now())) }));
+  async replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>> {
+    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now()), author) }));
     await this.afterApiWrite();
     return result;
+  }
+
+  /** `GET /api/docs/:name/versions`: newest first. */
+  async versions(): Promise<VersionInfo[]> {
+    return this.history.list(Date.now());
+  }
+
+  /** `GET /api/docs/:name/versions/:id`. */
+  async version(id: number): Promise<Outcome<VersionInfo>> {
+    const version = this.history.get(id);
+    return version ? { ok: true, value: version } : noSuchVersion(id);
+  }
+
+  /**
+   * `GET /api/docs/:name/versions/:id/text`: loads the version as a second document, refused
+   * (4413) when it and the live one, if loaded, would hold over {@link MAX_DOCUMENT_ITEMS} items.
+   */
+  async versionText(id: number): Promise<Outcome<string>> {
+    const version = this.history.load(id);
+    if (!version) return noSuchVersion(id);
+    return this.viaApi(() => {
+      if ((this.loadedDocument?.itemCount() ?? 0) + version.items > MAX_DOCUMENT_ITEMS) {
+        throw new ProtocolError(CloseCode.documentTooLarge, `too large to preview in memory: over ${MAX_DOCUMENT_ITEMS} items in both copies`);
+      }
+      return versionText(version.state);
+    });
+  }
+
+  /** `GET /api/docs/:name/versions/:id/update`: the version as one V1 update, converted without loading it. */
+  async versionUpdate(id: number): Promise<Outcome<Uint8Array>> {
+    const version = this.history.load(id);
+    return version ? { ok: true, value: Y.convertUpdateFormatV2ToV1(version.state) } : noSuchVersion(id);
+  }
+
+  /** `POST /api/docs/:name/versions`: the current state under `name`. */
+  async saveVersion(name: string): Promise<Outcome<VersionInfo>> {
+    if (!this.store.exists()) return { ok: false, refused: "no-document", reason: "the document has never been written" };
+    const taken = this.takeVersion("named", name);
+    if (taken.ok) return taken;
+    return {
+      ok: false,
+      refused: "history-full",
+      reason: taken.refusal === "too-many-named" ? "too many named versions: delete some first" : "named versions fill the history budget: delete some first",
+    };
+  }
+
+  /**
+   * `POST /api/docs/:name/versions/:id/restore`: one edit that makes the document equal to the
+   * version, stored and relayed like any other, preceded by a `before-restore` version of the
+   * current state so that the restore itself can be undone by restoring that.
+   */
+  async restoreVersion(id: number, author?: string): Promise<Outcome<{ changed: boolean }>> {
+    const version = this.history.load(id);
+    if (!version) return noSuchVersion(id);
+    const result = this.viaApi(() => {
+      const update = this.document.restoreUpdate(version);
+      if (update === null) return { changed: false };
+      this.takeVersion("before-restore");
+      const { integrated } = this.document.apply(update, Date.now());
+      return { changed: this.acceptChange(integrated, author) };
+    });
+    if (result.ok && result.value.changed) logEvent("version_restored", { room: this.name, id });
+    await this.afterApiWrite();
+    return result;
+  }
+
+  /** `DELETE /api/docs/:name/versions/:id`: named versions only; automatic ones are left to retention. */
+  async deleteVersion(id: number): Promise<Outcome<null>> {
+    const version = this.history.get(id);
+    if (!version) return noSuchVersion(id);
+    if (version.name === null) return { ok: false, refused: "not-named", reason: "automatic versions are removed by retention, not by hand" };
+    this.history.delete(id);
+    return { ok: true, value: null };
+  }
+
+  /**
+   * Stores the current state as a version. Taken at most once per change: an automatic version
+   * of an unchanged document is skipped (a named or before-restore one never is).
+   */
+  private takeVersion(reason: VersionReason, name: string | null = null, state = this.document.stateV2()): ReturnType<History["take"]> {
+    const taken = this.history.take({ state, items: this.document.itemCount() }, reason, Date.now(), name);
+    if (taken.ok) logEvent("version", { room: this.name, id: taken.value.id, reason, bytes: taken.value.bytes });
+    return taken;
   }
 
   /**
@@ -202,10 +292,13 @@ export class Room extends DurableObject<Env> {
    * dependencies waits, and the alarm drops it if they never come.
    */
   private async afterApiWrite(): Promise<void> {
-    if (this.openSockets().length === 0 && this.store.hasLog()) {
-      this.idleCompactionDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
-    }
+    if (this.openSockets().length === 0 && this.hasIdleWork()) this.idleWorkDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
     await this.scheduleAlarm();
+  }
+
+  /** Whether the room has work for when nobody is connected: a log to compact, or changes without a version. */
+  private hasIdleWork(): boolean {
+    return this.store.hasLog() || this.history.unversionedSince !== null;
   }
 
   /**
@@ -317,7 +410,7 @@ export class Room extends DurableObject<Env> {
     if (this.openSockets().length === 0) {
       const now = Date.now();
       this.store.markActive(now);
-      if (this.store.hasLog()) this.idleCompactionDue = now + IDLE_COMPACTION_DELAY_MS;
+      if (this.hasIdleWork()) this.idleWorkDue = now + IDLE_COMPACTION_DELAY_MS;
       await this.scheduleAlarm();
     }
   }
@@ -325,11 +418,12 @@ export class Room extends DurableObject<Env> {
   /**
    * The room's timed work: close sockets that never joined or went silent, sweep presence that
    * was not renewed (peers that vanished without a close), drop pending updates past their TTL,
-   * compact once nobody is connected, and delete an idle document past `DOC_TTL_DAYS`.
+   * take a version when a session ended or editing went on for an interval, compact once
+   * nobody is connected, and delete an idle document past `DOC_TTL_DAYS`.
    */
   async alarm(): Promise<void> {
     this.alarmAt = null;
-    this.idleCompactionDue = null;
+    this.idleWorkDue = null;
     const now = Date.now();
     const expiry = this.expiryDue();
     if (expiry !== null && now >= expiry) return this.deleteStorage("expired");
@@ -338,11 +432,39 @@ export class Room extends DurableObject<Env> {
       logEvent("pending_dropped", { room: this.name });
       this.askToResend([...this.unconfirmed]);
     }
-    if (this.openSockets().length === 0 && this.store.hasLog()) this.compact();
+    const versioned = this.takeAutomaticVersion(now);
+    // The session-end version and the snapshot are the same state: encoded once.
+    if (this.openSockets().length === 0 && this.store.hasLog()) this.compact(versioned ?? undefined);
     const { removed, changedSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
     if (removed.length > 0) this.broadcast(encodeAwareness(removed));
     await this.scheduleAlarm(this.nextSocketDeadline());
+  }
+
+  /**
+   * A version of changes not yet in one: `session-end` once nobody is connected, `interval`
+   * when editing has gone on for the configured interval since the first unversioned change.
+   */
+  private takeAutomaticVersion(now: number): Uint8Array | null {
+    const since = this.history.unversionedSince;
+    if (since === null) return null;
+    const sessionEnded = this.openSockets().length === 0;
+    if (!sessionEnded && now < since + this.limits.versionIntervalMs) return null;
+    try {
+      const state = this.document.stateV2();
+      this.takeVersion(sessionEnded ? "session-end" : "interval", null, state);
+      return state;
+    } catch (error) {
+      // Like a failed compaction: nothing is lost, the next alarm tries again.
+      logEvent("version_failed", { room: this.name, error: String(error) });
+      return null;
+    }
+  }
+
+  /** When the interval version is due, or null when every change is in a version. */
+  private versionDue(): number | null {
+    const since = this.history.unversionedSince;
+    return since === null ? null : since + this.limits.versionIntervalMs;
   }
 
   /**
@@ -382,8 +504,11 @@ export class Room extends DurableObject<Env> {
         this.markJoined(socket, session);
         if (session.grant.mode === "read") return this.denyWrite(socket, session, message.update);
         const { integrated, waits } = this.document.apply(message.update, Date.now());
-        this.acceptChange(integrated, socket);
+        const firstSinceVersion = this.history.unversionedSince === null;
+        this.acceptChange(integrated, this.authorOf(socket, session), socket);
         if (waits) this.holdConfirmation(socket);
+        // The first change after a version sets when the interval version is due.
+        if (firstSinceVersion && this.history.unversionedSince !== null) await this.scheduleAlarm();
         return this.settleWaiting();
       }
       case "awareness":
@@ -417,12 +542,13 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * After the document stored a change (from a socket or the HTTP API): relay it to every
-   * other socket, and compact if the log has grown enough. The relay happens after the write,
-   * so the output gate holds it until the write is durable.
+   * After the document stored a change (from a socket or the HTTP API): note it for version
+   * history, relay it to every other socket, and compact if the log has grown enough. The
+   * relay happens after the write, so the output gate holds it until the write is durable.
    */
-  private acceptChange(integrated: Uint8Array | null, from?: WebSocket): boolean {
+  private acceptChange(integrated: Uint8Array | null, author: string | undefined, from?: WebSocket): boolean {
     if (integrated === null) return false;
+    this.history.noteChange(Date.now(), author);
     this.broadcast(encodeSyncUpdate(integrated), from);
     if (this.document.needsCompaction()) this.compact();
     return true;
@@ -449,20 +575,22 @@ export class Room extends DurableObject<Env> {
     return lastActivity + this.limits.docTtlDays * DAY_MS;
   }
 
-  /** Deletes everything the room stores and starts over with an empty document. */
+  /** Deletes everything the room stores, version history included, and starts over with an empty document. */
   private async deleteStorage(why: "deleted" | "expired"): Promise<void> {
     const bytes = this.store.statistics().storedBytes;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.alarmAt = null;
-    this.idleCompactionDue = null;
+    this.idleWorkDue = null;
     this.loadedDocument = null;
-    this.store = this.openStore();
+    [this.store, this.history] = this.openStorage();
     logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
   }
 
-  private openStore(): DocumentStore {
-    return new DocumentStore(this.ctx.storage.sql, (body) => this.ctx.storage.transactionSync(body));
+  private openStorage(): [DocumentStore, History] {
+    const transaction = <T>(body: () => T): T => this.ctx.storage.transactionSync(body);
+    const store = new DocumentStore(this.ctx.storage.sql, transaction);
+    return [store, new History(this.ctx.storage.sql, transaction, store)];
   }
 
   /** A read-only socket's edit: not applied, stored or relayed; the client is told why. */
@@ -484,6 +612,7 @@ export class Room extends DurableObject<Env> {
       return;
     }
     if (!session.messages.take(1, now)) throw this.rateExceeded();
+    session.author = undefined;
     this.saveAttachment(socket);
     // Relayed to the sender too, as the reference server does: a provider alone in a room
     // otherwise hears nothing and reconnects after 30 s of silence. The echo also tells the
@@ -491,6 +620,22 @@ export class Room extends DurableObject<Env> {
     // sender with an update still waiting for dependencies does not get it.
     this.broadcast(encodeAwareness(changes), this.unconfirmed.has(socket) ? socket : undefined);
     await this.scheduleAlarm();
+  }
+
+  /**
+   * Whom a socket's edits are credited to in version history: its token's name, else the name
+   * in its presence (`user.name`, as y-codemirror.next apps set it), read once per presence change.
+   */
+  private authorOf(socket: WebSocket, session: Session): string | undefined {
+    if (session.grant.user !== undefined) return session.grant.user;
+    if (session.author === undefined) {
+      session.author = null;
+      for (const { state } of this.presence.statesOf(socket)) {
+        const name = presenceName(state);
+        if (name !== null) session.author = name;
+      }
+    }
+    return session.author ?? undefined;
   }
 
   private rateExceeded(): ProtocolError {
@@ -664,9 +809,9 @@ export class Room extends DurableObject<Env> {
    * Compacts, logging the outcome. A failure is not the client's fault and loses nothing (the
    * transaction rolls back, the log stays), so it is logged and retried at the next trigger.
    */
-  private compact(): void {
+  private compact(state?: Uint8Array): void {
     try {
-      logEvent("compaction", { room: this.name, ...this.document.compact() });
+      logEvent("compaction", { room: this.name, ...this.document.compact(state) });
     } catch (error) {
       logEvent("compaction_failed", { room: this.name, error: String(error) });
     }
@@ -678,7 +823,7 @@ export class Room extends DurableObject<Env> {
    */
   private async scheduleAlarm(socketDeadline: number | null = null): Promise<void> {
     const pendingExpiry = this.loadedDocument?.pendingExpiry() ?? null;
-    const due = earliest(this.presence.nextExpiry(), pendingExpiry, this.idleCompactionDue, this.expiryDue(), socketDeadline);
+    const due = earliest(this.presence.nextExpiry(), pendingExpiry, this.idleWorkDue, this.versionDue(), this.expiryDue(), socketDeadline);
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= due) return;
@@ -694,6 +839,21 @@ export class Room extends DurableObject<Env> {
 
 /** Stands in for an attachment the runtime lost: a reader whose token expired, long inactive. */
 const LOST_ATTACHMENT: SocketAttachment = { mode: "read", expiresAt: 0, connectedAt: 0, presence: {}, joined: true, activeAt: 0 };
+
+function noSuchVersion(id: number): Outcome<never> {
+  return { ok: false, refused: "no-such-version", reason: `no version ${id}` };
+}
+
+/** `user.name` in an awareness state's JSON, or null (the state is remote input: anything may be there). */
+function presenceName(state: string | null): string | null {
+  if (state === null) return null;
+  try {
+    const name = (JSON.parse(state) as { user?: { name?: unknown } } | null)?.user?.name;
+    return typeof name === "string" ? name : null;
+  } catch {
+    return null;
+  }
+}
 
 function isExpired(session: Session, now: number): boolean {
   return session.grant.expiresAt !== null && now >= session.grant.expiresAt;

@@ -12,6 +12,12 @@
  * - `edgedoc_presence_claims(client_id, owner, at)`: which token subject claimed each awareness
  *   client ID, so a claim outlives the object (at most {@link MAX_PRESENCE_CLAIMS} rows). Added
  *   within format 1: code that predates it ignores the table, and opening a database adds it.
+ * - Version history (format 2): `edgedoc_versions`, `edgedoc_version_parts` and
+ *   `edgedoc_version_authors`, described and used by `worker/history.ts`.
+ *
+ * Format 1 (before version history) is migrated when opened: the history tables are added and
+ * a document with content counts as changed since its last version, so its first version is
+ * taken at the next session end.
  *
  * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
  * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any
@@ -25,7 +31,7 @@ import type { StorageStats } from "./documents";
 import { MAX_PRESENCE_CLAIMS, SQLITE_CHUNK_BYTES } from "./limits";
 
 /** Bump when the layout changes, and teach {@link DocumentStore.migrate} to convert older ones. */
-export const STORAGE_FORMAT_VERSION = 1;
+export const STORAGE_FORMAT_VERSION = 2;
 
 /** A step of compaction, reported to {@link DocumentStore.onCompactionStep} (tests inject faults there). */
 export type CompactionStep = "snapshot-written" | "log-trimmed";
@@ -62,7 +68,7 @@ export class DocumentStore {
     this.stats = emptyStats();
     this.created = this.tableExists("edgedoc_meta");
     if (!this.created) return;
-    this.checkFormat();
+    this.migrate();
     this.sql.exec(CLAIMS_TABLE);
     this.claimRows = this.one<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_presence_claims").rows;
     this.stats = this.measure();
@@ -70,6 +76,11 @@ export class DocumentStore {
     this.lastSeq = log.seq ?? this.meta("snapshot_seq") ?? 0;
     this.lastUpdateAt = log.at ?? this.meta("snapshot_updated_at");
     this.lastActiveAt = this.meta("last_active_at");
+  }
+
+  /** Whether the document was ever written (its tables exist). */
+  exists(): boolean {
+    return this.created;
   }
 
   /** Whether anything is in the log (compacting an empty log would only rewrite the snapshot). */
@@ -185,12 +196,23 @@ export class DocumentStore {
     return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
   }
 
-  /** Refuses a layout newer than this code: never guessing keeps the data intact for newer code. */
-  private checkFormat(): void {
-    const stored = this.meta("format_version");
-    if (stored !== null && stored > STORAGE_FORMAT_VERSION) {
+  /**
+   * Brings an older layout up to {@link STORAGE_FORMAT_VERSION} in one transaction, and refuses
+   * a newer one: never guessing keeps the data intact for newer code.
+   */
+  private migrate(): void {
+    const stored = this.meta("format_version") ?? 1;
+    if (stored > STORAGE_FORMAT_VERSION) {
       throw new Error(`storage format ${stored} is newer than this code understands (${STORAGE_FORMAT_VERSION})`);
     }
+    if (stored === STORAGE_FORMAT_VERSION) return;
+    this.transaction(() => {
+      // 1 -> 2: version history. Whatever the document holds has no version yet.
+      this.sql.exec(HISTORY_TABLES);
+      const changedAt = this.one<{ at: number | null }>("SELECT MAX(at) AS at FROM edgedoc_log").at ?? this.meta("snapshot_updated_at");
+      if (changedAt !== null) this.setMeta("unversioned_since", changedAt);
+      this.setMeta("format_version", STORAGE_FORMAT_VERSION);
+    });
   }
 
   /**
@@ -218,17 +240,24 @@ export class DocumentStore {
         seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (seq, part)
       );
       ${CLAIMS_TABLE}
+      ${HISTORY_TABLES}
     `);
     this.setMeta("format_version", STORAGE_FORMAT_VERSION);
     this.created = true;
   }
 
-  private meta(key: string): number | null {
+  /** A number kept in `edgedoc_meta`, or null; the history keeps its own keys there too. */
+  meta(key: string): number | null {
+    if (!this.created) return null;
     return this.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = ?", key).toArray()[0]?.value ?? null;
   }
 
-  private setMeta(key: string, value: number): void {
+  setMeta(key: string, value: number): void {
     this.sql.exec("INSERT OR REPLACE INTO edgedoc_meta (key, value) VALUES (?, ?)", key, value);
+  }
+
+  deleteMeta(key: string): void {
+    this.sql.exec("DELETE FROM edgedoc_meta WHERE key = ?", key);
   }
 
   private measure(): StorageStats {
@@ -259,6 +288,15 @@ export class DocumentStore {
 const CLAIM_TRIM_SLACK = 512;
 
 const CLAIMS_TABLE = "CREATE TABLE IF NOT EXISTS edgedoc_presence_claims (client_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, at INTEGER NOT NULL);";
+
+const HISTORY_TABLES = `
+  CREATE TABLE IF NOT EXISTS edgedoc_versions (
+    id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, name TEXT, reason TEXT NOT NULL,
+    authors TEXT NOT NULL, bytes INTEGER NOT NULL, items INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS edgedoc_version_parts (id INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, part));
+  CREATE TABLE IF NOT EXISTS edgedoc_version_authors (name TEXT PRIMARY KEY);
+`;
 
 function emptyStats(): StorageStats {
   return { storedBytes: 0, snapshotBytes: 0, snapshotChunks: 0, logBytes: 0, logRows: 0, logUpdates: 0 };

@@ -348,13 +348,22 @@ describe("names never written store nothing", () => {
     const room = roomName("probe");
     expect((await api(room)).status).toBe(200);
     expect(await (await api(`${room}/text`)).text()).toBe("");
+    expect(await (await api(`${room}/versions`)).json()).toEqual([]);
     const visitor = await TestClient.connect(room);
     visitor.setPresence({ name: "just looking" });
     visitor.close();
     expect(await edgedocTables(room)).toEqual([]);
     const written = await api(`${room}/text`, { method: "PUT", body: "now it exists" });
     expect(written.status).toBe(200);
-    expect((await edgedocTables(room)).sort()).toEqual(["edgedoc_log", "edgedoc_meta", "edgedoc_presence_claims", "edgedoc_snapshot"]);
+    expect((await edgedocTables(room)).sort()).toEqual([
+      "edgedoc_log",
+      "edgedoc_meta",
+      "edgedoc_presence_claims",
+      "edgedoc_snapshot",
+      "edgedoc_version_authors",
+      "edgedoc_version_parts",
+      "edgedoc_versions",
+    ]);
   });
 
   it("a document written only over HTTP is compacted by its alarm and expires like any other", async () => {

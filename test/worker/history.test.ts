@@ -1,0 +1,166 @@
+/**
+ * Version history inside workerd: real rooms, real sockets, real SQLite, the alarm driven by
+ * the test and the clock moved with `vi.setSystemTime` (the room shares the test's isolate).
+ */
+import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import * as Y from "yjs";
+import type { DocumentInfo, VersionInfo } from "../../worker/documents";
+import { DAY_MS, HOUR_MS, SQLITE_CHUNK_BYTES } from "../../worker/limits";
+import { TestClient, asBody, roomName, runAlarmWhenSet, waitFor } from "./client";
+
+const api = (path: string, init?: RequestInit) => SELF.fetch(`http://edgedoc.test/api/docs/${path}`, init);
+const stub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
+const versions = async (room: string) => (await (await api(`${room}/versions`)).json()) as VersionInfo[];
+const info = async (room: string) => (await (await api(room)).json()) as DocumentInfo;
+const storedText = async (room: string) => (await api(`${room}/text`)).text();
+const saveNamed = (room: string, name: string) =>
+  api(`${room}/versions`, { method: "POST", body: JSON.stringify({ name }), headers: { "Content-Type": "application/json" } });
+const restore = async (room: string, id: number) => {
+  const response = await api(`${room}/versions/${id}/restore`, { method: "POST" });
+  expect(response.status).toBe(200);
+  return (await response.json()) as { changed: boolean };
+};
+const putText = async (room: string, text: string) => expect((await api(`${room}/text`, { method: "PUT", body: text })).status).toBe(200);
+
+async function waitForStoredText(room: string, text: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await storedText(room)) !== text) {
+    if (Date.now() > deadline) throw new Error(`the room never held ${JSON.stringify(text)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("automatic versions", () => {
+  it("are taken when the last editor leaves, crediting who edited, and not again when nothing changed", async () => {
+    const room = roomName("session-end");
+    const alice = await TestClient.connect(room);
+    alice.setPresence({ user: { name: "Alice\u0000 Liddell", color: "#ff0000" } });
+    alice.insert(0, "the first session");
+    await waitForStoredText(room, "the first session");
+    alice.close();
+    await runAlarmWhenSet(stub(room), "session end");
+    const [first, ...rest] = await versions(room);
+    expect(rest).toEqual([]);
+    expect(first).toMatchObject({ id: 1, name: null, reason: "session-end", authors: ["Alice Liddell"] });
+    expect(await (await api(`${room}/versions/1/text`)).text()).toBe("the first session");
+
+    // A visit without edits makes no version.
+    const visitor = await TestClient.connect(room);
+    visitor.close();
+    await runAlarmWhenSet(stub(room), "second session end");
+    expect(await versions(room)).toHaveLength(1);
+  });
+
+  it("are taken every interval while editing goes on, and once the session ends", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const room = roomName("interval");
+    const writer = await TestClient.connect(room);
+    writer.insert(0, "draft one");
+    await waitForStoredText(room, "draft one");
+    // Ten minutes later the writer is still there (its presence renews), and types on.
+    vi.setSystemTime(Date.now() + 10 * 60_000 + 1_000);
+    writer.insert(9, ", still typing");
+    await waitForStoredText(room, "draft one, still typing");
+    await runDurableObjectAlarm(stub(room));
+    expect((await versions(room)).map((version) => version.reason)).toEqual(["interval"]);
+    expect(await (await api(`${room}/versions/1/text`)).text()).toBe("draft one, still typing");
+    // Nothing new: the next interval passes without a version.
+    vi.setSystemTime(Date.now() + 11 * 60_000);
+    writer.setPresence({ user: { name: "still here" } });
+    await waitFor(() => writer.presence().size > 0, "presence echo");
+    await runDurableObjectAlarm(stub(room));
+    expect(await versions(room)).toHaveLength(1);
+    writer.insert(0, "> ");
+    await waitForStoredText(room, "> draft one, still typing");
+    writer.close();
+    await runAlarmWhenSet(stub(room), "session end");
+    expect((await versions(room)).map((version) => version.reason)).toEqual(["session-end", "interval"]);
+  });
+
+  it("are taken for documents written only through the HTTP API", async () => {
+    const room = roomName("api-only");
+    await putText(room, "written by a backend");
+    await runAlarmWhenSet(stub(room), "idle work after the API write");
+    expect(await versions(room)).toMatchObject([{ reason: "session-end", authors: [] }]);
+    expect(await info(room)).toMatchObject({ versions: 1 });
+    expect((await info(room)).historyBytes).toBeGreaterThan(0);
+  });
+});
+
+describe("named versions", () => {
+  it("are saved, listed newest first, read back in every form, and deleted; automatic ones are not deleted by hand", async () => {
+    const room = roomName("named");
+    await putText(room, "version one");
+    const saved = await saveNamed(room, "  Before the\nrewrite  ");
+    expect(saved.status).toBe(201);
+    const version = (await saved.json()) as VersionInfo;
+    expect(version).toMatchObject({ id: 1, name: "Before the rewrite", reason: "named" });
+    await putText(room, "version two");
+    await runAlarmWhenSet(stub(room), "idle work");
+    const list = await versions(room);
+    expect(list.map((entry) => [entry.id, entry.reason])).toEqual([
+      [2, "session-end"],
+      [1, "named"],
+    ]);
+    expect(await (await api(`${room}/versions/1`)).json()).toEqual(version);
+    expect(await (await api(`${room}/versions/1/text`)).text()).toBe("version one");
+    const update = new Uint8Array(await (await api(`${room}/versions/1/update`)).arrayBuffer());
+    const copy = new Y.Doc();
+    Y.applyUpdate(copy, update);
+    expect(copy.getText("codemirror").toString()).toBe("version one");
+
+    expect((await api(`${room}/versions/2`, { method: "DELETE" })).status).toBe(409);
+    expect((await api(`${room}/versions/1`, { method: "DELETE" })).status).toBe(204);
+    expect((await api(`${room}/versions/1`)).status).toBe(404);
+    expect((await versions(room)).map((entry) => entry.id)).toEqual([2]);
+    // Ids keep increasing after a delete.
+    expect(((await (await saveNamed(room, "again")).json()) as VersionInfo).id).toBe(3);
+  });
+
+  it("refuses bad names, unknown versions and documents that were never written", async () => {
+    const room = roomName("named-refusals");
+    expect((await saveNamed(room, "nothing here")).status).toBe(404);
+    await putText(room, "content");
+    expect((await saveNamed(room, "")).status).toBe(400);
+    expect((await saveNamed(room, "x".repeat(101))).status).toBe(400);
+    expect((await api(`${room}/versions`, { method: "POST", body: "not json" })).status).toBe(400);
+    for (const path of ["versions/7", "versions/0/text", "versions/abc/update", "versions/1.5"]) {
+      expect((await api(`${room}/${path}`)).status, path).toBe(404);
+    }
+    expect((await api(`${room}/versions/9/restore`, { method: "POST" })).status).toBe(404);
+    expect(await versions(room)).toEqual([]);
+  });
+});
+
+describe("retention", () => {
+  it("keeps every version of the last day, one per hour for a week, one per day before that, and named ones always", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const room = roomName("retention");
+    const start = Date.UTC(2026, 0, 5, 0, 30);
+    // Three sessions a day (00:30, 08:30, 16:30) for two weeks, and a named version on the first day.
+    const sessions = 42;
+    for (let session = 0; session < sessions; session++) {
+      vi.setSystemTime(start + session * 8 * HOUR_MS);
+      await putText(room, `session ${session}`);
+      if (session === 1) expect((await saveNamed(room, "keep me")).status).toBe(201);
+      await runAlarmWhenSet(stub(room), `session ${session}`);
+    }
+    const now = Date.now();
+    const kept = await versions(room);
+    expect(kept.filter((version) => version.name === "keep me")).toHaveLength(1);
+    const ages = kept.filter((version) => version.name === null).map((version) => now - Date.parse(version.createdAt));
+    // The last day: all three sessions. Then a week of hourly buckets, each holding one session: all 18.
+    expect(ages.filter((age) => age < DAY_MS)).toHaveLength(3);
+    expect(ages.filter((age) => age >= DAY_MS && age < 7 * DAY_MS)).toHaveLength(18);
+    // Older: the newest session of each calendar day.
+    const olderSessions = Array.from({ length: sessions }, (_, session) => start + session * 8 * HOUR_MS).filter((at) => now - at >= 7 * DAY_MS);
+    const olderDays = new Set(olderSessions.map((at) => Math.floor(at / DAY_MS)));
+    expect(ages.filter((age) => age >= 7 * DAY_MS)).toHaveLength(olderDays.size);
+    expect(olderDays.size).toBeLessThan(olderSessions.length);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * The edit that turns a document back into an earlier version of itself, for every shared
+ * type at once (docs/history.md, "Restore").
+ *
+ * How: a second document is loaded from the version, brought up to the current state under a
+ * `Y.UndoManager` scoped to the whole document, and the undo is what restoring means: it deletes
+ * what was inserted since the version and re-inserts what was deleted, in one transaction. The
+ * edit sent back to the live document is what that undo added. This works for any root type a
+ * Yjs app uses (Text, Map, Array, XmlFragment), without knowing which.
+ *
+ * Identity: items that exist in both the version and now are untouched, so the keystrokes of
+ * someone typing in unchanged text survive a restore and cursors there keep their place. What
+ * the restore brings back is new items with the old content (Yjs cannot revive a deleted
+ * item): cursors anchored in deleted text do not move into the restored copy, and a map key
+ * the restore resets is a new entry. No text is diffed, so no diff budget applies here.
+ */
+import * as Y from "yjs";
+
+/**
+ * The update that makes `current` equal to `versionState` (a V2 update of a past state of the
+ * same document), or null when nothing changed since. `current` is read, not changed.
+ */
+export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Array | null {
+  const past = new Y.Doc({ gc: true });
+  try {
+    Y.applyUpdateV2(past, versionState);
+    // Scoped to the whole document, the undo manager covers every root type, including types
+    // added since the version; it tracks only transactions with an origin it was given.
+    const catchUp = {};
+    const undo = new Y.UndoManager(past, { captureTimeout: 0, trackedOrigins: new Set([catchUp]) });
+    try {
+      Y.applyUpdate(past, Y.encodeStateAsUpdate(current, Y.encodeStateVector(past)), catchUp);
+      const beforeUndo = Y.encodeStateVector(past);
+      if (undo.undo() === null) return null;
+      // The undo's inserts are past's new clocks; its deletions travel in the delete set.
+      return Y.encodeStateAsUpdate(past, beforeUndo);
+    } finally {
+      undo.destroy();
+    }
+  } finally {
+    past.destroy();
+  }
+}
