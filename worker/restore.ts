@@ -32,6 +32,9 @@ export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Ar
       Y.applyUpdate(past, Y.encodeStateAsUpdate(current, Y.encodeStateVector(past)), catchUp);
       const beforeUndo = Y.encodeStateVector(past);
       if (undo.undo() === null) return null;
+      // Content equal to now (the version was restored before, as new items): nothing to do,
+      // and replacing text with the same text would move collaborators' cursors for nothing.
+      if (sameContent(past, current)) return null;
       // The undo's inserts are past's new clocks; its deletions travel in the delete set.
       return Y.encodeStateAsUpdate(past, beforeUndo);
     } finally {
@@ -40,4 +43,44 @@ export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Ar
   } finally {
     past.destroy();
   }
+}
+
+/** Whether two documents hold the same content in every root type, whatever the items' identity. */
+function sameContent(a: Y.Doc, b: Y.Doc): boolean {
+  const names = new Set([...a.share.keys(), ...b.share.keys()]);
+  for (const name of names) {
+    const left = a.share.get(name);
+    const right = b.share.get(name);
+    if (JSON.stringify(left && contentOf(left)) !== JSON.stringify(right && contentOf(right))) return false;
+  }
+  return true;
+}
+
+/**
+ * A type's visible content, read from its items without knowing its kind (root types of a
+ * document loaded from updates are untyped): the sequence, with adjacent text joined, the map
+ * entries, and an XML element's name. Formatting marks are not content here.
+ */
+// `any`: Yjs types its nested types' event parameter invariantly, so no narrower type admits them all.
+function contentOf(type: Y.AbstractType<any>): unknown {
+  const sequence: unknown[] = [];
+  for (let item = type._start; item !== null; item = item.right) {
+    if (item.deleted) continue;
+    if (item.content instanceof Y.ContentString) {
+      const last = sequence.length - 1;
+      if (typeof sequence[last] === "string") sequence[last] += item.content.str;
+      else sequence.push(item.content.str);
+    } else {
+      sequence.push(...item.content.getContent().map(valueOf));
+    }
+  }
+  const entries: Record<string, unknown> = {};
+  for (const [key, item] of [...type._map].sort(([x], [y]) => (x < y ? -1 : 1))) {
+    if (!item.deleted) entries[key] = valueOf(item.content.getContent().at(-1));
+  }
+  return { sequence, entries, name: (type as { nodeName?: unknown }).nodeName ?? null };
+}
+
+function valueOf(value: unknown): unknown {
+  return value instanceof Y.AbstractType ? contentOf(value) : value;
 }

@@ -16,8 +16,8 @@
  *   `edgedoc_version_authors`, described and used by `worker/history.ts`.
  *
  * Format 1 (before version history) is migrated when opened: the history tables are added and
- * a document with content counts as changed since its last version, so its first version is
- * taken at the next session end.
+ * a document with content counts as changed since it was last written, so its first version
+ * is taken as soon as the room next runs its alarm.
  *
  * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
  * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any

@@ -72,4 +72,42 @@ describe("durability across SIGKILL of wrangler dev", () => {
     }
     expect(mustSurvive.size).toBeGreaterThan(killAfterSeen.reduce((sum, n) => sum + n, 0));
   }, 180_000);
+
+  it("a restore survives SIGKILL: the editor that saw it live and a fresh client after restart both have the version", async () => {
+    const persistDir = newPersistDir();
+    open.dirs.push(persistDir);
+    const room = `restore-${randomUUID().slice(0, 8)}`;
+    const server = await startDevServer({ persistDir });
+    open.servers.push(server);
+    const editor = connect(server, room);
+    await waitFor(() => editor.synced, "the editor to sync");
+    const api = (path: string, init?: RequestInit) => fetch(`${server.origin}/api/docs/${room}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
+    const waitForStored = async (expected: string) => {
+      for (let attempt = 0; (await (await api("/text")).text()) !== expected; attempt++) {
+        if (attempt === 200) throw new Error(`the server never stored ${JSON.stringify(expected)}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    };
+    editor.doc.getText("codemirror").insert(0, "the version to come back to");
+    await waitForStored("the version to come back to");
+    const saved = await api("/versions", { method: "POST", body: JSON.stringify({ name: "good" }) });
+    expect(saved.status).toBe(201);
+    const { id } = (await saved.json()) as { id: number };
+    const text = editor.doc.getText("codemirror");
+    text.delete(0, text.length);
+    text.insert(0, "a mistake");
+    await waitForStored("a mistake");
+
+    expect(await (await api(`/versions/${id}/restore`, { method: "POST" })).json()).toEqual({ changed: true });
+    await waitFor(() => textOf(editor) === "the version to come back to", "the editor to see the restore live");
+    await server.stop("SIGKILL");
+    for (const provider of open.providers.splice(0)) disconnectProvider(provider);
+    open.servers.splice(0);
+
+    const restarted = await startDevServer({ persistDir });
+    open.servers.push(restarted);
+    const fresh = connect(restarted, room);
+    await waitFor(() => fresh.synced, "a fresh client to sync after the restart");
+    expect(textOf(fresh)).toBe("the version to come back to");
+  }, 120_000);
 });

@@ -2,7 +2,7 @@
  * Version history inside workerd: real rooms, real sockets, real SQLite, the alarm driven by
  * the test and the clock moved with `vi.setSystemTime` (the room shares the test's isolate).
  */
-import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { SELF, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as Y from "yjs";
 import type { DocumentInfo, VersionInfo } from "../../worker/documents";
@@ -89,6 +89,10 @@ describe("automatic versions", () => {
     expect(await versions(room)).toMatchObject([{ reason: "session-end", authors: [] }]);
     expect(await info(room)).toMatchObject({ versions: 1 });
     expect((await info(room)).historyBytes).toBeGreaterThan(0);
+    // Deleting the document deletes its history.
+    expect((await api(room, { method: "DELETE" })).status).toBe(204);
+    expect(await versions(room)).toEqual([]);
+    expect(await info(room)).toMatchObject({ versions: 0, historyBytes: 0 });
   });
 });
 
@@ -162,5 +166,146 @@ describe("retention", () => {
     const olderDays = new Set(olderSessions.map((at) => Math.floor(at / DAY_MS)));
     expect(ages.filter((age) => age >= 7 * DAY_MS)).toHaveLength(olderDays.size);
     expect(olderDays.size).toBeLessThan(olderSessions.length);
+  });
+});
+
+describe("restore", () => {
+  /** Waits until every client holds the same text as the room, and returns it. */
+  async function converged(room: string, clients: TestClient[]): Promise<string> {
+    let stored = "";
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      stored = await storedText(room);
+      if (clients.every((client) => client.text === stored)) return stored;
+      if (Date.now() > deadline) throw new Error(`clients never converged on ${JSON.stringify(stored)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it("is a live edit: two editors and a third typing during it converge on the version, with the typing kept and the language back", async () => {
+    const room = roomName("restore-live");
+    const [alice, bob, carol] = await TestClient.connectMany(room, 3);
+    alice.insert(0, "The quick brown fox jumps over the lazy dog.");
+    alice.doc.getMap("settings").set("language", "markdown");
+    await converged(room, [alice, bob, carol]);
+    const original = (await (await saveNamed(room, "original")).json()) as VersionInfo;
+
+    alice.doc.getText("codemirror").delete(4, "quick brown".length);
+    alice.insert(4, "slow red");
+    bob.insert(bob.text.length, " THE END");
+    bob.doc.getMap("settings").set("language", "javascript");
+    expect(await converged(room, [alice, bob, carol])).toBe("The slow red fox jumps over the lazy dog. THE END");
+    await waitFor(() => carol.doc.getMap("settings").get("language") === "javascript", "the language change");
+
+    // Carol's cursor sits before "lazy", text nobody changed. She types there while the restore
+    // is on its way: her keystrokes and the restore cross, neither has seen the other (her
+    // keystrokes go out once the restore is done, made on a copy that never saw it).
+    const carolText = carol.doc.getText("codemirror");
+    const cursor = Y.createRelativePositionFromTypeIndex(carolText, carol.text.indexOf("lazy"));
+    const typing = new Y.Doc();
+    Y.applyUpdate(typing, Y.encodeStateAsUpdate(carol.doc));
+    for (let i = 0; i < 10; i++) {
+      typing.getText("codemirror").insert(Y.createAbsolutePositionFromRelativePosition(cursor, typing)!.index, "~");
+    }
+    const beforeRestore = Y.encodeStateVector(carol.doc);
+    expect(await restore(room, original.id)).toEqual({ changed: true });
+    Y.applyUpdate(carol.doc, Y.encodeStateAsUpdate(typing, beforeRestore));
+
+    const final = await converged(room, [alice, bob, carol]);
+    expect(final).toBe(`The quick brown fox jumps over the ${"~".repeat(10)}lazy dog.`);
+    for (const client of [alice, bob, carol]) {
+      await waitFor(() => client.doc.getMap("settings").get("language") === "markdown", "the language to be restored");
+    }
+    // The cursor kept its place in the unchanged text: right before "lazy", after her keystrokes.
+    expect(Y.createAbsolutePositionFromRelativePosition(cursor, carol.doc)!.index).toBe(final.indexOf("lazy"));
+  });
+
+  it("can be undone by restoring the before-restore version it took; restoring the current state changes nothing", async () => {
+    const room = roomName("restore-undo");
+    await putText(room, "first text");
+    const first = (await (await saveNamed(room, "first")).json()) as VersionInfo;
+    await putText(room, "second text, longer");
+    expect(await restore(room, first.id)).toEqual({ changed: true });
+    expect(await storedText(room)).toBe("first text");
+    const [beforeRestore] = await versions(room);
+    expect(beforeRestore).toMatchObject({ reason: "before-restore", name: null });
+    expect(await (await api(`${room}/versions/${beforeRestore!.id}/text`)).text()).toBe("second text, longer");
+
+    expect(await restore(room, beforeRestore!.id)).toEqual({ changed: true });
+    expect(await storedText(room)).toBe("second text, longer");
+    // Already that state: no edit, and no before-restore version for nothing.
+    const count = (await versions(room)).length;
+    expect(await restore(room, beforeRestore!.id)).toEqual({ changed: false });
+    expect(await versions(room)).toHaveLength(count);
+  });
+
+  it("survives an eviction: the restored text is what the room loads from storage", async () => {
+    const room = roomName("restore-durable");
+    await putText(room, "kept");
+    const kept = (await (await saveNamed(room, "kept")).json()) as VersionInfo;
+    await putText(room, "replaced");
+    await restore(room, kept.id);
+    await evictDurableObject(stub(room));
+    expect(await storedText(room)).toBe("kept");
+  });
+});
+
+describe("large documents", () => {
+  it("a 10 MB document's versions are stored in row-sized parts and read back whole", async () => {
+    const room = roomName("large-history");
+    // Varied text, so the V2 encoding cannot shrink it below the row size.
+    const large = Array.from({ length: 10 * 1024 * 1024 / 16 }, (_, i) => (i * 2654435761 >>> 0).toString(16).padStart(16, "0")).join("");
+    const client = new Y.Doc();
+    client.getText("codemirror").insert(0, large);
+    expect((await api(`${room}/update`, { method: "POST", body: asBody(Y.encodeStateAsUpdate(client)) })).status).toBe(200);
+    const version = (await (await saveNamed(room, "ten megabytes")).json()) as VersionInfo;
+    expect(version.bytes).toBeGreaterThan(10 * 1024 * 1024);
+    const parts = await runInDurableObject(stub(room), (_instance, state) =>
+      state.storage.sql
+        .exec<{ part: number; bytes: number }>("SELECT part, LENGTH(data) AS bytes FROM edgedoc_version_parts WHERE id = ?", version.id)
+        .toArray(),
+    );
+    expect(parts.length).toBe(Math.ceil(version.bytes / SQLITE_CHUNK_BYTES));
+    expect(Math.max(...parts.map((part) => part.bytes))).toBeLessThanOrEqual(SQLITE_CHUNK_BYTES);
+    expect(await (await api(`${room}/versions/${version.id}/text`)).text()).toBe(large);
+  });
+});
+
+describe("storage format 2", () => {
+  it("migrates a format-1 database: the document loads unchanged and gets its first version once someone opens it", async () => {
+    const room = roomName("format-1");
+    const old = new Y.Doc();
+    old.getText("codemirror").insert(0, "written by format 1");
+    const update = Y.encodeStateAsUpdate(old);
+    const writtenAt = Date.now() - DAY_MS;
+    // The layout format 1 wrote (worker/storage.ts before version history), written directly.
+    await runInDurableObject(stub(room), (_instance, state) => {
+      state.storage.sql.exec(`
+        CREATE TABLE edgedoc_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE edgedoc_snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL);
+        CREATE TABLE edgedoc_log (seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (seq, part));
+        CREATE TABLE edgedoc_presence_claims (client_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, at INTEGER NOT NULL);
+      `);
+      state.storage.sql.exec("INSERT INTO edgedoc_meta (key, value) VALUES ('format_version', 1)");
+      state.storage.sql.exec("INSERT INTO edgedoc_log (seq, part, data, at) VALUES (1, 0, ?, ?)", update, writtenAt);
+    });
+    await evictDurableObject(stub(room));
+
+    expect(await storedText(room)).toBe("written by format 1");
+    expect(await versions(room)).toEqual([]);
+    const format = await runInDurableObject(stub(room), (_instance, state) =>
+      state.storage.sql.exec<{ value: number }>("SELECT value FROM edgedoc_meta WHERE key = 'format_version'").one().value,
+    );
+    expect(format).toBe(2);
+    const visitor = await TestClient.connect(room);
+    expect(visitor.text).toBe("written by format 1");
+    visitor.close();
+    await runAlarmWhenSet(stub(room), "session end");
+    // Its content counts as changed a day ago, so the version is due at once: taken by the first
+    // alarm after the visitor connected ("interval"), or at its session end, whichever ran first.
+    const [first, ...rest] = await versions(room);
+    expect(rest).toEqual([]);
+    expect(first!.id).toBe(1);
+    expect(await (await api(`${room}/versions/1/text`)).text()).toBe("written by format 1");
   });
 });

@@ -1,12 +1,13 @@
 /**
  * The room's small pure modules, tested directly: the token bucket behind every rate, row-sized
- * chunks, and the deployment settings with their fallbacks.
+ * chunks, the deployment settings with their fallbacks, and the history retention policy.
  */
 import { describe, expect, it } from "vitest";
 import { joinChunks, splitIntoChunks } from "../../worker/chunks";
 import { allowedOrigins, roomLimits } from "../../worker/config";
-import { DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_RATE_MESSAGES_PER_SECOND, PLATFORM_WEBSOCKET_MESSAGE_LIMIT } from "../../worker/limits";
+import { DAY_MS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_RATE_MESSAGES_PER_SECOND, PLATFORM_WEBSOCKET_MESSAGE_LIMIT } from "../../worker/limits";
 import { TokenBucket } from "../../worker/rate";
+import { versionsToDrop, type RetainedVersion } from "../../worker/retention";
 
 describe("TokenBucket", () => {
   it("admits a full burst, refuses past it, and refills with time, never above its capacity", () => {
@@ -65,5 +66,43 @@ describe("configuration", () => {
     expect(allowedOrigins(env({}))).toBeNull();
     expect(allowedOrigins(env({ ALLOWED_ORIGINS: " , " }))).toBeNull();
     expect(allowedOrigins(env({ ALLOWED_ORIGINS: "https://a.example, https://b.example" }))).toEqual(new Set(["https://a.example", "https://b.example"]));
+  });
+});
+
+describe("history retention", () => {
+  const version = (id: number, createdAt: number, bytes = 100, named = false): RetainedVersion => ({ id, createdAt, named, bytes });
+  /** Runs the policy as the room does, after every new version, over `times`; returns what is kept. */
+  function simulate(times: number[], limits?: { maxBytes: number; maxVersions: number }, bytes = 100): RetainedVersion[] {
+    let kept: RetainedVersion[] = [];
+    times.forEach((at, i) => {
+      kept.push(version(i + 1, at, bytes));
+      const drop = new Set(versionsToDrop(kept, at, limits));
+      kept = kept.filter((candidate) => !drop.has(candidate.id));
+    });
+    return kept;
+  }
+
+  it("thins a session every 10 minutes for 100 days to the day, the hours of the week, and the days of 90 days", () => {
+    const start = Date.UTC(2026, 0, 1);
+    const times = Array.from({ length: 100 * 144 }, (_, i) => start + i * 10 * 60_000);
+    const now = times.at(-1)!;
+    const kept = simulate(times);
+    const age = (candidate: RetainedVersion) => now - candidate.createdAt;
+    expect(kept.filter((candidate) => age(candidate) < DAY_MS)).toHaveLength(144);
+    // Hourly from 1 to 7 days: 6 days of 24 hours.
+    expect(kept.filter((candidate) => age(candidate) >= DAY_MS && age(candidate) < 7 * DAY_MS)).toHaveLength(6 * 24);
+    // Daily from 7 to 90 days: 83 days (the buckets are calendar days, so one more may straddle).
+    const daily = kept.filter((candidate) => age(candidate) >= 7 * DAY_MS);
+    expect(daily.length).toBeGreaterThanOrEqual(83);
+    expect(daily.length).toBeLessThanOrEqual(84);
+    expect(Math.max(...daily.map(age))).toBeLessThan(90 * DAY_MS);
+  });
+
+  it("drops the oldest automatic versions past the byte budget and the count, never named ones or the newest", () => {
+    const times = Array.from({ length: 50 }, (_, i) => 1_000_000 + i * 60_000);
+    expect(simulate(times, { maxBytes: 1_000, maxVersions: 100 }).map((kept) => kept.id)).toEqual([41, 42, 43, 44, 45, 46, 47, 48, 49, 50]);
+    expect(simulate(times, { maxBytes: 1e9, maxVersions: 5 }).map((kept) => kept.id)).toEqual([46, 47, 48, 49, 50]);
+    const named = [version(1, 0, 900, true), version(2, 1, 900, true), version(3, 2, 500), version(4, 3, 500)];
+    expect(versionsToDrop(named, 10, { maxBytes: 1_000, maxVersions: 100 }).sort()).toEqual([3]);
   });
 });
