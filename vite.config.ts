@@ -12,20 +12,20 @@ export default defineConfig({
     chunkSizeWarningLimit: 1024,
     rolldownOptions: {
       output: {
-        chunkFileNames: ({ moduleIds }) => `assets/${languageChunkName(moduleIds) ?? "[name]"}-[hash].js`,
+        chunkFileNames: ({ moduleIds }) => `assets/${packageChunkName(moduleIds) ?? "[name]"}-[hash].js`,
       },
     },
   },
 });
 
 /**
- * The language chunks loaded on demand (client/editor.ts) would be named "dist", after their
- * packages' dist/index.js. Name each after the language package that imports the others in it,
- * whose module comes last.
+ * The chunks loaded on demand (languages in client/editor.ts, the diff view in
+ * client/history.ts) would be named "dist", after their packages' dist/index.js. Name each
+ * after the CodeMirror package that imports the others in it, whose module comes last.
  */
-function languageChunkName(moduleIds: string[]): string | undefined {
+function packageChunkName(moduleIds: string[]): string | undefined {
   return moduleIds
-    .map((id) => id.match(/@codemirror\/(lang-\w+)\//)?.[1])
+    .map((id) => id.match(/@codemirror\/(lang-\w+|merge)\//)?.[1])
     .filter((name) => name !== undefined)
     .at(-1);
 }

@@ -8,6 +8,7 @@ import * as Y from "yjs";
 import { accessFromLocation, type LinkAccess } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
 import { awarenessUser, loadIdentity, saveIdentity, watchIdentity, type Identity } from "./identity";
+import type { HistoryOptions, HistoryPanel } from "./history";
 import { downloadText, showInfo } from "./info";
 import { cleanName, isHexColor, MAX_NAME_LENGTH, sanitizeRemoteStates, SHARED_TEXT_NAME } from "./presence";
 import { documentFromLocation } from "./route";
@@ -46,6 +47,7 @@ function start(): void {
   awareness.on("change", showPresence);
   showPresence();
   wireHeaderButtons(name, access, state, language);
+  wireHistoryButton({ name, access, text: doc.getText(SHARED_TEXT_NAME), language, unconfirmed: () => state.unconfirmed });
 }
 
 /** Your name and colour: editable, remembered in this browser and the same in all its tabs, shown to the others. */
@@ -155,6 +157,25 @@ function wireHeaderButtons(name: string, access: LinkAccess, state: ConnectionSt
       () => window.prompt("Copy this link", location.href),
     );
     setTimeout(() => (button.textContent = "Copy link"), 2_000);
+  });
+}
+
+/** The History button. The panel's code loads on first use (client/history.ts): most visits never open it. */
+function wireHistoryButton(options: HistoryOptions): void {
+  const button = element<HTMLButtonElement>("history");
+  let panel: Promise<HistoryPanel> | null = null;
+  button.addEventListener("click", () => {
+    panel ??= import("./history").then(({ createHistory }) => createHistory(options));
+    panel.then(
+      (history) => history.toggle(),
+      (error) => {
+        // Offline with the chunk not cached, or replaced by a newer deploy: say so, try again on the next click.
+        console.warn("edgedoc: the history panel did not load", error);
+        panel = null;
+        button.textContent = "History unavailable";
+        setTimeout(() => (button.textContent = "History"), 2_000);
+      },
+    );
   });
 }
 

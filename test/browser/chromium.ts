@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll } from "vitest";
-import { removePersistDir, startDevServer, type DevServer, type DevServerOptions } from "../node/wrangler";
+import { removePersistDir, startDevServer, type DevServer, type DevServerOptions } from "../node/wrangler.ts";
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 

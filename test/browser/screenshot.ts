@@ -1,11 +1,14 @@
 /**
  * `npm run screenshot`: two people editing one document, side by side, for the README
- * (docs/two-editors.png). Starts its own wrangler dev and Chromium, like the browser tests.
+ * (docs/two-editors.png), and the History panel beside one version's preview (docs/history.png).
+ * Starts its own wrangler dev and Chromium, like the browser tests.
  */
-import { removePersistDir, startDevServer } from "../node/wrangler.ts";
+import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler.ts";
 import { launchChromium } from "./chromium.ts";
-import type { Page } from "playwright-core";
-import { VIEWPORT, openPerson } from "./pages.ts";
+import type { Browser, Page } from "playwright-core";
+import { VIEWPORT, connectionState, eventually, openPerson } from "./pages.ts";
+
+const WAIT = { timeout: 15_000 };
 
 /** Pastes text at the end (typing would trigger Markdown's list continuation). */
 async function pasteAtEnd(page: Page, text: string): Promise<void> {
@@ -16,6 +19,59 @@ async function pasteAtEnd(page: Page, text: string): Promise<void> {
 
 async function setColor(page: Page, color: string): Promise<void> {
   await page.fill('[data-testid="my-color"]', color);
+}
+
+/** Writes `pngs` side by side on a grey sheet to `path`. */
+async function sideBySide(browser: Browser, pngs: Buffer[], path: string): Promise<void> {
+  const width = pngs.length * (VIEWPORT.width + 8) + 8;
+  const sheet = await (await browser.newContext({ viewport: { width, height: VIEWPORT.height + 16 } })).newPage();
+  const img = (png: Buffer) => `<img src="data:image/png;base64,${png.toString("base64")}" style="border:1px solid #ccc">`;
+  await sheet.setContent(`<body style="margin:8px;display:flex;gap:8px;background:#e9e9e4">${pngs.map(img).join("")}</body>`);
+  await sheet.screenshot({ path });
+  console.log(`wrote ${path}`);
+}
+
+/**
+ * A document with some history: Ada's first draft (an autosave once she leaves), a version she
+ * names with Bo, and their edits since. Shows the list, and the named version's preview.
+ */
+async function historyScreenshot(server: DevServer, browser: Browser): Promise<void> {
+  const url = `${server.origin}/d/release-plan`;
+  const first = await openPerson(browser, url, "Ada");
+  await pasteAtEnd(first, "# Release plan\n\n- Freeze on Wednesday\n- Ship on Friday\n");
+  await eventually(() => connectionState(first), (state) => state === "saved", "the first draft to be saved");
+  await first.context().close();
+  // The server takes the session-end version a few seconds after the last editor leaves.
+  const versions = async () => ((await (await fetch(`${server.origin}/api/docs/release-plan/versions`)).json()) as unknown[]).length;
+  await eventually(versions, (count) => count > 0, "the session-end version", 30_000);
+
+  const ada = await openPerson(browser, url, "Ada");
+  await setColor(ada, "#d1495b");
+  const bo = await openPerson(browser, url, "Bo");
+  await setColor(bo, "#30638e");
+  await pasteAtEnd(bo, "- Bo: release notes\n");
+  await ada.waitForFunction(() => document.querySelector(".cm-content")?.textContent?.includes("release notes"), undefined, WAIT);
+  await ada.click('[data-testid="history"]', WAIT);
+  await ada.click('[data-testid="save-version"]', WAIT);
+  await ada.fill('[data-testid="version-name"]', "Plan agreed with Bo", WAIT);
+  await ada.press('[data-testid="version-name"]', "Enter", WAIT);
+  await ada.locator('[data-testid="version"]', { hasText: "Plan agreed" }).waitFor(WAIT);
+  await ada.click('[data-testid="history-close"]', WAIT);
+
+  // Since then: Friday slipped, and a line more.
+  await ada.click(".cm-line >> nth=3", WAIT);
+  await ada.keyboard.press("End");
+  await ada.keyboard.press("Shift+Home");
+  await ada.keyboard.insertText("- Ship on Monday (after the holiday)");
+  await pasteAtEnd(ada, "- Ada: check the offline mode\n");
+  await ada.click('[data-testid="history"]', WAIT);
+  await ada.locator('[data-testid="version"]', { hasText: "Plan agreed" }).waitFor(WAIT);
+  await ada.waitForTimeout(300);
+  const list = await ada.screenshot();
+  await ada.locator('[data-testid="version"]', { hasText: "Plan agreed" }).click(WAIT);
+  await ada.locator('[data-testid="version-diff"] .cm-deletedChunk').first().waitFor(WAIT);
+  await ada.waitForTimeout(300);
+  await sideBySide(browser, [list, await ada.screenshot()], "docs/history.png");
 }
 
 const server = await startDevServer();
@@ -33,12 +89,8 @@ try {
   await ada.click(".cm-line >> nth=2");
   await ada.keyboard.press("End");
   await ada.waitForTimeout(500);
-  const [left, right] = await Promise.all([ada.screenshot(), bo.screenshot()]);
-  const sheet = await (await browser.newContext({ viewport: { width: VIEWPORT.width * 2 + 24, height: VIEWPORT.height + 16 } })).newPage();
-  const img = (png: Buffer) => `<img src="data:image/png;base64,${png.toString("base64")}" style="border:1px solid #ccc">`;
-  await sheet.setContent(`<body style="margin:8px;display:flex;gap:8px;background:#e9e9e4">${img(left)}${img(right)}</body>`);
-  await sheet.screenshot({ path: "docs/two-editors.png" });
-  console.log("wrote docs/two-editors.png");
+  await sideBySide(browser, await Promise.all([ada.screenshot(), bo.screenshot()]), "docs/two-editors.png");
+  await historyScreenshot(server, browser);
 } finally {
   await browser.close();
   await server.stop();
