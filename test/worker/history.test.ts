@@ -315,3 +315,38 @@ describe("storage format 2", () => {
     expect(await (await api(`${room}/versions/1/text`)).text()).toBe("written by format 1");
   });
 });
+
+describe("memory bound of preview and restore", () => {
+  it("refuses (413) a preview and a restore whose second copy would pass the document item limit, changing nothing", async () => {
+    const room = roomName("restore-too-large");
+    // 135,000 one-character items that cannot merge (each typed before the previous one), sent
+    // in three updates: the room admits an update only if it cannot pass the limit even when
+    // each new item splits two others.
+    const client = new Y.Doc();
+    const text = client.getText("codemirror");
+    for (let part = 0; part < 3; part++) {
+      const before = Y.encodeStateVector(client);
+      client.transact(() => {
+        for (let i = 0; i < 45_000; i++) text.insert(0, String.fromCharCode(97 + (i % 26)));
+      });
+      const update = Y.encodeStateAsUpdate(client, before);
+      expect((await api(`${room}/update`, { method: "POST", body: asBody(update) })).status).toBe(200);
+    }
+    expect((await info(room)).items).toBeGreaterThanOrEqual(135_000);
+    const version = (await (await saveNamed(room, "large")).json()) as VersionInfo;
+    const edited = new Y.Doc();
+    Y.applyUpdate(edited, Y.encodeStateAsUpdate(client));
+    const before = Y.encodeStateVector(edited);
+    edited.getText("codemirror").insert(0, "!");
+    expect((await api(`${room}/update`, { method: "POST", body: asBody(Y.encodeStateAsUpdate(edited, before)) })).status).toBe(200);
+    const current = await storedText(room);
+
+    const restoring = await api(`${room}/versions/${version.id}/restore`, { method: "POST" });
+    expect(restoring.status).toBe(413);
+    expect(await restoring.json()).toMatchObject({ error: "document_too_large" });
+    expect(await storedText(room)).toBe(current);
+    // The live document (loaded) and the version would hold 135,000 items each.
+    expect((await api(`${room}/versions/${version.id}/text`)).status).toBe(413);
+    expect((await versions(room)).map((entry) => entry.reason)).toEqual(["named"]);
+  });
+});
