@@ -1,25 +1,27 @@
 /**
- * `npm run bench [-- --scenario latency,throughput,cold-load,memory,hostile] [--clients 2,10,50] [--url ws://host/ws] [--attacks 1,4a]`
+ * `npm run bench [-- --scenario latency,throughput,cold-load,memory,hostile,history] [--clients 2,10,50] [--url ws://host/ws] [--attacks 1,4a]`
  *
  * Starts `wrangler dev` (bench/wrangler.toml: edgedoc plus the relay floors) on loopback
  * ports with a temporary persist dir, runs bounded scenarios, prints tables and writes the
  * results as JSON under bench/results/. With --url it measures latency and throughput of any
  * y-websocket server instead (rooms are `<url>/<room>`), without floors. `hostile` starts a
  * fresh server (wrangler.toml, default limits) per attack, all or those numbered in --attacks:
- * see bench/hostile.ts.
+ * see bench/hostile.ts. `history` replays version retention in Node, then measures the
+ * version routes on a server of its own: see bench/history.ts.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { removePersistDir, startDevServer, type DevServer } from "../test/node/wrangler.ts";
 import { measureColdLoad, type ColdLoadResult } from "./cold-load.ts";
+import { measureHistory, type HistoryResult } from "./history.ts";
 import { MEMORY_TARGET_BYTES, measureHostile, type HostileResult } from "./hostile.ts";
 import { measureIdleMemory, type MemoryResult } from "./memory.ts";
 import { measureLatency, measureThroughput, traceFrames, type LatencyResult, type Target, type ThroughputResult } from "./realtime.ts";
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "latency,throughput,cold-load,memory,hostile" },
+    scenario: { type: "string", default: "latency,throughput,cold-load,memory,hostile,history" },
     clients: { type: "string", default: "2,10,50" },
     url: { type: "string" },
     attacks: { type: "string" },
@@ -49,7 +51,7 @@ function targetsFor(server: DevServer | null): Target[] {
 
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Results = { latency: [], throughput: [], coldLoad: [], memory: [], hostile: [] };
+  const results: Results = { latency: [], throughput: [], coldLoad: [], memory: [], hostile: [], history: null };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
     results.coldLoad = [await measureColdLoad({ copies: 1 }), await measureColdLoad({ copies: 10 })];
   }
   if (!values.url && scenarios.has("hostile")) results.hostile = await measureHostile(values.attacks?.split(","));
+  if (!values.url && scenarios.has("history")) results.history = await measureHistory();
   report(results);
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   // One file per run (never overwrite a run kept for the README).
@@ -88,9 +91,10 @@ interface Results {
   coldLoad: ColdLoadResult[];
   memory: MemoryResult[];
   hostile: HostileResult[];
+  history: HistoryResult | null;
 }
 
-function report({ latency, throughput, coldLoad, memory, hostile }: Results): void {
+function report({ latency, throughput, coldLoad, memory, hostile, history }: Results): void {
   if (latency.length > 0) {
     console.log("\nLatency: one writer replays automerge-paper at 200 edits/s (a cursor move every 5 edits); time to each other client");
     const floor = (clients: number) => latency.find((r) => r.target === "relay+sqlite" && r.clients === clients);
@@ -153,6 +157,51 @@ function report({ latency, throughput, coldLoad, memory, hostile }: Results): vo
     );
   }
   if (hostile.length > 0) reportHostile(hostile);
+  if (history) reportHistory(history);
+}
+
+function reportHistory({ retention, server }: HistoryResult): void {
+  console.log("\nVersion history, retention over time: automerge-paper as 100 sessions, an automatic version (V2 state) at each end, worker/retention.ts applied after each");
+  console.table(
+    retention.map((r) => ({
+      document: r.copies === 1 ? r.document : `${r.document} x${r.copies}`,
+      schedule: r.schedule,
+      days: Number(r.spanDays.toFixed(1)),
+      "versions kept": `${r.versionsKept}/${r.sessions}`,
+      "history kept": kib(r.historyBytes),
+      "all 100 versions": kib(r.allVersionsBytes),
+      "final V2": kib(r.finalV2Bytes),
+      "kept / final V2": (r.historyBytes / r.finalV2Bytes).toFixed(1),
+    })),
+  );
+  if ("error" in server) {
+    console.log(`Version history on the server: MEASUREMENT FAILED: ${server.error}`);
+    return;
+  }
+  const reasons = Object.entries(server.versionsByReason).map(([reason, count]) => `${count} ${reason}`).join(", ");
+  console.log(`\nVersion history on the server: ${server.sessions} sessions, each one POST /update of its delta, then a named version`);
+  console.log(
+    `  history: ${kib(server.historyBytes)} in ${server.versions} versions (${reasons}), ` +
+      `${(server.historyBytes / server.finalV2Bytes).toFixed(1)}x the final V2 state (${kib(server.finalV2Bytes)}; V1 ${kib(server.finalV1Bytes)}); ` +
+      `listed ${kib(server.listedVersionBytes)}, list JSON ${kib(server.listJsonBytes)}; document storedBytes ${kib(server.storedBytes)}`,
+  );
+  console.log(
+    `  checks: version texts match the replay: ${server.versionTextsMatch ? "yes" : "NO"}; every restore changed the text to the version's: ${server.restoresChangedAndMatch ? "yes" : "NO"}`,
+  );
+  console.log(
+    `  after the restores: history ${kib(server.historyBytesAfterRestores)} in ${server.versionsAfterRestores} versions; ` +
+      `document ${kib(server.encodedBytesBeforeRestores)} -> ${kib(server.encodedBytesAfterRestores)} V1, ${server.itemsBeforeRestores} -> ${server.itemsAfterRestores} items`,
+  );
+  const floor = server.timings[0]!.medianMs;
+  console.table(
+    server.timings.map((t) => ({
+      operation: t.operation,
+      n: t.samples,
+      median: ms(t.medianMs),
+      p95: t.samples > 1 ? ms(t.p95Ms) : "",
+      "median / floor": ratio(t.medianMs, floor),
+    })),
+  );
 }
 
 /**

@@ -8,7 +8,8 @@
  * over its byte budget or its count; the newest version is always kept, so the
  * `before-restore` version that undoes a restore survives a history full of named versions.
  */
-import { DAY_MS, HOUR_MS, MAX_HISTORY_BYTES, MAX_VERSIONS } from "./limits";
+// With its extension, unlike the other worker modules: the benchmark runs this one in Node too.
+import { DAY_MS, HOUR_MS, MAX_HISTORY_BYTES, MAX_VERSIONS } from "./limits.ts";
 
 export interface RetainedVersion {
   id: number;

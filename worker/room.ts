@@ -288,12 +288,16 @@ export class Room extends DurableObject<Env> {
 
   /**
    * After a write through the API: the same timed work as after a socket session, so a
-   * document only ever written over HTTP is compacted and expires too. An update with missing
-   * dependencies waits, and the alarm drops it if they never come.
+   * document only ever written over HTTP is compacted, versioned and expires too. With nobody
+   * connected, a run of writes is a session: each write pushes the idle work back, so its
+   * version is taken once writes pause (and every interval while they go on), not every
+   * few seconds. An update with missing dependencies waits, and the alarm drops it if they
+   * never come.
    */
   private async afterApiWrite(): Promise<void> {
-    if (this.openSockets().length === 0 && this.hasIdleWork()) this.idleWorkDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
-    await this.scheduleAlarm();
+    const nobodyHere = this.openSockets().length === 0;
+    if (nobodyHere && this.hasIdleWork()) this.idleWorkDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
+    await this.scheduleAlarm(null, nobodyHere);
   }
 
   /** Whether the room has work for when nobody is connected: a log to compact, or changes without a version. */
@@ -422,9 +426,12 @@ export class Room extends DurableObject<Env> {
    * nobody is connected, and delete an idle document past `DOC_TTL_DAYS`.
    */
   async alarm(): Promise<void> {
-    this.alarmAt = null;
-    this.idleWorkDue = null;
     const now = Date.now();
+    // The idle work is done by the alarm set for it (tests run alarms before their time), and
+    // waits when the alarm was set for other work before it (HTTP writes keep pushing it back).
+    const firedFor = Math.max(now, this.alarmAt ?? now);
+    if (this.idleWorkDue !== null && firedFor >= this.idleWorkDue) this.idleWorkDue = null;
+    this.alarmAt = null;
     const expiry = this.expiryDue();
     if (expiry !== null && now >= expiry) return this.deleteStorage("expired");
     this.closeIdleSockets(now);
@@ -442,13 +449,14 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * A version of changes not yet in one: `session-end` once nobody is connected, `interval`
-   * when editing has gone on for the configured interval since the first unversioned change.
+   * A version of changes not yet in one: `session-end` once nobody is connected (and HTTP
+   * writes paused), `interval` when editing has gone on for the configured interval since the
+   * first unversioned change.
    */
   private takeAutomaticVersion(now: number): Uint8Array | null {
     const since = this.history.unversionedSince;
     if (since === null) return null;
-    const sessionEnded = this.openSockets().length === 0;
+    const sessionEnded = this.openSockets().length === 0 && this.idleWorkDue === null;
     if (!sessionEnded && now < since + this.limits.versionIntervalMs) return null;
     try {
       const state = this.document.stateV2();
@@ -819,14 +827,16 @@ export class Room extends DurableObject<Env> {
 
   /**
    * Makes sure the alarm fires by the earliest time any timed work is due. One alarm serves
-   * everything; each run re-arms it for whatever is still due.
+   * everything; each run re-arms it for whatever is still due. `mayDelay` also moves a set
+   * alarm later, which is right only when `due` covers all work there is: with no socket open
+   * (socket deadlines are then moot).
    */
-  private async scheduleAlarm(socketDeadline: number | null = null): Promise<void> {
+  private async scheduleAlarm(socketDeadline: number | null = null, mayDelay = false): Promise<void> {
     const pendingExpiry = this.loadedDocument?.pendingExpiry() ?? null;
     const due = earliest(this.presence.nextExpiry(), pendingExpiry, this.idleWorkDue, this.versionDue(), this.expiryDue(), socketDeadline);
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (this.alarmAt !== null && this.alarmAt <= due) return;
+    if (this.alarmAt === due || (!mayDelay && this.alarmAt !== null && this.alarmAt <= due)) return;
     await this.ctx.storage.setAlarm(due);
     this.alarmAt = due;
   }

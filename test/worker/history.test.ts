@@ -350,3 +350,19 @@ describe("memory bound of preview and restore", () => {
     expect((await versions(room)).map((entry) => entry.reason)).toEqual(["named"]);
   });
 });
+
+describe("HTTP writers", () => {
+  it("a run of writes with nobody connected is one session: each write moves the idle version later", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const room = roomName("api-session");
+    const alarmAt = () => runInDurableObject(stub(room), (_instance, state) => state.storage.getAlarm());
+    for (let write = 0; write < 5; write++) {
+      vi.setSystemTime(Date.now() + 2_000);
+      await putText(room, `write ${write}`);
+      expect(await alarmAt()).toBe(Date.now() + 5_000);
+    }
+    await runAlarmWhenSet(stub(room), "the session's end");
+    expect(await versions(room)).toMatchObject([{ id: 1, reason: "session-end" }]);
+    expect(await (await api(`${room}/versions/1/text`)).text()).toBe("write 4");
+  });
+});
