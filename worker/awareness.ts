@@ -191,6 +191,11 @@ export class PresenceRegistry<Socket> {
     return entriesOf(this.bySocket.get(socket) ?? new Map());
   }
 
+  /** How many client IDs `socket` controls. */
+  heldCount(socket: Socket): number {
+    return this.bySocket.get(socket)?.size ?? 0;
+  }
+
   /** What `socket` controls, in the shape saved to its attachment. */
   heldBy(socket: Socket): SocketPresence {
     return Object.fromEntries(this.bySocket.get(socket) ?? []);

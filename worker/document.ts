@@ -3,8 +3,11 @@
  * document state.
  *
  * Guarantees:
- * - An update is stored before `apply` returns, so the room relays only what is on disk
- *   (the Durable Object output gate then holds outgoing frames until the write is durable).
+ * - An update is stored before `apply` returns. It is handed to `relay` just before the write,
+ *   once every check that can refuse it has passed and Yjs has integrated it: frames sent
+ *   before a write are not held by the Durable Object's output gate, so other clients get the
+ *   edit without waiting for the disk, while anything the room sends afterwards (the writer's
+ *   save confirmation among it) waits until the write is durable.
  * - Only what the document integrated is stored and relayed, never a client's raw bytes.
  * - Updates waiting for missing dependencies stay in memory only, bounded in bytes, delete
  *   ranges and time, and are excluded from everything encoded (sync answers and snapshots alike).
@@ -45,6 +48,10 @@ export interface Applied {
 
 /** The `Y.Text` the editor shows (y-codemirror.next's convention). */
 const SHARED_TEXT = "codemirror";
+
+/** Receives an integrated update before it is stored (see the guarantees above). */
+export type Relay = (integrated: Uint8Array) => void;
+const noRelay: Relay = () => {};
 
 export class RoomDocument {
   private doc: Y.Doc;
@@ -126,7 +133,7 @@ export class RoomDocument {
    * {@link ProtocolError} when the update is refused; then nothing was stored and the document
    * is as before.
    */
-  apply(update: Uint8Array, now: number): Applied {
+  apply(update: Uint8Array, now: number, relay: Relay = noRelay): Applied {
     const shape = checkUpdateStructure(update, (client) => Y.getState(this.doc.store, client));
     this.refuseIfTooLarge(update.length, shape.newStructs);
     if (this.pendingDeleteRanges + shape.waitingDeleteRanges > MAX_PENDING_DELETE_RANGES) {
@@ -136,7 +143,7 @@ export class RoomDocument {
       );
     }
     const { pendingStructs, pendingDs } = this.doc.store;
-    const integrated = this.commit(now, (integratedSoFar) => {
+    const integrated = this.commit(now, relay, (integratedSoFar) => {
       try {
         Y.applyUpdate(this.doc, update);
       } catch {
@@ -169,12 +176,12 @@ export class RoomDocument {
    * applied in one transaction), so the unchanged parts keep their identity and collaborators'
    * cursors in them stay put. Returns the update to relay, or null when the text was already `next`.
    */
-  replaceText(next: string, now: number): Uint8Array | null {
+  replaceText(next: string, now: number, relay: Relay = noRelay): Uint8Array | null {
     const text = this.doc.getText(SHARED_TEXT);
     const edits = boundedTextEdits(text.toString(), next);
     // Each insert is one new item; inserts and deletes may each split existing items.
     this.refuseIfTooLarge(next.length * 3, edits.length);
-    return this.commit(now, () =>
+    return this.commit(now, relay, () =>
       this.doc.transact(() => {
         let index = 0;
         for (const edit of edits) {
@@ -192,10 +199,11 @@ export class RoomDocument {
   }
 
   /**
-   * Runs `change` and stores the update the document emits for it; returns that update or
-   * null. `change` may ask whether anything was integrated so far (to recover from a failure).
+   * Runs `change`, hands the update the document emits for it to `relay` and stores it;
+   * returns that update or null. `change` may ask whether anything was integrated so far (to
+   * recover from a failure).
    */
-  private commit(now: number, change: (integratedSoFar: () => boolean) => void): Uint8Array | null {
+  private commit(now: number, relay: Relay, change: (integratedSoFar: () => boolean) => void): Uint8Array | null {
     let integrated: Uint8Array | null = null;
     const capture = (emitted: Uint8Array) => {
       integrated = emitted;
@@ -209,10 +217,12 @@ export class RoomDocument {
       doc.off("update", capture);
     }
     if (integrated === null) return null;
+    relay(integrated);
     try {
       this.store.append(integrated, now);
     } catch (error) {
-      // Not stored, so nobody may see it: go back to what is stored before anything is relayed.
+      // Not stored: go back to what is stored. Clients that got the relay hold the edit and
+      // send it again when they next sync; its writer was not told it is saved.
       this.reload();
       throw error;
     }

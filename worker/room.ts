@@ -188,7 +188,7 @@ export class Room extends DurableObject<Env> {
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
   async applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>> {
     const result = this.viaApi(() => {
-      const { integrated, waits } = this.document.apply(update, Date.now());
+      const { integrated, waits } = this.document.apply(update, Date.now(), this.relayTo());
       return { changed: this.acceptChange(integrated, author), ...(waits ? { pending: true as const } : {}) };
     });
     await this.settleWaiting();
@@ -198,7 +198,7 @@ export class Room extends DurableObject<Env> {
 
   /** `PUT /api/docs/:name/text`: replaces the text as a small edit, relayed live. */
   async replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>> {
-    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now()), author) }));
+    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now(), this.relayTo()), author) }));
     await this.afterApiWrite();
     return result;
   }
@@ -259,7 +259,7 @@ export class Room extends DurableObject<Env> {
       const update = this.document.restoreUpdate(version);
       if (update === null) return { changed: false };
       this.takeVersion("before-restore");
-      const { integrated } = this.document.apply(update, Date.now());
+      const { integrated } = this.document.apply(update, Date.now(), this.relayTo());
       return { changed: this.acceptChange(integrated, author) };
     });
     if (result.ok && result.value.changed) logEvent("version_restored", { room: this.name, id });
@@ -511,9 +511,9 @@ export class Room extends DurableObject<Env> {
       case "sync-update": {
         this.markJoined(socket, session);
         if (session.grant.mode === "read") return this.denyWrite(socket, session, message.update);
-        const { integrated, waits } = this.document.apply(message.update, Date.now());
+        const { integrated, waits } = this.document.apply(message.update, Date.now(), this.relayTo(socket));
         const firstSinceVersion = this.history.unversionedSince === null;
-        this.acceptChange(integrated, this.authorOf(socket, session), socket);
+        this.acceptChange(integrated, this.authorOf(socket, session));
         if (waits) this.holdConfirmation(socket);
         // The first change after a version sets when the interval version is due.
         if (firstSinceVersion && this.history.unversionedSince !== null) await this.scheduleAlarm();
@@ -550,14 +550,22 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * After the document stored a change (from a socket or the HTTP API): note it for version
-   * history, relay it to every other socket, and compact if the log has grown enough. The
-   * relay happens after the write, so the output gate holds it until the write is durable.
+   * How the document relays a change it integrated to every socket but its sender: after every
+   * check that can refuse it and before it is stored, so that others need not wait for the
+   * disk (docs/storage.md). Its sender learns it is saved only from what the room sends it
+   * later, which the output gate holds until the write is durable.
    */
-  private acceptChange(integrated: Uint8Array | null, author: string | undefined, from?: WebSocket): boolean {
+  private relayTo(sender?: WebSocket): (integrated: Uint8Array) => void {
+    return (integrated) => this.broadcast(encodeSyncUpdate(integrated), sender);
+  }
+
+  /**
+   * After the document stored (and relayed) a change from a socket or the HTTP API: note it
+   * for version history, and compact if the log has grown enough.
+   */
+  private acceptChange(integrated: Uint8Array | null, author: string | undefined): boolean {
     if (integrated === null) return false;
     this.history.noteChange(Date.now(), author);
-    this.broadcast(encodeSyncUpdate(integrated), from);
     if (this.document.needsCompaction()) this.compact();
     return true;
   }
@@ -611,6 +619,7 @@ export class Room extends DurableObject<Env> {
 
   private async applyAwareness(socket: WebSocket, session: Session, update: Uint8Array): Promise<void> {
     const now = Date.now();
+    const heldBefore = this.presence.heldCount(socket);
     const changes = this.presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
     if (changes.length === 0) {
       // An echo of others' states: paid from what the room sent this socket, so a stock
@@ -621,7 +630,12 @@ export class Room extends DurableObject<Env> {
     }
     if (!session.messages.take(1, now)) throw this.rateExceeded();
     session.author = undefined;
-    this.saveAttachment(socket);
+    // Who is here is saved for hibernation at once; a state that only changed (a cursor move,
+    // several a second while typing) at most every ACTIVITY_STAMP_INTERVAL_MS, as activity is.
+    // After a wake a joiner may see a cursor up to that old until its owner's next move or
+    // 15 s renewal; the saved `lastSeen` is as old at most, well inside the 30 s timeout.
+    const whoChanged = this.presence.heldCount(socket) !== heldBefore || changes.some((change) => change.state === null);
+    if (whoChanged || now - session.stampedAt >= ACTIVITY_STAMP_INTERVAL_MS) this.saveAttachment(socket);
     // Relayed to the sender too, as the reference server does: a provider alone in a room
     // otherwise hears nothing and reconnects after 30 s of silence. The echo also tells the
     // sender that everything it sent before is stored (client/saved.ts relies on it), so a

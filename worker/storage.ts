@@ -108,15 +108,15 @@ export class DocumentStore {
     return { snapshot, updates };
   }
 
-  /** Appends one accepted update to the log (synchronously: the caller relays only afterwards). */
+  /** Appends one accepted update to the log (synchronously: the room confirms it only afterwards). */
   append(update: Uint8Array, at: number): void {
     const seq = this.lastSeq + 1;
     const chunks = splitIntoChunks(update, SQLITE_CHUNK_BYTES);
-    this.write(() => {
-      chunks.forEach((chunk, part) =>
-        this.sql.exec("INSERT INTO edgedoc_log (seq, part, data, at) VALUES (?, ?, ?, ?)", seq, part, chunk, at),
-      );
-    });
+    const insert = () =>
+      chunks.forEach((chunk, part) => this.sql.exec("INSERT INTO edgedoc_log (seq, part, data, at) VALUES (?, ?, ?, ?)", seq, part, chunk, at));
+    // One statement is atomic by itself: a keystroke needs no explicit transaction.
+    if (this.created && chunks.length === 1) insert();
+    else this.write(insert);
     this.lastSeq = seq;
     this.lastUpdateAt = at;
     this.stats.logBytes += update.length;
