@@ -1,28 +1,55 @@
 /**
- * `npm run bench [-- --scenario latency,throughput,cold-load,memory,hostile,history] [--clients 2,10,50] [--url ws://host/ws] [--attacks 1,4a]`
+ * `npm run bench [-- --scenario latency,throughput,cold-load,memory,hostile,history,crowd] [--clients 5,10,50] [--runs 3]
+ *   [--latency-rate 20] [--latency-edits 300] [--url ws://host/ws] [--attacks 1,4a]`
  *
- * Starts `wrangler dev` (bench/wrangler.toml: edgedoc plus the relay floors) on loopback
- * ports with a temporary persist dir, runs bounded scenarios, prints tables and writes the
- * results as JSON under bench/results/. With --url it measures latency and throughput of any
- * y-websocket server instead (rooms are `<url>/<room>`), without floors. `hostile` starts a
- * fresh server (wrangler.toml, default limits) per attack, all or those numbered in --attacks:
- * see bench/hostile.ts. `history` replays version retention in Node, then measures the
- * version routes on a server of its own: see bench/history.ts.
+ * Starts `wrangler dev` (bench/wrangler.toml: edgedoc, the y-partyserver peer and the relay
+ * floors) on loopback ports with a temporary persist dir, runs bounded scenarios, prints tables
+ * and writes the results as JSON under bench/results/. Latency and throughput are repeated
+ * --runs times, the targets interleaved (edgedoc, peer, relay, relay+sqlite, then again), each
+ * run alone on the server so that the workerd CPU it used is its own; the tables give the median
+ * and the min-max of the runs, and edgedoc's ratio to the peer. With --url it measures latency
+ * and throughput of any y-websocket server instead (rooms are `<url>/<room>`), without floors,
+ * peer or CPU. `hostile` starts a fresh server (wrangler.toml, default limits) per attack, all
+ * or those numbered in --attacks: see bench/hostile.ts. `history` replays version retention in
+ * Node, then measures the version routes on a server of its own: see bench/history.ts. `crowd`
+ * types with 20 and 50 stock providers against edgedoc and the peer: see bench/crowd.ts.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { removePersistDir, startDevServer, type DevServer } from "../test/node/wrangler.ts";
+import { IDLE_COMPACTION_DELAY_MS } from "../worker/limits.ts";
 import { measureColdLoad, type ColdLoadResult } from "./cold-load.ts";
+import { measureCrowd, reportCrowd, type CrowdResult } from "./crowd.ts";
 import { measureHistory, type HistoryResult } from "./history.ts";
 import { MEMORY_TARGET_BYTES, measureHostile, type HostileResult } from "./hostile.ts";
 import { measureIdleMemory, type MemoryResult } from "./memory.ts";
-import { measureLatency, measureThroughput, traceFrames, type LatencyResult, type Target, type ThroughputResult } from "./realtime.ts";
+import {
+  measureLatency,
+  measureSaturation,
+  measureThroughput,
+  traceFrames,
+  workerdCpuClock,
+  writerFrames,
+  type CpuClock,
+  type CpuCost,
+  type LatencyResult,
+  type SaturationResult,
+  type Target,
+  type ThroughputResult,
+} from "./realtime.ts";
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "latency,throughput,cold-load,memory,hostile,history" },
-    clients: { type: "string", default: "2,10,50" },
+    scenario: { type: "string", default: "latency,throughput,cold-load,memory,hostile,history,crowd" },
+    clients: { type: "string", default: "5,10,50" },
+    runs: { type: "string", default: "3" },
+    // The issue's harness: 300 edits at 20/s (--latency-rate 200 --latency-edits 600: the load of earlier runs).
+    "latency-rate": { type: "string", default: "20" },
+    "latency-edits": { type: "string", default: "300" },
     url: { type: "string" },
     attacks: { type: "string" },
   },
@@ -30,6 +57,11 @@ const { values } = parseArgs({
 const scenarios = new Set(values.scenario.split(","));
 const clientCounts = values.clients.split(",").map(Number);
 const throughputClients = clientCounts.includes(10) ? 10 : clientCounts[0]!;
+const runs = Math.max(1, Math.min(20, Number(values.runs) || 1));
+const latencyRate = Number(values["latency-rate"]);
+const latencyEdits = Number(values["latency-edits"]);
+/** Saturation, the issue's throughput harness: 4 writers and a reader, 32 edits in flight per writer, 5 s. */
+const SATURATION = { writers: 4, inFlight: 32, seconds: 5, editsPerWriter: 30_000 };
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
@@ -39,43 +71,122 @@ const msOrNone = (value: number) => (Number.isNaN(value) ? "none" : ms(value));
 const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 const ratio = (value: number, floor: number) => (floor > 0 ? (value / floor).toFixed(2) : "n/a");
 
+/** The peer's onSave runs 2 s after the last edit (y-partyserver's default debounceWait). */
+const PEER_SAVE_DEBOUNCE_MS = 2_000;
+
+/**
+ * The bench Worker built once, as `wrangler deploy` builds it, into a temporary directory
+ * beside a copy of bench/wrangler.toml that points at the bundle (`no_bundle`). `wrangler dev`
+ * on it has nothing to watch: an edit to worker/ during the runs neither reloads the server
+ * (which drops every socket and restarts workerd) nor mixes two versions of edgedoc in one set
+ * of runs. The bundle's hash goes into the results.
+ */
+function bundleBenchWorker(): { config: string; dir: string; bundleSha256: string } {
+  const dir = mkdtempSync(join(tmpdir(), "edgedoc-bench-worker-"));
+  execFileSync(process.execPath, ["node_modules/wrangler/bin/wrangler.js", "deploy", "--dry-run", "--config", "bench/wrangler.toml", "--outdir", dir], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, CI: "true" },
+    timeout: 120_000,
+  });
+  const toml = readFileSync("bench/wrangler.toml", "utf8").replace(/^main = .*$/m, 'main = "worker.js"\nno_bundle = true');
+  const config = join(dir, "wrangler.toml");
+  writeFileSync(config, toml);
+  return { config, dir, bundleSha256: createHash("sha256").update(readFileSync(join(dir, "worker.js"))).digest("hex") };
+}
+
+/** The commit the run measured, and whether the working tree differed from it. */
+function sourceVersion(): { commit: string; dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8", timeout: 10_000 }).trim();
+    return { commit: git("rev-parse", "HEAD"), dirty: git("status", "--porcelain", "--", "worker", "bench").length > 0 };
+  } catch {
+    return null;
+  }
+}
+
 function targetsFor(server: DevServer | null): Target[] {
   if (values.url) return [{ name: "server", roomUrl: (room) => `${values.url!.replace(/\/$/, "")}/${room}` }];
   const origin = server!.wsUrl.replace(/\/ws$/, "");
   return [
-    { name: "edgedoc", roomUrl: (room) => `${origin}/ws/${room}` },
-    { name: "relay", roomUrl: (room) => `${origin}/bench/relay/${room}` },
-    { name: "relay+sqlite", roomUrl: (room) => `${origin}/bench/relay-sqlite/${room}` },
+    // The session-end version and compaction come IDLE_COMPACTION_DELAY_MS after the last socket leaves.
+    { name: "edgedoc", roomUrl: (room) => `${origin}/ws/${room}`, settleMs: IDLE_COMPACTION_DELAY_MS + 1_000 },
+    { name: "peer", roomUrl: (room) => `${origin}/parties/peer/${room}`, settleMs: PEER_SAVE_DEBOUNCE_MS + 1_000 },
+    { name: "relay", roomUrl: (room) => `${origin}/bench/relay/${room}`, settleMs: 500 },
+    { name: "relay+sqlite", roomUrl: (room) => `${origin}/bench/relay-sqlite/${room}`, settleMs: 500 },
   ];
 }
 
+/** A run during which other programs used at least this share of a core counts as contended. */
+const CONTENDED_CORES = 0.1;
+const contended = (r: { cpu: CpuCost | null }) => (r.cpu?.othersCores ?? 0) >= CONTENDED_CORES;
+const othersNote = (cpu: CpuCost | null) =>
+  cpu && (cpu.othersCores >= CONTENDED_CORES || cpu.waitedForQuietMs > 1_000)
+    ? `; other programs used ${cpu.othersCores.toFixed(2)} cores (waited ${(cpu.waitedForQuietMs / 1000).toFixed(0)} s for quiet)`
+    : "";
+const cpuNote = (cpu: CpuCost | null) => (cpu ? ` CPU ${cpu.perThousandEdits.toFixed(0)} ms/1,000 edits${othersNote(cpu)}` : "");
+const othersCell = (cpu: CpuCost | null) => (cpu ? cpu.othersCores.toFixed(2) : "");
+
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Results = { latency: [], throughput: [], coldLoad: [], memory: [], hostile: [], history: null };
+  const results: Results = { runs, build: null, latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [] };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
   const live = scenarios.has("latency") || scenarios.has("throughput");
   // Only latency and throughput use this server; the other scenarios start their own.
-  const server = values.url || !live ? null : await startDevServer({ config: "bench/wrangler.toml" });
+  const bundle = values.url || !live ? null : bundleBenchWorker();
+  if (bundle) results.build = { ...sourceVersion(), bundleSha256: bundle.bundleSha256 };
+  const server = bundle ? await startDevServer({ config: bundle.config }) : null;
   try {
     const targets = live ? targetsFor(server) : [];
+    const cpu: CpuClock | undefined = server ? workerdCpuClock(server.pid) : undefined;
     const trace = live ? traceFrames() : null;
-    if (scenarios.has("latency")) {
-      for (const clients of clientCounts) for (const target of targets) results.latency.push(await measureLatency(target, trace!, clients));
-    }
-    if (scenarios.has("throughput")) {
-      for (const target of targets) results.throughput.push(await measureThroughput(target, trace!, throughputClients));
+    const saturationFrames = scenarios.has("throughput") ? writerFrames(SATURATION.writers, SATURATION.editsPerWriter) : null;
+    // One measurement at a time (they share one workerd, whose CPU each one reads), the targets
+    // interleaved within each figure, and the whole set repeated.
+    for (let run = 1; run <= runs; run++) {
+      const at = `run ${run}/${runs}`;
+      if (scenarios.has("latency")) {
+        for (const clients of clientCounts) {
+          for (const target of targets) {
+            const r = await measureLatency(target, trace!, clients, { rate: latencyRate, edits: latencyEdits, run, cpu });
+            results.latency.push(r);
+            console.log(
+              `${at} latency ${clients} clients ${target.name}: every reader p50 ${msOrNone(r.everyReader.p50)} p99 ${msOrNone(r.everyReader.p99)}` +
+                `${r.converged ? "" : " NOT CONVERGED"}${cpuNote(r.cpu)}`,
+            );
+          }
+        }
+      }
+      if (scenarios.has("throughput")) {
+        for (const target of targets) {
+          const r = await measureSaturation(target, saturationFrames!, { inFlight: SATURATION.inFlight, seconds: SATURATION.seconds, run, cpu });
+          results.saturation.push(r);
+          console.log(
+            `${at} saturation ${target.name}: ${r.editsPerSecond.toFixed(0)} edits/s at the reader` +
+              `${r.converged ? "" : " NOT CONVERGED"}${r.exhausted ? " (writers ran out of edits)" : ""}${cpuNote(r.cpu)}`,
+          );
+        }
+        for (const target of targets) {
+          const r = await measureThroughput(target, trace!, throughputClients, { run, cpu });
+          results.throughput.push(r);
+          console.log(`${at} stepped throughput ${target.name}: ${r.sustainedRate} edits/s${cpuNote(r.cpu)}`);
+        }
+      }
     }
   } finally {
     await server?.stop();
     if (server) removePersistDir(server.persistDir);
+    if (bundle) rmSync(bundle.dir, { recursive: true, force: true });
   }
+  results.summary = summarize(results);
   if (!values.url && scenarios.has("cold-load")) {
     results.coldLoad = [await measureColdLoad({ copies: 1 }), await measureColdLoad({ copies: 10 })];
   }
   if (!values.url && scenarios.has("hostile")) results.hostile = await measureHostile(values.attacks?.split(","));
   if (!values.url && scenarios.has("history")) results.history = await measureHistory();
+  // Stock providers in crowds of their own sizes (not --clients), on fresh servers with wrangler.toml's default limits.
+  if (!values.url && scenarios.has("crowd")) results.crowd = await measureCrowd({ sizes: [20, 50] });
   report(results);
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   // One file per run (never overwrite a run kept for the README).
@@ -86,45 +197,235 @@ async function main(): Promise<void> {
 }
 
 interface Results {
+  runs: number;
+  /** What latency and throughput measured: the commit, uncommitted changes under worker/ or bench/, the bundle's hash. */
+  build: { commit?: string; dirty?: boolean; bundleSha256: string } | null;
   latency: LatencyResult[];
+  /** Stepped throughput (one writer, rising rates). */
   throughput: ThroughputResult[];
+  /** The issue's throughput: writers keeping edits in flight, edits/s at a reader. */
+  saturation: SaturationResult[];
+  /** Each figure over the runs: median, min and max per target, ratios to the peer, targets. */
+  summary: Figure[];
   coldLoad: ColdLoadResult[];
   memory: MemoryResult[];
   hostile: HostileResult[];
   history: HistoryResult | null;
+  /** Stock providers typing together: bench/crowd.ts. */
+  crowd: CrowdResult[];
 }
 
-function report({ latency, throughput, coldLoad, memory, hostile, history }: Results): void {
+/** A figure over the runs, for one target. */
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  values: number[];
+  /** Runs whose edits did not all arrive or whose texts differ (their values are still counted). */
+  failedRuns: number;
+  /** Runs during which other programs used the machine (still counted). */
+  contendedRuns: number;
+}
+
+/** One figure of the issue (a latency percentile, a throughput, a CPU cost) across targets and runs. */
+interface Figure {
+  kind: "latency" | "throughput" | "cpu";
+  figure: string;
+  unit: string;
+  perTarget: Record<string, Spread>;
+  /** Ratios of medians. */
+  edgedocVsPeer: number | null;
+  floorVsPeer: number | null;
+  edgedocVsFloor: number | null;
+  /** edgedoc / peer within each run (the targets of a run ran minutes apart at most). */
+  edgedocVsPeerPerRun: number[];
+  goal: { text: string; limit: number; atLeast: boolean } | null;
+  /** met; missed, with the floor missing too (explained); missed, with the floor meeting it (not explained). */
+  verdict: "met" | "missed (floor misses too)" | "missed (floor meets it)" | null;
+}
+
+const middle = (list: number[]) => {
+  const sorted = [...list].sort((a, b) => a - b);
+  const half = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[half]! : (sorted[half - 1]! + sorted[half]!) / 2;
+};
+
+function spread(entries: { value: number; ok: boolean; contended: boolean }[]): Spread {
+  const list = entries.map((entry) => entry.value).filter((value) => !Number.isNaN(value));
+  return {
+    median: list.length > 0 ? middle(list) : NaN,
+    min: Math.min(...list),
+    max: Math.max(...list),
+    values: entries.map((entry) => entry.value),
+    failedRuns: entries.filter((entry) => !entry.ok).length,
+    contendedRuns: entries.filter((entry) => entry.contended).length,
+  };
+}
+
+function figure<R extends { target: string; run: number; cpu: CpuCost | null }>(
+  kind: Figure["kind"],
+  name: string,
+  unit: string,
+  results: R[],
+  value: (result: R) => number,
+  ok: (result: R) => boolean,
+  goal: Figure["goal"],
+): Figure | null {
+  if (results.length === 0) return null;
+  const names = [...new Set(results.map((r) => r.target))];
+  const perTarget = Object.fromEntries(names.map((target) => [target, spread(results.filter((r) => r.target === target).map((r) => ({ value: value(r), ok: ok(r), contended: contended(r) })))]));
+  const of = (target: string) => perTarget[target]?.median;
+  const quotient = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 && !Number.isNaN(a) ? a / b : null);
+  const edgedocVsPeer = quotient(of("edgedoc"), of("peer"));
+  const floorVsPeer = quotient(of("relay+sqlite"), of("peer"));
+  const edgedocVsPeerPerRun = [...new Set(results.map((r) => r.run))].flatMap((run) => {
+    const at = (target: string) => results.find((r) => r.run === run && r.target === target);
+    const q = quotient(at("edgedoc") && value(at("edgedoc")!), at("peer") && value(at("peer")!));
+    return q === null ? [] : [q];
+  });
+  const meets = (q: number | null) => q !== null && goal !== null && (goal.atLeast ? q >= goal.limit : q <= goal.limit);
+  const verdict = goal === null || edgedocVsPeer === null ? null : meets(edgedocVsPeer) ? "met" : meets(floorVsPeer) ? "missed (floor meets it)" : "missed (floor misses too)";
+  return {
+    kind,
+    figure: name,
+    unit,
+    perTarget,
+    edgedocVsPeer,
+    floorVsPeer,
+    edgedocVsFloor: quotient(of("edgedoc"), of("relay+sqlite")),
+    edgedocVsPeerPerRun,
+    goal,
+    verdict,
+  };
+}
+
+/** The figures of issue 14, each with its target: latency and CPU at most, throughput at least, a multiple of the peer's. */
+function summarize({ latency, saturation, throughput }: Results): Figure[] {
+  const figures: (Figure | null)[] = [];
+  const p50Goal = { text: "<= 1.2x peer", limit: 1.2, atLeast: false };
+  const p99Goal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
+  const cpuGoal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
+  const throughputGoal = { text: ">= 0.8x peer", limit: 0.8, atLeast: true };
+  for (const clients of clientCounts) {
+    const at = latency.filter((r) => r.clients === clients);
+    const ok = (r: LatencyResult) => r.converged;
+    figures.push(figure("latency", `latency p50, ${clients} clients`, "ms", at, (r) => r.everyReader.p50, ok, p50Goal));
+    figures.push(figure("latency", `latency p99, ${clients} clients`, "ms", at, (r) => r.everyReader.p99, ok, p99Goal));
+  }
+  const saturated = (r: SaturationResult) => r.converged && !r.exhausted;
+  figures.push(figure("throughput", `throughput, ${SATURATION.writers} writers x ${SATURATION.inFlight} in flight`, "edits/s at a reader", saturation, (r) => r.editsPerSecond, saturated, throughputGoal));
+  figures.push(
+    figure("throughput", `stepped throughput, ${throughputClients} clients, p99 < 100 ms`, "edits/s", throughput, (r) => r.sustainedRate, (r) => r.sustainedRate > 0, throughputGoal),
+  );
+  const perThousand = (r: { cpu: CpuCost | null }) => r.cpu?.perThousandEdits ?? NaN;
+  if (latency.some((r) => r.cpu)) {
+    for (const clients of clientCounts) {
+      figures.push(figure("cpu", `CPU, latency run, ${clients} clients`, "ms per 1,000 edits", latency.filter((r) => r.clients === clients), perThousand, (r) => r.converged, cpuGoal));
+    }
+  }
+  if (saturation.some((r) => r.cpu)) figures.push(figure("cpu", "CPU, saturation", "ms per 1,000 edits", saturation, perThousand, saturated, cpuGoal));
+  if (throughput.some((r) => r.cpu)) figures.push(figure("cpu", "CPU, stepped throughput", "ms per 1,000 edits", throughput, perThousand, () => true, cpuGoal));
+  return figures.filter((f): f is Figure => f !== null);
+}
+
+function reportFigures(title: string, figures: Figure[]): void {
+  if (figures.length === 0) return;
+  console.log(`\n${title}`);
+  const names = [...new Set(figures.flatMap((f) => Object.keys(f.perTarget)))];
+  const digits = (value: number) => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
+  const cell = (s: Spread | undefined) =>
+    !s || Number.isNaN(s.median)
+      ? ""
+      : `${digits(s.median)}${s.values.length > 1 ? ` (${digits(s.min)}-${digits(s.max)})` : ""}${s.failedRuns > 0 ? ` !${s.failedRuns}` : ""}${s.contendedRuns > 0 ? ` ~${s.contendedRuns}` : ""}`;
+  const q = (value: number | null) => (value === null ? "" : `${value.toFixed(2)}x`);
+  console.table(
+    figures.map((f) => ({
+      figure: `${f.figure} (${f.unit})`,
+      ...Object.fromEntries(names.map((name) => [name, cell(f.perTarget[name])])),
+      "edgedoc/peer": q(f.edgedocVsPeer),
+      "per run": f.edgedocVsPeerPerRun.map((value) => value.toFixed(2)).join(" "),
+      "relay+sqlite/peer": q(f.floorVsPeer),
+      "edgedoc/relay+sqlite": q(f.edgedocVsFloor),
+      target: f.goal?.text ?? "",
+      verdict: f.verdict ?? "",
+    })),
+  );
+}
+
+function report({ runs: repetitions, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
   if (latency.length > 0) {
-    console.log("\nLatency: one writer replays automerge-paper at 200 edits/s (a cursor move every 5 edits); time to each other client");
-    const floor = (clients: number) => latency.find((r) => r.target === "relay+sqlite" && r.clients === clients);
+    console.log(
+      `\nLatency, each run: one writer replays automerge-paper at ${latencyRate} edits/s (a cursor move every 5 edits), ${latencyEdits} edits;` +
+        " per delivery (to each other client) and per edit until every reader has it",
+    );
     console.table(
       latency.map((r) => ({
+        run: r.run,
         target: r.target,
         clients: r.clients,
         converged: r.converged ? "yes" : "NO",
-        "edit p50": ms(r.updates.p50),
-        "edit p95": ms(r.updates.p95),
-        "edit p99": ms(r.updates.p99),
-        "p50 / floor": ratio(r.updates.p50, floor(r.clients)?.updates.p50 ?? 0),
-        "p99 / floor": ratio(r.updates.p99, floor(r.clients)?.updates.p99 ?? 0),
-        "cursor p50": ms(r.awareness.p50),
-        "cursor p99": ms(r.awareness.p99),
+        "delivery p50": ms(r.updates.p50),
+        "delivery p95": ms(r.updates.p95),
+        "delivery p99": ms(r.updates.p99),
+        "every reader p50": msOrNone(r.everyReader.p50),
+        "every reader p99": msOrNone(r.everyReader.p99),
+        "cursor p50": msOrNone(r.awareness.p50),
+        "cursor p99": msOrNone(r.awareness.p99),
+        "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
+        "others (cores)": othersCell(r.cpu),
+      })),
+    );
+  }
+  if (saturation.length > 0) {
+    const first = saturation[0]!;
+    console.log(
+      `\nSaturation, each run: ${first.writers} writers each keeping ${first.inFlight} edits in flight (sent, not yet at the reader) for ${first.seconds} s; edits/s arriving at the reader`,
+    );
+    console.table(
+      saturation.map((r) => ({
+        run: r.run,
+        target: r.target,
+        "edits/s at reader": Math.round(r.editsPerSecond),
+        sent: r.sent,
+        converged: r.converged ? "yes" : r.delivered ? "NO (texts differ)" : "NO (not all delivered)",
+        exhausted: r.exhausted ? "YES" : "",
+        "latency p50": msOrNone(r.latency.p50),
+        "latency p99": msOrNone(r.latency.p99),
+        "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
+        "CPU split": r.cpu ? Object.entries(r.cpu.perProcessMs).map(([role, cpuMs]) => `${role} ${cpuMs.toFixed(0)} ms`).join(", ") : "",
+        "others (cores)": othersCell(r.cpu),
       })),
     );
   }
   if (throughput.length > 0) {
-    console.log(`\nThroughput with ${throughput[0]!.clients} clients: highest offered rate with p99 < 100 ms, all delivered, all identical`);
-    const floor = throughput.find((r) => r.target === "relay+sqlite")?.sustainedRate ?? 0;
+    console.log(`\nStepped throughput, each run, ${throughput[0]!.clients} clients: highest offered rate with p99 < 100 ms, all delivered, all identical`);
     console.table(
       throughput.map((r) => ({
+        run: r.run,
         target: r.target,
         "edits/s in": r.sustainedRate,
         "deliveries/s out": r.deliveriesPerSecond,
-        "vs relay+sqlite": ratio(r.sustainedRate, floor),
         steps: r.steps.map((s) => `${s.rate}:${s.p99.toFixed(0)}ms${s.delivered && s.converged ? "" : "!"}`).join(" "),
+        "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
+        "others (cores)": othersCell(r.cpu),
       })),
     );
+  }
+  const over =
+    `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
+    ` ~n: other programs used at least ${CONTENDED_CORES} of a core during n runs`;
+  reportFigures(`Latency until every reader has the edit, ${over}`, summary.filter((f) => f.kind === "latency"));
+  reportFigures(`Throughput, ${over}`, summary.filter((f) => f.kind === "throughput"));
+  reportFigures(
+    `Server CPU per 1,000 edits (utime + stime of wrangler's workerd processes, its proxy included, over each run and the work it left behind), ${over}`,
+    summary.filter((f) => f.kind === "cpu"),
+  );
+  const judged = summary.filter((f) => f.verdict !== null);
+  if (judged.length > 0) {
+    console.log("\nTargets against the peer (a miss is explained only where relay+sqlite misses it against the peer too):");
+    for (const f of judged) {
+      console.log(`  ${f.verdict === "met" ? "met   " : "MISSED"} ${f.figure}: edgedoc/peer ${f.edgedocVsPeer!.toFixed(2)}x (${f.goal!.text})${f.verdict === "met" ? "" : `, ${f.verdict}: relay+sqlite/peer ${f.floorVsPeer?.toFixed(2) ?? "n/a"}x`}`);
+    }
   }
   if (coldLoad.length > 0) {
     console.log("\nCold load and storage (stock provider; server restarted; socket open to synced)");
@@ -158,6 +459,7 @@ function report({ latency, throughput, coldLoad, memory, hostile, history }: Res
   }
   if (hostile.length > 0) reportHostile(hostile);
   if (history) reportHistory(history);
+  if (crowd.length > 0) reportCrowd(crowd);
 }
 
 function reportHistory({ retention, server }: HistoryResult): void {

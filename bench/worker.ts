@@ -5,15 +5,21 @@
  *   the room's other sockets. No Yjs, no storage: the least a room can do on this runtime.
  * - `/bench/relay-sqlite/:name`: the same, with one SQLite insert per frame before forwarding:
  *   the cost of write-before-relay on this runtime.
+ * And a peer to measure it beside: y-partyserver's YServer (bench/peer.ts) at
+ * `/parties/peer/:name`, routed by partyserver's `routePartykitRequest` as its users do.
  */
 import { DurableObject } from "cloudflare:workers";
+import { routePartykitRequest } from "partyserver";
 import app from "../worker/index";
+import type { Peer } from "./peer";
 
 export { Room } from "../worker/index";
+export { Peer } from "./peer";
 
 interface BenchEnv extends Env {
   RELAY: DurableObjectNamespace<RelayRoom>;
   SQLITE_RELAY: DurableObjectNamespace<SqliteRelayRoom>;
+  PEER: DurableObjectNamespace<Peer>;
 }
 
 export class RelayRoom extends DurableObject<BenchEnv> {
@@ -55,8 +61,11 @@ export class SqliteRelayRoom extends RelayRoom {
 }
 
 export default {
-  fetch(request: Request, env: BenchEnv, ctx: ExecutionContext): Response | Promise<Response> {
-    const match = /^\/bench\/(relay|relay-sqlite)\/([^/]+)$/.exec(new URL(request.url).pathname);
+  async fetch(request: Request, env: BenchEnv, ctx: ExecutionContext): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    // Only the peer's party: routePartykitRequest would route any namespace of env (edgedoc's ROOM too).
+    if (path.startsWith("/parties/peer/")) return (await routePartykitRequest(request, env)) ?? new Response("Not Found", { status: 404 });
+    const match = /^\/bench\/(relay|relay-sqlite)\/([^/]+)$/.exec(path);
     if (!match) return app.fetch(request, env, ctx);
     const namespace = match[1] === "relay" ? env.RELAY : env.SQLITE_RELAY;
     return namespace.get(namespace.idFromName(match[2]!)).fetch(request);
