@@ -2,26 +2,16 @@
  * Share links with tokens, minted by `npm run token`, in a real Chromium against a
  * `wrangler dev` that requires them.
  */
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import type { DevServer } from "../node/wrangler";
 import { browserUnavailableReason, withServerAndBrowser } from "./chromium";
-import { connectionState, editorText, eventually, openPerson, typeAtEnd } from "./pages";
+import { connectionState, editorText, eventually, mintLink, openPerson, typeAtEnd } from "./pages";
 
 const AUTH_SECRET = "browser-test-secret";
 const unavailable = browserUnavailableReason();
 
-/** Runs the minting script as a user would and returns the share link it prints. */
-function mintLink(server: DevServer, doc: string, mode: "read" | "write", ttl = "1h"): string {
-  const output = execFileSync(
-    process.execPath,
-    ["--experimental-transform-types", "--disable-warning=ExperimentalWarning", "scripts/token.ts", "--doc", doc, "--mode", mode, "--ttl", ttl, "--url", server.origin],
-    { env: { ...process.env, AUTH_SECRET }, encoding: "utf8" },
-  );
-  return output.trim().split("\n")[1]!;
-}
 
 describe.skipIf(unavailable !== null)("share links with tokens", () => {
   let server: DevServer;
@@ -31,8 +21,8 @@ describe.skipIf(unavailable !== null)("share links with tokens", () => {
 
   it("a write link edits; a read-only link shows the text live but cannot change it", async () => {
     const doc = `shared-${randomUUID().slice(0, 8)}`;
-    const writer = await openPerson(browser, mintLink(server, doc, "write"), "Wren");
-    const reader = await openPerson(browser, mintLink(server, doc, "read"), "Reed");
+    const writer = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "write"), "Wren");
+    const reader = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "read"), "Reed");
     await typeAtEnd(writer, "only the writer writes");
     await eventually(() => editorText(reader), (text) => text === "only the writer writes", "the writer's text at the reader");
     expect(await connectionState(reader)).toBe("read-only");
@@ -45,7 +35,7 @@ describe.skipIf(unavailable !== null)("share links with tokens", () => {
 
   it("a link without a token, or with an expired one, does not open the document", async () => {
     const doc = `closed-${randomUUID().slice(0, 8)}`;
-    const expiredLink = mintLink(server, doc, "write", "1s");
+    const expiredLink = mintLink(server, AUTH_SECRET, doc, "write", { ttl: "1s" });
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const stranger = await openPerson(browser, `${server.origin}/d/${doc}`, "Stranger");
     const late = await openPerson(browser, expiredLink, "Late");

@@ -3,34 +3,18 @@
  * preview against the current text, a restore that reaches every editor live, what a read-only
  * link may do, and errors shown in the panel.
  */
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import type { DevServer } from "../node/wrangler";
 import { browserUnavailableReason, withServerAndBrowser } from "./chromium";
-import { connectionState, cspViolations, editorText, eventually, openPerson, typeAtEnd } from "./pages";
+import { connectionState, cspViolations, editorText, eventually, mintLink, openPerson, typeAtEnd } from "./pages";
 
 const AUTH_SECRET = "history-test-secret";
 /** Playwright's own waits (clicks, selectors), bounded like every other wait here. */
 const WAIT = { timeout: 15_000 };
 const unavailable = browserUnavailableReason();
 
-/** Mints a share link as `npm run token` does, with the token's `name` (versions record it as an author). */
-function mintLink(server: DevServer, doc: string, mode: "read" | "write", name?: string): string {
-  const output = execFileSync(
-    process.execPath,
-    [
-      "--experimental-transform-types",
-      "--disable-warning=ExperimentalWarning",
-      "scripts/token.ts",
-      ...["--doc", doc, "--mode", mode, "--ttl", "1h", "--url", server.origin],
-      ...(name ? ["--name", name] : []),
-    ],
-    { env: { ...process.env, AUTH_SECRET }, encoding: "utf8" },
-  );
-  return output.trim().split("\n")[1]!;
-}
 
 const version = (page: Page, text: string) => page.locator('[data-testid="version"]', { hasText: text });
 const message = (page: Page) => page.textContent('[data-testid="history-message"]');
@@ -61,8 +45,8 @@ describe.skipIf(unavailable !== null)("the History panel in Chromium", () => {
 
   it("saves a named version, previews its differences, and restores it for everyone live", async () => {
     const doc = `history-${randomUUID().slice(0, 8)}`;
-    const ada = await openPerson(browser, mintLink(server, doc, "write", "Ada"), "Ada");
-    const bo = await openPerson(browser, mintLink(server, doc, "write", "Bo"), "Bo");
+    const ada = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "write", { name: "Ada" }), "Ada");
+    const bo = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "write", { name: "Bo" }), "Bo");
     await typeAtEnd(ada, "First draft.");
     await openHistory(ada);
     await saveVersion(ada, "Draft one");
@@ -99,13 +83,13 @@ describe.skipIf(unavailable !== null)("the History panel in Chromium", () => {
 
   it("a read-only link lists and previews versions, but offers neither Restore nor Save version", async () => {
     const doc = `history-read-${randomUUID().slice(0, 8)}`;
-    const writer = await openPerson(browser, mintLink(server, doc, "write", "Wren"), "Wren");
+    const writer = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "write", { name: "Wren" }), "Wren");
     await typeAtEnd(writer, "Kept in a version.");
     await openHistory(writer);
     await saveVersion(writer, "Milestone");
     await typeAtEnd(writer, " Added later.");
 
-    const reader = await openPerson(browser, mintLink(server, doc, "read"), "Reed");
+    const reader = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "read"), "Reed");
     await eventually(() => editorText(reader), (text) => text === "Kept in a version. Added later.", "the text at the reader");
     await openHistory(reader);
     await version(reader, "Milestone").waitFor(WAIT);
@@ -122,7 +106,7 @@ describe.skipIf(unavailable !== null)("the History panel in Chromium", () => {
 
   it("shows errors in the panel instead of throwing: offline, and a refused name", async () => {
     const doc = `history-errors-${randomUUID().slice(0, 8)}`;
-    const ada = await openPerson(browser, mintLink(server, doc, "write"), "Ada");
+    const ada = await openPerson(browser, mintLink(server, AUTH_SECRET, doc, "write"), "Ada");
     const errors: string[] = [];
     ada.on("pageerror", (error) => errors.push(error.message));
     await typeAtEnd(ada, "Some text.");

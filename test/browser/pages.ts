@@ -2,6 +2,8 @@
  * What a person does and sees in the app, for browser tests and the README screenshot.
  */
 import type { Browser, Page } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import type { DevServer } from "../node/wrangler.ts";
 
 export const VIEWPORT = { width: 760, height: 480 };
 
@@ -96,4 +98,29 @@ export async function eventually<T>(read: () => Promise<T>, accept: (value: T) =
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Runs the minting script as a user would (`npm run token`, with `secret` as AUTH_SECRET) and
+ * returns the share link it prints; `name` becomes the token's user name.
+ */
+export function mintLink(
+  server: DevServer,
+  secret: string,
+  doc: string,
+  mode: "read" | "write",
+  { ttl = "1h", name }: { ttl?: string; name?: string } = {},
+): string {
+  const output = execFileSync(
+    process.execPath,
+    [
+      "--experimental-transform-types",
+      "--disable-warning=ExperimentalWarning",
+      "scripts/token.ts",
+      ...["--doc", doc, "--mode", mode, "--ttl", ttl, "--url", server.origin],
+      ...(name ? ["--name", name] : []),
+    ],
+    { env: { ...process.env, AUTH_SECRET: secret }, encoding: "utf8" },
+  );
+  return output.trim().split("\n")[1]!;
 }
