@@ -67,8 +67,10 @@ export class History {
       this.store.setMeta("unversioned_since", now);
       this.unversionedSinceAt = now;
     }
-    const name = author === undefined ? "" : cleanAuthor(author);
-    if (name === "" || this.authors.has(name) || this.authors.size >= MAX_VERSION_AUTHORS) return;
+    // Runs on every edit: a name already noted (names are usually clean already) costs one lookup.
+    if (author === undefined || this.authors.has(author) || this.authors.size >= MAX_VERSION_AUTHORS) return;
+    const name = cleanAuthor(author);
+    if (name === "" || this.authors.has(name)) return;
     this.sql.exec("INSERT OR IGNORE INTO edgedoc_version_authors (name) VALUES (?)", name);
     this.authors.add(name);
   }
