@@ -3,11 +3,13 @@
  * document state.
  *
  * Guarantees:
- * - An update is stored before `apply` returns. It is handed to `relay` just before the write,
- *   once every check that can refuse it has passed and Yjs has integrated it: frames sent
- *   before a write are not held by the Durable Object's output gate, so other clients get the
- *   edit without waiting for the disk, while anything the room sends afterwards (the writer's
- *   save confirmation among it) waits until the write is durable.
+ * - An update is handed to `relay` once every check that can refuse it has passed and Yjs has
+ *   integrated it, and then to the store, which holds it for a moment to write it with the
+ *   next few as one log row. The room writes what is held before it sends anything but a
+ *   relayed edit: frames sent before a write are not held by the Durable Object's output gate,
+ *   so other clients get the edit without waiting for the disk, while anything sent after it
+ *   (the writer's save confirmation among it) waits until the write is durable. When a write
+ *   fails, {@link discardUnstored} goes back to what is stored.
  * - Only what the document integrated is stored and relayed, never a client's raw bytes.
  * - Updates waiting for missing dependencies stay in memory only, bounded in bytes, delete
  *   ranges and time, and are excluded from everything encoded (sync answers and snapshots alike).
@@ -129,9 +131,9 @@ export class RoomDocument {
   }
 
   /**
-   * Applies a client's update and stores what the document integrated. Throws
-   * {@link ProtocolError} when the update is refused; then nothing was stored and the document
-   * is as before.
+   * Applies a client's update and hands what the document integrated to the store. Throws
+   * {@link ProtocolError} when the update is refused; then nothing was relayed or stored and
+   * the document is as before.
    */
   apply(update: Uint8Array, now: number, relay: Relay = noRelay): Applied {
     const shape = checkUpdateStructure(update, (client) => Y.getState(this.doc.store, client));
@@ -199,7 +201,7 @@ export class RoomDocument {
   }
 
   /**
-   * Runs `change`, hands the update the document emits for it to `relay` and stores it;
+   * Runs `change`, hands the update the document emits for it to `relay` and to the store;
    * returns that update or null. `change` may ask whether anything was integrated so far (to
    * recover from a failure).
    */
@@ -219,10 +221,9 @@ export class RoomDocument {
     if (integrated === null) return null;
     relay(integrated);
     try {
-      this.store.append(integrated, now);
+      this.store.hold(integrated, now);
     } catch (error) {
-      // Not stored: go back to what is stored. Clients that got the relay hold the edit and
-      // send it again when they next sync; its writer was not told it is saved.
+      // The first update is written at once, and that write failed: go back to what is stored.
       this.reload();
       throw error;
     }
@@ -339,6 +340,12 @@ export class RoomDocument {
       this.doc.store.pendingStructs = pendingStructs;
       this.doc.store.pendingDs = pendingDs;
     }
+  }
+
+  /** After a failed write: forgets the held updates and goes back to the stored document. */
+  discardUnstored(): void {
+    this.store.discardHeld();
+    this.reload();
   }
 
   private reload(): void {

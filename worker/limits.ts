@@ -86,6 +86,24 @@ export const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 export const COMPACT_LOG_BYTES = 1024 * 1024;
 /** ...or this many updates (a keystroke is one update of about 20-30 bytes). */
 export const COMPACT_LOG_UPDATES = 1_000;
+/**
+ * Accepted updates are written to the log together, as one row: one insert per burst instead
+ * of one per keystroke (about a fifth of the room's time per edit under load,
+ * docs/performance.md). Anything the room sends but the edit itself waits for that write, so a
+ * writer is told an edit is saved only once it is on disk. Held updates are written by the
+ * first frame that finds them this old...
+ */
+export const HELD_UPDATES_MAX_MS = 50;
+/** ...or as soon as they add up to this many bytes (a large paste is written at once)... */
+export const HELD_UPDATES_MAX_BYTES = 64 * 1024;
+/**
+ * ...and by the alarm this long after the first of them at the latest: far inside the 10 s of
+ * idleness after which a Durable Object may hibernate (and forget what it holds while its
+ * sockets stay open). Longer than the batch itself so that a room typing steadily moves its
+ * alarm once per this interval, not once per keystroke. An object that leaves memory any
+ * other way closes its sockets, and every client resyncs what it holds when it reconnects.
+ */
+export const HELD_UPDATES_ALARM_MS = 2_000;
 /** After the last socket leaves, the room compacts this long later (an alarm, so it survives eviction). */
 export const IDLE_COMPACTION_DELAY_MS = 5_000;
 

@@ -237,6 +237,9 @@ export const encodeSyncStep2 = (update: Uint8Array): Uint8Array => encodeSync(Sy
 /** A live document update. */
 export const encodeSyncUpdate = (update: Uint8Array): Uint8Array => encodeSync(SyncMessageType.update, update);
 
+/** Whether a frame is a live document update (both type numbers are one-byte varUints). */
+export const isSyncUpdate = (frame: Uint8Array): boolean => frame[0] === MessageType.sync && frame[1] === SyncMessageType.update;
+
 /** y-protocols auth message "permission denied": the socket may read but not write. */
 export function encodePermissionDenied(reason: string): Uint8Array {
   return frame((encoder) => {

@@ -49,6 +49,7 @@ import {
   encodeSyncStep1,
   encodeSyncStep2,
   encodeSyncUpdate,
+  isSyncUpdate,
   readAwarenessEntries,
   type ClientMessage,
 } from "./protocol";
@@ -119,6 +120,8 @@ export class Room extends DurableObject<Env> {
   private readonly closing = new WeakSet<WebSocket>();
   /** Sockets with an update waiting for dependencies: their own presence is not echoed to them. */
   private readonly unconfirmed = new Set<WebSocket>();
+  /** Sockets whose edits the store holds, not yet written ({@link writeHeldUpdates}). */
+  private readonly heldWriters = new Set<WebSocket>();
   /** What the whole room may still send in answers (sync step 2, presence queries). */
   private readonly answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, Date.now());
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
@@ -157,11 +160,13 @@ export class Room extends DurableObject<Env> {
 
   /** Storage figures (Durable Object RPC), cheap to read: tests watch them; `info()` adds to them. */
   async stats(): Promise<StorageStats> {
+    this.writeHeldUpdates();
     return { ...this.store.statistics() };
   }
 
   /** `GET /api/docs/:name`. */
   async info(): Promise<DocumentInfo> {
+    this.writeHeldUpdates();
     const stats = this.store.statistics();
     const lastUpdateAt = this.store.lastUpdateAt;
     return {
@@ -237,6 +242,7 @@ export class Room extends DurableObject<Env> {
 
   /** `POST /api/docs/:name/versions`: the current state under `name`. */
   async saveVersion(name: string): Promise<Outcome<VersionInfo>> {
+    this.writeHeldUpdates();
     if (!this.store.exists()) return { ok: false, refused: "no-document", reason: "the document has never been written" };
     const taken = this.takeVersion("named", name);
     if (taken.ok) return taken;
@@ -295,6 +301,8 @@ export class Room extends DurableObject<Env> {
    * never come.
    */
   private async afterApiWrite(): Promise<void> {
+    // The answer tells the caller its edit is saved.
+    if (!this.writeHeldUpdates()) throw new Error("storage write failed");
     const nobodyHere = this.openSockets().length === 0;
     if (nobodyHere && this.hasIdleWork()) this.idleWorkDue = Date.now() + IDLE_COMPACTION_DELAY_MS;
     await this.scheduleAlarm(null, nobodyHere);
@@ -408,14 +416,18 @@ export class Room extends DurableObject<Env> {
       bytesIn: session?.bytesIn,
       bytesOut: session?.bytesOut,
     });
+    // A writer that leaves takes its client's copy of what it sent: write that now.
+    if (this.heldWriters.has(socket)) this.writeHeldUpdates();
     this.dropSocket(socket);
     // Complete the closing handshake the peer started (a code the runtime made up cannot be sent).
     if ("code" in end && !UNSENDABLE_CLOSE_CODES.has(end.code)) closeQuietly(socket, end.code, end.reason);
     if (this.openSockets().length === 0) {
       const now = Date.now();
+      this.writeHeldUpdates();
       this.store.markActive(now);
       if (this.hasIdleWork()) this.idleWorkDue = now + IDLE_COMPACTION_DELAY_MS;
-      await this.scheduleAlarm();
+      // With nobody here the alarm may move later: nothing held is waiting for it any more.
+      await this.scheduleAlarm(null, true);
     }
   }
 
@@ -432,6 +444,7 @@ export class Room extends DurableObject<Env> {
     const firedFor = Math.max(now, this.alarmAt ?? now);
     if (this.idleWorkDue !== null && firedFor >= this.idleWorkDue) this.idleWorkDue = null;
     this.alarmAt = null;
+    this.writeHeldUpdates();
     const expiry = this.expiryDue();
     if (expiry !== null && now >= expiry) return this.deleteStorage("expired");
     this.closeIdleSockets(now);
@@ -511,12 +524,17 @@ export class Room extends DurableObject<Env> {
       case "sync-update": {
         this.markJoined(socket, session);
         if (session.grant.mode === "read") return this.denyWrite(socket, session, message.update);
-        const { integrated, waits } = this.document.apply(message.update, Date.now(), this.relayTo(socket));
+        const now = Date.now();
+        const heldBefore = this.store.holdsUpdates();
+        const { integrated, waits } = this.document.apply(message.update, now, this.relayTo(socket));
         const firstSinceVersion = this.history.unversionedSince === null;
+        if (integrated !== null) this.heldWriters.add(socket);
         this.acceptChange(integrated, this.authorOf(socket, session));
         if (waits) this.holdConfirmation(socket);
-        // The first change after a version sets when the interval version is due.
-        if (firstSinceVersion && this.history.unversionedSince !== null) await this.scheduleAlarm();
+        if (this.store.heldDue(now) && !this.writeHeldUpdates()) return;
+        // The first held update and the first change after a version each set a time the alarm must keep.
+        const newDeadline = (!heldBefore && this.store.holdsUpdates()) || (firstSinceVersion && this.history.unversionedSince !== null);
+        if (newDeadline) await this.scheduleAlarm();
         return this.settleWaiting();
       }
       case "awareness":
@@ -547,6 +565,29 @@ export class Room extends DurableObject<Env> {
     }
     if (!this.answers.take(frame.byteLength, now)) throw new ProtocolError(CloseCode.tryAgainLater, "room busy: try again shortly");
     this.sendTo(socket, session, frame);
+  }
+
+  /**
+   * Writes the updates the store holds as one log row. Runs before the room sends anything but
+   * a relayed edit (the writer's save confirmation is the echo of its presence, and every
+   * other frame or answer might be taken as one), when they are due, and at the alarm. On a
+   * storage fault the room goes back to what is stored and closes their writers (1011): never
+   * told the edits were saved, they send them again when they reconnect. Returns whether
+   * everything accepted is now stored.
+   */
+  private writeHeldUpdates(): boolean {
+    const writers = [...this.heldWriters];
+    this.heldWriters.clear();
+    if (!this.store.holdsUpdates()) return true;
+    try {
+      this.store.writeHeld();
+      return true;
+    } catch (error) {
+      logEvent("room_error", { room: this.name, error: String(error) });
+      this.document.discardUnstored();
+      for (const socket of writers) this.reject(socket, CloseCode.internalError, "internal error");
+      return false;
+    }
   }
 
   /**
@@ -599,6 +640,7 @@ export class Room extends DurableObject<Env> {
     this.alarmAt = null;
     this.idleWorkDue = null;
     this.loadedDocument = null;
+    this.heldWriters.clear();
     [this.store, this.history] = this.openStorage();
     logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
   }
@@ -728,6 +770,7 @@ export class Room extends DurableObject<Env> {
    * 15 s, while a socket that stopped reading has usually stopped sending too.
    */
   private broadcast(frame: Uint8Array, except?: WebSocket): void {
+    if (!isSyncUpdate(frame)) this.writeHeldUpdates();
     const now = Date.now();
     const recipients = this.ctx.getWebSockets().filter((socket) => socket !== except && !this.closing.has(socket));
     const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
@@ -751,6 +794,8 @@ export class Room extends DurableObject<Env> {
    * frame being handled (or the other recipients of a broadcast) must not fail because of it.
    */
   private sendTo(socket: WebSocket, session: Session, frame: Uint8Array): void {
+    // A writer whose held edits failed to be written was just closed: it must not hear more.
+    if (!isSyncUpdate(frame) && !this.writeHeldUpdates() && this.closing.has(socket)) return;
     try {
       socket.send(frame);
       session.bytesOut += frame.byteLength;
@@ -847,7 +892,7 @@ export class Room extends DurableObject<Env> {
    */
   private async scheduleAlarm(socketDeadline: number | null = null, mayDelay = false): Promise<void> {
     const pendingExpiry = this.loadedDocument?.pendingExpiry() ?? null;
-    const due = earliest(this.presence.nextExpiry(), pendingExpiry, this.idleWorkDue, this.versionDue(), this.expiryDue(), socketDeadline);
+    const due = earliest(this.store.heldWriteDue(), this.presence.nextExpiry(), pendingExpiry, this.idleWorkDue, this.versionDue(), this.expiryDue(), socketDeadline);
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === due || (!mayDelay && this.alarmAt !== null && this.alarmAt <= due)) return;

@@ -7,8 +7,9 @@
  *   it arrived; `last_active_at`, when the last socket left (for idle expiry).
  * - `edgedoc_snapshot(part, data)`: the merged document as one Yjs V2 update, split into
  *   row-sized parts.
- * - `edgedoc_log(seq, part, data, at)`: every update accepted since the snapshot, as the Yjs V1
- *   update the room's document emitted, each split into row-sized parts, with when it arrived.
+ * - `edgedoc_log(seq, part, data, at)`: the updates accepted since the snapshot, one entry per
+ *   burst written together (the Yjs V1 merge of what the room's document emitted), each split
+ *   into row-sized parts, with when its newest update arrived.
  * - `edgedoc_presence_claims(client_id, owner, at)`: which token subject claimed each awareness
  *   client ID, so a claim outlives the object (at most {@link MAX_PRESENCE_CLAIMS} rows). Added
  *   within format 1: code that predates it ignores the table, and opening a database adds it.
@@ -19,6 +20,12 @@
  * a document with content counts as changed since it was last written, so its first version
  * is taken as soon as the room next runs its alarm.
  *
+ * Accepted updates are held in memory for a moment and written together as one log row (their
+ * Yjs merge): once {@link HELD_UPDATES_MAX_MS} old or {@link HELD_UPDATES_MAX_BYTES} large, by
+ * the alarm {@link HELD_UPDATES_ALARM_MS} after the first at the latest, and always before the
+ * room tells anyone anything but the edit itself (docs/storage.md: an edit is on disk before
+ * its writer is told it is saved).
+ *
  * The document is the snapshot followed by the log in `seq` order. Compaction replaces the
  * snapshot and deletes the log rows it covers in one SQLite transaction, so a crash at any
  * point leaves either the old or the new layout, both loadable.
@@ -26,9 +33,10 @@
  * The tables are created by the first write, not on open: reading, visiting or probing a name
  * that was never written leaves nothing behind.
  */
+import { mergeUpdates } from "yjs";
 import { joinChunks, splitIntoChunks } from "./chunks";
 import type { StorageStats } from "./documents";
-import { MAX_PRESENCE_CLAIMS, SQLITE_CHUNK_BYTES } from "./limits";
+import { HELD_UPDATES_ALARM_MS, HELD_UPDATES_MAX_BYTES, HELD_UPDATES_MAX_MS, MAX_PRESENCE_CLAIMS, SQLITE_CHUNK_BYTES } from "./limits";
 
 /** Bump when the layout changes, and teach {@link DocumentStore.migrate} to convert older ones. */
 export const STORAGE_FORMAT_VERSION = 2;
@@ -58,6 +66,11 @@ export class DocumentStore {
   private created: boolean;
   /** Rows in the claims table, at most (a replaced claim is counted again until the next trim). */
   private claimRows = 0;
+  /** Accepted updates not yet written, oldest first (see {@link hold}). */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  /** When the oldest held update arrived, or null when none is held. */
+  private heldSince: number | null = null;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -85,7 +98,7 @@ export class DocumentStore {
 
   /** Whether anything is in the log (compacting an empty log would only rewrite the snapshot). */
   hasLog(): boolean {
-    return this.stats.logUpdates > 0;
+    return this.stats.logUpdates > 0 || this.held.length > 0;
   }
 
   /** Reads the whole document. */
@@ -108,17 +121,64 @@ export class DocumentStore {
     return { snapshot, updates };
   }
 
-  /** Appends one accepted update to the log (synchronously: the room confirms it only afterwards). */
-  append(update: Uint8Array, at: number): void {
+  /**
+   * Keeps one accepted update to be written with the next few (see {@link writeHeld}): one
+   * insert per burst rather than per keystroke. The caller writes them before it tells anyone
+   * anything but the edit itself, and by {@link heldWriteDue} at the latest. The document's
+   * first update is written at once (it creates the tables; throws on a storage fault).
+   */
+  hold(update: Uint8Array, at: number): void {
+    this.lastUpdateAt = at;
+    // The first update creates the tables, which the rest of the room's bookkeeping needs at once.
+    if (!this.created) return this.append(update, at);
+    this.held.push(update);
+    this.heldBytes += update.length;
+    this.heldSince ??= at;
+  }
+
+  /** Whether updates are held that are not yet written. */
+  holdsUpdates(): boolean {
+    return this.held.length > 0;
+  }
+
+  /** When the held updates must be written at the latest, or null when none are held. */
+  heldWriteDue(): number | null {
+    return this.heldSince === null ? null : this.heldSince + HELD_UPDATES_ALARM_MS;
+  }
+
+  /** Whether the held updates are due to be written now: old enough, or large enough. */
+  heldDue(now: number): boolean {
+    return this.heldSince !== null && (now >= this.heldSince + HELD_UPDATES_MAX_MS || this.heldBytes >= HELD_UPDATES_MAX_BYTES);
+  }
+
+  /**
+   * Writes the held updates as one log row, their Yjs merge (the same document as applying them
+   * in order). Throws on a storage fault; the updates are then dropped, not kept to retry: the
+   * caller goes back to what is stored.
+   */
+  writeHeld(): void {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.discardHeld();
+    this.append(held.length === 1 ? held[0]! : mergeUpdates(held), this.lastUpdateAt ?? Date.now());
+  }
+
+  /** Forgets the held updates (after a failed write, when the room goes back to what is stored). */
+  discardHeld(): void {
+    this.held = [];
+    this.heldBytes = 0;
+    this.heldSince = null;
+  }
+
+  /** Appends one update to the log; one statement, atomic by itself, unless it needs several rows. */
+  private append(update: Uint8Array, at: number): void {
     const seq = this.lastSeq + 1;
     const chunks = splitIntoChunks(update, SQLITE_CHUNK_BYTES);
     const insert = () =>
       chunks.forEach((chunk, part) => this.sql.exec("INSERT INTO edgedoc_log (seq, part, data, at) VALUES (?, ?, ?, ?)", seq, part, chunk, at));
-    // One statement is atomic by itself: a keystroke needs no explicit transaction.
     if (this.created && chunks.length === 1) insert();
     else this.write(insert);
     this.lastSeq = seq;
-    this.lastUpdateAt = at;
     this.stats.logBytes += update.length;
     this.stats.storedBytes += update.length;
     this.stats.logRows += chunks.length;
@@ -139,6 +199,8 @@ export class DocumentStore {
       this.setMeta("snapshot_seq", coveredSeq);
       if (this.lastUpdateAt !== null) this.setMeta("snapshot_updated_at", this.lastUpdateAt);
     });
+    // The snapshot is the document in memory, held updates included: they need no row of their own.
+    this.discardHeld();
     this.stats = this.measure();
   }
 

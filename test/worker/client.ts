@@ -79,6 +79,8 @@ export class TestClient {
   readonly permissionDenied: string[] = [];
   private serverSynced = false;
   private closing = false;
+  /** The newest clock of this client's own presence that the room echoed back. */
+  private echoedClock = -1;
 
   private constructor(readonly socket: WebSocket) {
     this.awareness.setLocalState(null);
@@ -132,6 +134,17 @@ export class TestClient {
     return this.awareness.getStates() as Map<number, Record<string, unknown>>;
   }
 
+  /**
+   * Resolves once the room has stored every edit this client sent, as an app learns it: it
+   * changes its presence and waits for the room's echo of it, which the room sends only after
+   * writing what it holds (docs/storage.md).
+   */
+  async saved(): Promise<void> {
+    this.setPresence({ ...this.awareness.getLocalState(), savedMark: Math.random() });
+    const clock = this.awareness.meta.get(this.doc.clientID)!.clock;
+    await waitFor(() => this.echoedClock >= clock, "the room to confirm the edits are stored");
+  }
+
   sendRaw(frame: Uint8Array | string): void {
     if (this.closed || this.closing) return;
     try {
@@ -159,6 +172,17 @@ export class TestClient {
     this.awareness.destroy();
   }
 
+  /** Records the clock of this client's own state in an awareness update from the room. */
+  private noteOwnEcho(update: Uint8Array): void {
+    const decoder = decoding.createDecoder(update);
+    for (let entries = decoding.readVarUint(decoder); entries > 0; entries--) {
+      const clientId = decoding.readVarUint(decoder);
+      const clock = decoding.readVarUint(decoder);
+      decoding.readVarString(decoder);
+      if (clientId === this.doc.clientID) this.echoedClock = Math.max(this.echoedClock, clock);
+    }
+  }
+
   private onMessage(data: unknown): void {
     if (!(data instanceof ArrayBuffer)) throw new Error(`unexpected text frame: ${String(data)}`);
     const frame = new Uint8Array(data);
@@ -172,7 +196,9 @@ export class TestClient {
       if (syncType === syncProtocol.messageYjsSyncStep2) this.serverSynced = true;
       if (encoding.length(reply) > 1) this.sendRaw(encoding.toUint8Array(reply));
     } else if (type === MessageType.awareness) {
-      awarenessProtocol.applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this);
+      const update = decoding.readVarUint8Array(decoder);
+      this.noteOwnEcho(update);
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, update, this);
     } else if (type === MessageType.auth) {
       decoding.readVarUint(decoder);
       this.permissionDenied.push(decoding.readVarString(decoder));
