@@ -13,7 +13,10 @@ declare namespace Cloudflare {
     API_SUBJECT_LIMITER?: RateLimit;
     /** HMAC secret for access tokens (a wrangler secret; `.dev.vars` locally). Unset: the server is open. */
     AUTH_SECRET?: string;
-    /** Comma-separated browser origins allowed to connect. Unset: any. */
+    /**
+     * Comma-separated browser origins allowed to open sockets and to call the API (CORS, cors.ts).
+     * Unset: sockets from any origin, and no CORS, so only same-origin pages call the API.
+     */
     ALLOWED_ORIGINS?: string;
     MAX_FRAME_BYTES?: string;
     MAX_DOCUMENT_BYTES?: string;
@@ -24,6 +27,16 @@ declare namespace Cloudflare {
     DOC_TTL_DAYS?: string;
     /** While editing goes on, an automatic version at most every this many minutes (default 10). */
     VERSION_INTERVAL_MINUTES?: string;
+    /** Comma-separated webhook endpoints (https, or http://127.0.0.1 in development). Unset: no webhooks. */
+    WEBHOOK_URL?: string;
+    /** The Standard Webhooks signing secret, `whsec_` + base64 (a wrangler secret). */
+    WEBHOOK_SECRET?: string;
+    /** `document.updated` once the document is quiet this long (default 10). */
+    WEBHOOK_QUIET_SECONDS?: string;
+    /** ...and at least this often while editing goes on (default 60). */
+    WEBHOOK_MAX_WAIT_SECONDS?: string;
+    /** Delays before each retry, comma-separated seconds (default 5,30,120,600,3600, then 6 h x 12). */
+    WEBHOOK_RETRY_SECONDS?: string;
   }
 }
 interface Env extends Cloudflare.Env {}

@@ -229,3 +229,28 @@ export const MAX_VERSION_NAME_CHARS = 100;
  */
 export const MAX_VERSION_AUTHORS = 20;
 export const MAX_AUTHOR_NAME_CHARS = 64;
+
+/**
+ * Webhooks (docs/webhooks.md). `document.updated` is sent once the document has been quiet
+ * this long (`WEBHOOK_QUIET_SECONDS`)...
+ */
+export const DEFAULT_WEBHOOK_QUIET_SECONDS = 10;
+/** ...and at least this often while editing goes on (`WEBHOOK_MAX_WAIT_SECONDS`). */
+export const DEFAULT_WEBHOOK_MAX_WAIT_SECONDS = 60;
+/**
+ * Delays before each retry of a failed delivery (`WEBHOOK_RETRY_SECONDS`, comma-separated):
+ * 5 s, 30 s, 2 min, 10 min, 1 h, then every 6 h for 3 days; each with ±20% jitter. After the
+ * last, the event is kept as failed.
+ */
+export const DEFAULT_WEBHOOK_RETRY_SECONDS = [5, 30, 120, 600, 3600, ...Array<number>(12).fill(6 * 3600)];
+/**
+ * One delivery attempt may take this long. An alarm may run for 15 minutes of wall time on
+ * Cloudflare; a few attempts in parallel stay far inside it.
+ */
+export const WEBHOOK_REQUEST_TIMEOUT_MS = 10_000;
+/** Attempts one alarm run makes; more wait for the next run, a moment later. */
+export const MAX_WEBHOOK_DELIVERIES_PER_ALARM = 10;
+/** Failed events stay listed (`GET /api/docs/:name/webhooks`) this long... */
+export const WEBHOOK_FAILED_RETENTION_MS = 7 * 24 * HOUR_MS;
+/** ...and at most this many per document, newest kept. */
+export const MAX_FAILED_WEBHOOKS = 100;

@@ -56,6 +56,7 @@ import {
 import { TokenBucket } from "./rate";
 import { isBenignTeardownError } from "./teardown";
 import { DocumentStore } from "./storage";
+import { attemptDelivery, Outbox, webhookSettings, type WebhookEventInfo, type WebhookSettings } from "./webhooks";
 import * as Y from "yjs";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
@@ -111,6 +112,11 @@ const MAX_CLOSE_REASON_BYTES = 123;
 export class Room extends DurableObject<Env> {
   private store: DocumentStore;
   private history: History;
+  /** Webhook events not yet delivered, or null when webhooks are off (docs/webhooks.md). */
+  private outbox: Outbox | null;
+  private readonly webhooks: WebhookSettings | null;
+  /** Set when synchronous work added something the alarm must be moved earlier for. */
+  private alarmStale = false;
   /** The Yjs document, loaded at first use ({@link document}). */
   private loadedDocument: RoomDocument | null = null;
   private readonly limits: RoomLimits;
@@ -132,8 +138,9 @@ export class Room extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.limits = roomLimits(env);
+    this.webhooks = webhookSettings(env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
-    [this.store, this.history] = this.openStorage();
+    [this.store, this.history, this.outbox] = this.openStorage();
     this.presence.restoreClaims(this.store.loadClaims());
     const lostWaiting: WebSocket[] = [];
     for (const socket of ctx.getWebSockets()) {
@@ -245,6 +252,7 @@ export class Room extends DurableObject<Env> {
     this.writeHeldUpdates();
     if (!this.store.exists()) return { ok: false, refused: "no-document", reason: "the document has never been written" };
     const taken = this.takeVersion("named", name);
+    await this.scheduleAlarm();
     if (taken.ok) return taken;
     return {
       ok: false,
@@ -287,8 +295,13 @@ export class Room extends DurableObject<Env> {
    * of an unchanged document is skipped (a named or before-restore one never is).
    */
   private takeVersion(reason: VersionReason, name: string | null = null, state = this.document.stateV2()): ReturnType<History["take"]> {
-    const taken = this.history.take({ state, items: this.document.itemCount() }, reason, Date.now(), name);
-    if (taken.ok) logEvent("version", { room: this.name, id: taken.value.id, reason, bytes: taken.value.bytes });
+    const now = Date.now();
+    const taken = this.history.take({ state, items: this.document.itemCount() }, reason, now, name);
+    if (!taken.ok) return taken;
+    const { id, bytes, createdAt } = taken.value;
+    logEvent("version", { room: this.name, id, reason, bytes });
+    this.outbox?.enqueue("version.created", { version: { id, name, reason, createdAt, bytes } }, now);
+    this.alarmStale = true;
     return taken;
   }
 
@@ -458,7 +471,40 @@ export class Room extends DurableObject<Env> {
     const { removed, changedSockets } = this.presence.sweep(now);
     for (const socket of changedSockets) this.saveAttachment(socket);
     if (removed.length > 0) this.broadcast(encodeAwareness(removed));
+    this.outbox?.closeBurst(now, () => this.updatedEventData());
+    await this.deliverWebhooks();
     await this.scheduleAlarm(this.nextSocketDeadline());
+  }
+
+  /** What `document.updated` says about the document (never its content). */
+  private updatedEventData(): Record<string, unknown> {
+    const updatedAt = this.store.lastUpdateAt;
+    return { updatedAt: updatedAt === null ? null : new Date(updatedAt).toISOString(), storedBytes: this.store.statistics().storedBytes };
+  }
+
+  /**
+   * Attempts the webhook events that are due, in parallel, each bounded in time; failures are
+   * recorded for a later attempt, never thrown (an alarm that throws is retried by the runtime
+   * on its own schedule). Other events may run meanwhile: if the document's storage was deleted
+   * during the attempts, the outcome is not recorded (the deletion carried the events over, so
+   * they are attempted again with the same id, which receivers drop as a duplicate).
+   */
+  private async deliverWebhooks(): Promise<void> {
+    const outbox = this.outbox;
+    if (outbox === null) return;
+    await Promise.all(
+      outbox.due(Date.now()).map(async (row) => {
+        const started = Date.now();
+        const result = await attemptDelivery(row, outbox.settings.key);
+        if (this.outbox === outbox) outbox.recordAttempt(row, result, Date.now(), Date.now() - started);
+      }),
+    );
+    if (this.outbox === outbox) outbox.tidy(Date.now(), this.store.exists());
+  }
+
+  /** `GET /api/docs/:name/webhooks`: events not yet delivered, failed ones included (none with webhooks off). */
+  async webhookEvents(): Promise<WebhookEventInfo[]> {
+    return this.outbox?.list() ?? [];
   }
 
   /**
@@ -527,14 +573,13 @@ export class Room extends DurableObject<Env> {
         const now = Date.now();
         const heldBefore = this.store.holdsUpdates();
         const { integrated, waits } = this.document.apply(message.update, now, this.relayTo(socket));
-        const firstSinceVersion = this.history.unversionedSince === null;
         if (integrated !== null) this.heldWriters.add(socket);
         this.acceptChange(integrated, this.authorOf(socket, session));
         if (waits) this.holdConfirmation(socket);
         if (this.store.heldDue(now) && !this.writeHeldUpdates()) return;
-        // The first held update and the first change after a version each set a time the alarm must keep.
-        const newDeadline = (!heldBefore && this.store.holdsUpdates()) || (firstSinceVersion && this.history.unversionedSince !== null);
-        if (newDeadline) await this.scheduleAlarm();
+        // The first held update must be written by the alarm at the latest.
+        if (!heldBefore && this.store.holdsUpdates()) this.alarmStale = true;
+        if (this.alarmStale) await this.scheduleAlarm();
         return this.settleWaiting();
       }
       case "awareness":
@@ -606,7 +651,12 @@ export class Room extends DurableObject<Env> {
    */
   private acceptChange(integrated: Uint8Array | null, author: string | undefined): boolean {
     if (integrated === null) return false;
-    this.history.noteChange(Date.now(), author);
+    const now = Date.now();
+    // The first change after a version sets when the interval version is due; the first after
+    // a quiet period opens a webhook burst. Either is a time the alarm must keep.
+    if (this.history.unversionedSince === null) this.alarmStale = true;
+    this.history.noteChange(now, author);
+    if (this.outbox?.noteChange(now)) this.alarmStale = true;
     if (this.document.needsCompaction()) this.compact();
     return true;
   }
@@ -635,20 +685,29 @@ export class Room extends DurableObject<Env> {
   /** Deletes everything the room stores, version history included, and starts over with an empty document. */
   private async deleteStorage(why: "deleted" | "expired"): Promise<void> {
     const bytes = this.store.statistics().storedBytes;
+    const existed = this.store.exists();
+    // Webhook events still to send outlive the wipe; a document never written sends none.
+    const carried = this.outbox?.carryOver() ?? [];
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.alarmAt = null;
     this.idleWorkDue = null;
     this.loadedDocument = null;
     this.heldWriters.clear();
-    [this.store, this.history] = this.openStorage();
+    [this.store, this.history, this.outbox] = this.openStorage();
     logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
+    if (this.outbox && existed) {
+      this.outbox.restore(carried);
+      this.outbox.enqueue(why === "expired" ? "document.expired" : "document.deleted", { storedBytes: bytes }, Date.now());
+      await this.scheduleAlarm();
+    }
   }
 
-  private openStorage(): [DocumentStore, History] {
+  private openStorage(): [DocumentStore, History, Outbox | null] {
     const transaction = <T>(body: () => T): T => this.ctx.storage.transactionSync(body);
     const store = new DocumentStore(this.ctx.storage.sql, transaction);
-    return [store, new History(this.ctx.storage.sql, transaction, store)];
+    const outbox = this.webhooks && new Outbox(this.ctx.storage.sql, this.webhooks, this.name ?? "");
+    return [store, new History(this.ctx.storage.sql, transaction, store), outbox];
   }
 
   /** A read-only socket's edit: not applied, stored or relayed; the client is told why. */
@@ -892,7 +951,8 @@ export class Room extends DurableObject<Env> {
    */
   private async scheduleAlarm(socketDeadline: number | null = null, mayDelay = false): Promise<void> {
     const pendingExpiry = this.loadedDocument?.pendingExpiry() ?? null;
-    const due = earliest(this.store.heldWriteDue(), this.presence.nextExpiry(), pendingExpiry, this.idleWorkDue, this.versionDue(), this.expiryDue(), socketDeadline);
+    this.alarmStale = false;
+    const due = earliest(this.store.heldWriteDue(), this.outbox?.nextDue() ?? null, this.presence.nextExpiry(), pendingExpiry, this.idleWorkDue, this.versionDue(), this.expiryDue(), socketDeadline);
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === due || (!mayDelay && this.alarmAt !== null && this.alarmAt <= due)) return;
