@@ -675,10 +675,15 @@ export class Room extends DurableObject<Env> {
     return this.ctx.getWebSockets().filter((socket) => !this.closing.has(socket));
   }
 
-  /** When an idle room's storage expires (DOC_TTL_DAYS), or null when expiry is off or sockets are open. */
+  /**
+   * When an idle room's storage expires (DOC_TTL_DAYS), or null when expiry is off or sockets
+   * are here. A socket its client is closing is here until the room has handled its close
+   * (and noted the activity): the runtime may stop listing it before that.
+   */
   private expiryDue(): number | null {
     const lastActivity = this.store.lastActivity();
-    if (this.limits.docTtlDays === null || lastActivity === null || this.openSockets().length > 0) return null;
+    const socketsHere = this.sessions.size > 0 || this.openSockets().length > 0;
+    if (this.limits.docTtlDays === null || lastActivity === null || socketsHere) return null;
     return lastActivity + this.limits.docTtlDays * DAY_MS;
   }
 
