@@ -1,10 +1,12 @@
 /**
  * The documents HTTP API, for servers: backups, search indexing, bots, imports. Each route is
  * answered by the document's room through Durable Object RPC. Reads need a read token, writes
- * a write token (when AUTH_SECRET is set); errors are JSON `{ error, detail }`.
+ * a write token (when AUTH_SECRET is set); errors are JSON `{ error, detail }`. Browser pages
+ * on the origins in ALLOWED_ORIGINS may call it too (CORS, cors.ts).
  */
 import { Hono, type Context } from "hono";
 import { roomLimits } from "./config";
+import { apiCors } from "./cors";
 import { AccessRefused, documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
 import { rateLimiter } from "./rate-limit";
@@ -25,6 +27,10 @@ api.onError((error, c) => {
   error.headers.forEach((value, name) => c.header(name, value));
   return failure(c, error.status, error.code, error.message);
 });
+
+// CORS first (docs/api.md#cors): a preflight is answered before any count, token or room, and
+// every answer, refusals included, is readable by the allowed origins.
+api.use("*", apiCors());
 
 // Every document route: log the call (never the query string: it may carry a token), count it
 // against its address, check access, count it against the token's subject.
@@ -134,6 +140,13 @@ api.delete("/docs/:name/versions/:id", (c) =>
 api.delete("/docs/:name", async (c) => {
   await c.var.room.destroy();
   return c.body(null, 204);
+});
+
+// Webhook events not yet delivered, failed ones included (docs/webhooks.md). They name the
+// deployment's endpoints, so this takes a write token.
+api.get("/docs/:name/webhooks", async (c) => {
+  if (c.var.grant.mode !== "write") throw new AccessRefused(403, "forbidden", "listing webhook events needs a write token");
+  return c.json(await c.var.room.webhookEvents());
 });
 
 api.all("*", (c) => failure(c, 404, "not_found", "no such API route"));

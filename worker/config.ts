@@ -39,7 +39,10 @@ export function roomLimits(env: Env): RoomLimits {
   };
 }
 
-/** Browser origins allowed to open sockets, or null to allow any (ALLOWED_ORIGINS unset). */
+/**
+ * Browser origins allowed to open sockets and to call the API from their pages (CORS), or null
+ * (ALLOWED_ORIGINS unset): sockets from any origin, and no CORS for the API (worker/cors.ts).
+ */
 export function allowedOrigins(env: Env): Set<string> | null {
   const list = (env.ALLOWED_ORIGINS ?? "").split(",").map((origin) => origin.trim()).filter(Boolean);
   return list.length > 0 ? new Set(list) : null;
