@@ -69,10 +69,11 @@ const providers: WebsocketProvider[] = [];
 const extraServers: DevServer[] = [];
 const dirs: string[] = [];
 
-function devServer(persistDir?: string): Promise<DevServer> {
+function devServer(persistDir?: string, extraVars: Record<string, string> = {}): Promise<DevServer> {
   return startDevServer({
     ...(persistDir ? { persistDir } : {}),
     vars: {
+      ...extraVars,
       WEBHOOK_URL: `http://127.0.0.1:${receiver.port}/hook`,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_QUIET_SECONDS: String(QUIET_SECONDS),
@@ -258,4 +259,16 @@ describe("webhooks", () => {
     await waitFor(() => receiver.about(room, "document.updated").length === 1, "document.updated after the restart", 20_000);
     expect(verify(receiver.about(room, "document.updated")[0]!).data).toMatchObject({ document: room });
   }, 120_000);
+
+  it("a document deleted by DOC_TTL_DAYS sends document.expired", async () => {
+    // 0.00005 days is about 4.3 s without a connection or an edit.
+    const expiring = await devServer(undefined, { DOC_TTL_DAYS: "0.00005" });
+    extraServers.push(expiring);
+    const room = `hook-expire-${randomUUID().slice(0, 8)}`;
+    expect((await api(expiring, `${room}/text`, { method: "PUT", body: "short-lived" })).status).toBe(200);
+    await waitFor(() => receiver.about(room, "document.expired").length === 1, "document.expired", 30_000);
+    expect(verify(receiver.about(room, "document.expired")[0]!).data).toMatchObject({ document: room, storedBytes: expect.any(Number) });
+    expect(await (await api(expiring, room)).json()).toMatchObject({ exists: false });
+    expect(expiring.output()).toContain(`"event":"document_expired","room":"${room}"`);
+  }, 90_000);
 });
