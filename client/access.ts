@@ -22,7 +22,8 @@ export function accessFromLocation(location: Location): LinkAccess {
   };
 }
 
-function readClaims(token: string): { mode?: unknown; exp?: unknown } | null {
+/** The claims of a token, unverified (the server judges it), or null if it is not a JWT. */
+export function readClaims(token: string): { mode?: unknown; exp?: unknown } | null {
   try {
     const payload = token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/");
     return JSON.parse(atob(payload)) as { mode?: unknown; exp?: unknown };

@@ -13,6 +13,7 @@ import { downloadText, showInfo } from "./info";
 import { cleanName, isHexColor, MAX_NAME_LENGTH, sanitizeRemoteStates, SHARED_TEXT_NAME } from "./presence";
 import { documentFromLocation } from "./route";
 import { SaveTracker } from "./saved";
+import { keepTokenFresh } from "./token-session";
 import { renderPresence, renderStatus, type ConnectionState } from "./view";
 
 const element = <T extends HTMLElement = HTMLElement>(testId: string) => document.querySelector<T>(`[data-testid="${testId}"]`)!;
@@ -109,8 +110,20 @@ function wireStatus(provider: WebsocketProvider, access: LinkAccess): Connection
   };
   const showStatus = () => renderStatus(element("status"), state);
   if (state.stoppedReason) provider.disconnect();
-  // The server closes with 4400-4499 when reconnecting cannot help (expired link, document
-  // too large); the provider then stops and tells us why.
+  // A share link's token cannot be renewed: the helper gets the same one back, and once the room
+  // ends the session for its expiry (or refuses a reconnect with it) it stops and says so here.
+  if (access.token !== null) {
+    const token = access.token;
+    keepTokenFresh(provider, {
+      getToken: async () => token,
+      onExpired: () => {
+        state.stoppedReason = "this link has expired";
+        showStatus();
+      },
+    });
+  }
+  // The server closes with 4400-4499 when reconnecting cannot help (document deleted or too
+  // large; an expired link is the helper's above); the provider then stops and tells us why.
   provider.on("closed", ({ reason }) => {
     state.stoppedReason = reason || "the server ended the session";
     showStatus();
