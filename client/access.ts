@@ -31,3 +31,73 @@ export function readClaims(token: string): { mode?: unknown; exp?: unknown } | n
     return null; // not ours to judge: the server answers a malformed token with 401
   }
 }
+
+/** What a link grants, in words: the header's access badge and the Copy link button. */
+export interface LinkDescription {
+  /** "Read-only" or "Can edit"; null for a page opened without a token. */
+  grant: string | null;
+  /** "expires in 3 days", "expired", or null when there is no expiry to tell. */
+  expiry: string | null;
+  /** The exact expiry, for a tooltip; null when there is none. */
+  exactExpiry: string | null;
+  /** Copy link's label: "Copy read-only link", "Copy edit link", "Copy link". */
+  copyLabel: string;
+  /** Its tooltip: who may do what with the copied link, until when. */
+  copyTitle: string;
+  /** What it says for a moment once the link is copied. */
+  copied: string;
+}
+
+/** Describes `access` as of `now` (ms since the epoch); see {@link LinkDescription}. */
+export function describeLink(access: LinkAccess, now: number, format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })): LinkDescription {
+  if (access.token === null) {
+    return { grant: null, expiry: null, exactExpiry: null, copyLabel: "Copy link", copyTitle: "Copy this page's link (it carries no access token)", copied: "Link copied" };
+  }
+  const read = access.mode === "read";
+  const exact =
+    access.expiresAt === null ? null : new Date(access.expiresAt).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const expired = access.expiresAt !== null && access.expiresAt <= now;
+  const grant = read ? "Read-only" : "Can edit";
+  if (expired) {
+    return {
+      grant,
+      expiry: "expired",
+      exactExpiry: exact,
+      copyLabel: "Copy expired link",
+      copyTitle: `This link's token expired on ${exact}: it no longer opens the document`,
+      copied: "Expired link copied",
+    };
+  }
+  const until = exact === null ? "" : ` until ${exact}`;
+  return {
+    grant,
+    expiry: access.expiresAt === null ? null : expiresIn(access.expiresAt, now, format),
+    exactExpiry: exact,
+    copyLabel: read ? "Copy read-only link" : "Copy edit link",
+    copyTitle: read
+      ? `Copy this link with its read-only token: whoever opens it can read, not edit${until}`
+      : `Copy this link with its edit token: whoever opens it can edit${until}`,
+    copied: read ? "Read-only link copied" : "Edit link copied",
+  };
+}
+
+/** Units of {@link expiresIn}, in minutes. */
+const UNITS: readonly [Intl.RelativeTimeFormatUnit, number][] = [
+  ["year", 365 * 1_440],
+  ["month", 30 * 1_440],
+  ["week", 7 * 1_440],
+  ["day", 1_440],
+  ["hour", 60],
+  ["minute", 1],
+];
+
+/**
+ * "expires in 3 days", "expires tomorrow", "expires in 1 hour", "expired". Rounded to whole
+ * minutes first, so a link minted for an hour reads "in 1 hour" rather than "in 60 minutes".
+ */
+export function expiresIn(expiresAt: number, now: number, format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })): string {
+  if (expiresAt <= now) return "expired";
+  const minutes = Math.round((expiresAt - now) / 60_000);
+  for (const [unit, size] of UNITS) if (minutes >= size) return `expires ${format.format(Math.round(minutes / size), unit)}`;
+  return `expires ${format.format(0, "minute")}`;
+}

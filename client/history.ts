@@ -18,6 +18,7 @@ import { MAX_VERSION_NAME_CHARS } from "../worker/limits";
 import type { LinkAccess } from "./access";
 import { LANGUAGES, type Language } from "./editor";
 import { apiUrl } from "./info";
+import { relativeTime } from "./time";
 
 export interface HistoryOptions {
   name: string;
@@ -42,25 +43,6 @@ const REASON_LABELS: Record<VersionReason, { label: string; title: string }> = {
 /** What the list shows for a version: its name, or what kind of automatic version it is. */
 export function versionLabel(version: VersionInfo): string {
   return version.name ?? REASON_LABELS[version.reason].label;
-}
-
-const UNITS: readonly [Intl.RelativeTimeFormatUnit, number][] = [
-  ["year", 365 * 86_400_000],
-  ["month", 30 * 86_400_000],
-  ["week", 7 * 86_400_000],
-  ["day", 86_400_000],
-  ["hour", 3_600_000],
-  ["minute", 60_000],
-];
-
-/**
- * "5 minutes ago", "yesterday", "now" (under a minute: a count of seconds would be stale at
- * once). A time ahead of ours reads as now: the server's clock and this machine's may differ.
- */
-export function relativeTime(then: number, now: number, format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })): string {
-  const elapsed = Math.min(0, then - now);
-  for (const [unit, ms] of UNITS) if (-elapsed >= ms) return format.format(Math.round(elapsed / ms), unit);
-  return format.format(0, "second");
 }
 
 /** The server's list, keeping only entries shaped as expected: anything else is dropped, not drawn. */

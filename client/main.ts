@@ -1,11 +1,13 @@
 /**
- * The edgedoc app: one document per URL, edited together with everyone who has the link.
+ * The document view (`/d/<name>`, and `/new`): one document per URL, edited together with
+ * everyone who has the link. client/app.ts loads it for every path but the home page.
  */
 import { IndexeddbPersistence } from "y-indexeddb";
 import { Awareness } from "y-protocols/awareness";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
-import { accessFromLocation, type LinkAccess } from "./access";
+import { cleanTitle, DEFAULT_TITLE, documentTitle, MAX_TITLE_CHARS, SETTINGS_MAP, TITLE_KEY } from "../worker/title";
+import { accessFromLocation, describeLink, type LinkAccess } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
 import { awarenessUser, loadIdentity, saveIdentity, watchIdentity, type Identity } from "./identity";
 import type { HistoryOptions, HistoryPanel } from "./history";
@@ -14,6 +16,7 @@ import { cleanName, isHexColor, MAX_NAME_LENGTH, sanitizeRemoteStates, SHARED_TE
 import { documentFromLocation } from "./route";
 import { SaveTracker } from "./saved";
 import { keepTokenFresh } from "./token-session";
+import { recordVisit } from "./visit";
 import { renderPresence, renderStatus, type ConnectionState } from "./view";
 
 const element = <T extends HTMLElement = HTMLElement>(testId: string) => document.querySelector<T>(`[data-testid="${testId}"]`)!;
@@ -35,6 +38,8 @@ function start(): void {
   sanitizeRemoteStates(awareness);
   // Edits are kept in this browser too, so they survive a reload while offline.
   new IndexeddbPersistence(`edgedoc:${name}`, doc);
+  // On the home page's list of this browser's documents, with its title and unconfirmed edits.
+  const noteUnconfirmed = recordVisit(localStorage, name, access.token, doc);
   // Browsers cannot set headers on a WebSocket, so the token travels as ?token=.
   const provider = new WebsocketProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc, {
     params: access.token ? { token: access.token } : {},
@@ -42,8 +47,10 @@ function start(): void {
   });
 
   wireIdentity(provider);
+  wireTitle(doc, access.mode === "read");
+  wireAccess(access);
   const language = wireEditorAndLanguage(provider, access.mode === "read");
-  const state = wireStatus(provider, access);
+  const state = wireStatus(provider, access, noteUnconfirmed);
   const showPresence = () => renderPresence(element("presence"), awareness.getStates(), doc.clientID);
   awareness.on("change", showPresence);
   showPresence();
@@ -98,8 +105,8 @@ function wireEditorAndLanguage({ doc, awareness }: WebsocketProvider, readOnly: 
   return currentLanguage;
 }
 
-/** Connection, save and access state, kept current in the header. */
-function wireStatus(provider: WebsocketProvider, access: LinkAccess): ConnectionState {
+/** Connection, save and access state, kept current in the header; `onUnconfirmed` hears the save state change. */
+function wireStatus(provider: WebsocketProvider, access: LinkAccess, onUnconfirmed: (unconfirmed: boolean) => void): ConnectionState {
   const state: ConnectionState = {
     online: navigator.onLine,
     status: "connecting",
@@ -138,6 +145,7 @@ function wireStatus(provider: WebsocketProvider, access: LinkAccess): Connection
   });
   new SaveTracker(provider, (unconfirmed) => {
     state.unconfirmed = unconfirmed;
+    onUnconfirmed(unconfirmed);
     showStatus();
   });
   // Going offline closes the socket at once instead of waiting for it to time out; coming back reconnects.
@@ -155,7 +163,7 @@ function wireStatus(provider: WebsocketProvider, access: LinkAccess): Connection
   return state;
 }
 
-/** Copy link, Download and the Info panel. */
+/** Download and the Info panel. */
 function wireHeaderButtons(name: string, access: LinkAccess, state: ConnectionState, language: () => Language): void {
   const infoPanel = element("info-panel");
   const details = infoPanel.parentElement as HTMLDetailsElement;
@@ -163,14 +171,110 @@ function wireHeaderButtons(name: string, access: LinkAccess, state: ConnectionSt
     if (details.open) void showInfo(infoPanel, name, access.token, state.unconfirmed);
   });
   element<HTMLButtonElement>("download").addEventListener("click", () => void downloadText(name, access.token, language()));
-  element<HTMLButtonElement>("copy-link").addEventListener("click", async (event) => {
-    const button = event.currentTarget as HTMLButtonElement;
-    await navigator.clipboard.writeText(location.href).then(
-      () => (button.textContent = "Link copied"),
-      () => window.prompt("Copy this link", location.href),
-    );
-    setTimeout(() => (button.textContent = "Copy link"), 2_000);
+}
+
+/**
+ * The document's title: edited in the header, shown in the browser tab, live for everyone
+ * (worker/title.ts). Whatever a client stored there is remote input: it is cleaned and
+ * bounded before it is shown, and only ever set as text.
+ */
+function wireTitle(doc: Y.Doc, readOnly: boolean): void {
+  const input = element<HTMLInputElement>("doc-title");
+  const settings = doc.getMap(SETTINGS_MAP);
+  input.placeholder = DEFAULT_TITLE;
+  input.maxLength = MAX_TITLE_CHARS;
+  input.readOnly = readOnly;
+  /** The title the field showed last, to tell whether someone has typed in it since. */
+  let shown = "";
+  const show = (force = false) => {
+    const title = documentTitle(doc);
+    document.title = `${title} · edgedoc`;
+    input.title = title;
+    // Someone typing a new title keeps what they typed until they commit it (theirs wins) or press Escape.
+    if (!force && document.activeElement === input && input.value !== shown) return;
+    shown = cleanTitle(settings.get(TITLE_KEY));
+    input.value = shown;
+  };
+  const commit = () => {
+    if (readOnly) return;
+    const next = cleanTitle(input.value);
+    if (next !== cleanTitle(settings.get(TITLE_KEY))) {
+      // No title is no entry: the document is "Untitled" again, for every app.
+      if (next) settings.set(TITLE_KEY, next);
+      else settings.delete(TITLE_KEY);
+    }
+    show(true);
+  };
+  input.addEventListener("change", commit);
+  input.addEventListener("blur", () => show());
+  input.addEventListener("keydown", (event) => {
+    if (event.isComposing) return;
+    if (event.key === "Enter") {
+      commit();
+      input.blur();
+    } else if (event.key === "Escape") {
+      // Back to the title as it is now (someone may have renamed it meanwhile), so blurring commits nothing.
+      show(true);
+      input.blur();
+    }
   });
+  settings.observe((event) => {
+    if (event.keysChanged.has(TITLE_KEY)) show();
+  });
+  show(true);
+}
+
+/**
+ * What the link this page was opened with grants, and until when: the access badge in the
+ * header, and Copy link saying what it copies (the page's link, token included).
+ */
+function wireAccess(access: LinkAccess): void {
+  const badge = element("access");
+  const button = element<HTMLButtonElement>("copy-link");
+  const format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  /** What the button says for a moment after copying, or null. */
+  let copied: string | null = null;
+  const render = () => {
+    const link = describeLink(access, Date.now(), format);
+    badge.hidden = link.grant === null;
+    badge.dataset.mode = access.mode;
+    badge.toggleAttribute("data-expired", link.expiry === "expired");
+    badge.title = link.exactExpiry === null ? (link.grant ?? "") : `${link.grant}, ${link.expiry === "expired" ? "expired" : "expires"} ${link.exactExpiry}`;
+    if (link.grant === null) {
+      badge.replaceChildren();
+    } else if (link.expiry === null || access.expiresAt === null) {
+      badge.replaceChildren(link.grant);
+    } else {
+      const time = document.createElement("time");
+      time.dateTime = new Date(access.expiresAt).toISOString();
+      time.textContent = link.expiry;
+      badge.replaceChildren(`${link.grant} · `, time);
+    }
+    button.textContent = copied ?? link.copyLabel;
+    button.title = link.copyTitle;
+    return link;
+  };
+  // "expires in 5 minutes" goes stale: renewed every half minute until the link has expired.
+  if (access.expiresAt !== null) {
+    const clock = setInterval(() => {
+      if (render().expiry === "expired") clearInterval(clock);
+    }, 30_000);
+  }
+  button.addEventListener("click", async () => {
+    const link = render();
+    await navigator.clipboard.writeText(location.href).then(
+      () => {
+        copied = link.copied;
+        render();
+      },
+      () => window.prompt(link.copyTitle, location.href),
+    );
+    setTimeout(() => {
+      copied = null;
+      render();
+    }, 2_000);
+  });
+  render();
 }
 
 /** The History button. The panel's code loads on first use (client/history.ts): most visits never open it. */

@@ -31,6 +31,7 @@ import { CloseCode, EMPTY_UPDATE, ProtocolError } from "./protocol";
 import { restoreUpdate } from "./restore";
 import type { DocumentStore } from "./storage";
 import { boundedTextEdits } from "./text-diff";
+import { documentTitle } from "./title";
 import { checkUpdateStructure } from "./update-check";
 
 /** What a compaction did, for logs and tests. */
@@ -112,6 +113,11 @@ export class RoomDocument {
   /** The text the editor shows: the `Y.Text` named "codemirror" (y-codemirror.next's convention). */
   text(): string {
     return this.doc.getText(SHARED_TEXT).toString();
+  }
+
+  /** The document's title, cleaned and bounded (worker/title.ts), or "Untitled". */
+  title(): string {
+    return documentTitle(this.doc);
   }
 
   /** The document as one V1 update, or only what a peer with `stateVector` lacks. */

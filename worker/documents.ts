@@ -20,6 +20,8 @@ export interface StorageStats {
 /** What `GET /api/docs/:name` reports. */
 export interface DocumentInfo extends StorageStats {
   exists: boolean;
+  /** The title everyone sees (worker/title.ts): cleaned, at most `MAX_TITLE_CHARS` characters, "Untitled" when it has none. */
+  title: string;
   /** Size of the document encoded as one Yjs V1 update. */
   encodedBytes: number;
   /** Yjs items (structs) it holds, against `MAX_DOCUMENT_ITEMS`. */

@@ -13,8 +13,12 @@
  * the restore brings back is new items with the old content (Yjs cannot revive a deleted
  * item): cursors anchored in deleted text do not move into the restored copy, and a map key
  * the restore resets is a new entry. No text is diffed, so no diff budget applies here.
+ *
+ * The title is the exception: restoring a version does not rename the document. After the undo,
+ * the title entry is set back to what it is now, in the same edit.
  */
 import * as Y from "yjs";
+import { SETTINGS_MAP, settingsOf, storedTitle, TITLE_KEY } from "./title";
 
 /**
  * The update that makes `current` equal to `versionState` (a V2 update of a past state of the
@@ -32,6 +36,7 @@ export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Ar
       Y.applyUpdate(past, Y.encodeStateAsUpdate(current, Y.encodeStateVector(past)), catchUp);
       const beforeUndo = Y.encodeStateVector(past);
       if (undo.undo() === null) return null;
+      keepTitle(past, storedTitle(current));
       // Content equal to now (the version was restored before, as new items): nothing to do,
       // and replacing text with the same text would move collaborators' cursors for nothing.
       if (sameContent(past, current)) return null;
@@ -43,6 +48,23 @@ export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Ar
   } finally {
     past.destroy();
   }
+}
+
+/**
+ * Sets `past`'s title entry back to `title` (the document's title now, raw; undefined when it
+ * has none) when the undo changed it. A title that is a shared type, not a value, cannot be
+ * copied across documents; no app shows one as a title, so the undo's result stands.
+ */
+function keepTitle(past: Y.Doc, title: unknown): void {
+  const settings = settingsOf(past);
+  if (settings === null || title instanceof Y.AbstractType || title instanceof Y.Doc) return;
+  const restored = storedTitle(past);
+  if (restored === title || (restored !== undefined && JSON.stringify(restored) === JSON.stringify(title))) return;
+  // A map root of a document loaded from updates is untyped: make it the map it is. `past` is
+  // this restore's own copy, so retyping it touches nothing else.
+  const map = past.getMap(SETTINGS_MAP);
+  if (title === undefined) map.delete(TITLE_KEY);
+  else map.set(TITLE_KEY, title);
 }
 
 /** Whether two documents hold the same content in every root type, whatever the items' identity. */

@@ -178,6 +178,7 @@ export class Room extends DurableObject<Env> {
     const lastUpdateAt = this.store.lastUpdateAt;
     return {
       exists: lastUpdateAt !== null,
+      title: this.document.title(),
       ...stats,
       encodedBytes: this.document.encodedSize(),
       items: this.document.itemCount(),

@@ -4,7 +4,7 @@
  * the Worker's API. The title is remote input: whatever a client put there is cleaned and
  * bounded before anything shows it.
  */
-import type * as Y from "yjs";
+import * as Y from "yjs";
 
 /** The shared map the app keeps per-document settings in. */
 export const SETTINGS_MAP = "settings";
@@ -21,12 +21,38 @@ export const MAX_TITLE_CHARS = 120;
  */
 export function cleanTitle(raw: unknown): string {
   if (typeof raw !== "string") return "";
-  // Control and format characters (bidi overrides among them) would let a title disguise itself.
-  const printable = raw.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, " ").replace(/\s+/g, " ").trim();
+  // Control characters, line breaks and the invisible bidi and zero-width marks would let a
+  // title disguise itself or break a line; joiners stay, since emoji sequences need them.
+  const printable = raw.replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
   return Array.from(printable).slice(0, MAX_TITLE_CHARS).join("").trim();
 }
 
-/** The title of `doc`, cleaned, or {@link DEFAULT_TITLE}. */
+/** Control characters, line and paragraph separators, bidi marks and overrides, zero-width spaces. */
+const INVISIBLE = /[\p{Cc}\p{Zl}\p{Zp}\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/gu;
+
+/** The title of `doc`, cleaned, or {@link DEFAULT_TITLE}. Never throws, and changes nothing in `doc`. */
 export function documentTitle(doc: Y.Doc): string {
-  return cleanTitle(doc.getMap(SETTINGS_MAP).get(TITLE_KEY)) || DEFAULT_TITLE;
+  return cleanTitle(storedTitle(doc)) || DEFAULT_TITLE;
+}
+
+/**
+ * The raw value of the `title` entry (whatever a client put there), or undefined when there is
+ * none or `settings` is not a map.
+ */
+export function storedTitle(doc: Y.Doc): unknown {
+  const item = settingsOf(doc)?._map.get(TITLE_KEY);
+  return item && !item.deleted ? item.content.getContent().at(-1) : undefined;
+}
+
+/**
+ * The `settings` root type when it is a map, read without `doc.getMap`: the document may come
+ * from any Yjs app, and `getMap` throws when another app made `settings` a Y.Text or Y.Array,
+ * and turns the untyped root a document loaded from updates has (the Worker's) into a map, or
+ * creates one, for good. A map keeps its entries in `_map` and holds no sequence (`_start`).
+ */
+// `any`: Yjs types its nested types' event parameter invariantly, so no narrower type admits them all.
+export function settingsOf(doc: Y.Doc): Y.AbstractType<any> | null {
+  const settings = doc.share.get(SETTINGS_MAP);
+  if (settings === undefined || settings._start !== null) return null;
+  return settings instanceof Y.Map || settings.constructor === Y.AbstractType ? settings : null;
 }

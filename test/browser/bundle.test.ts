@@ -1,7 +1,7 @@
 /**
- * What the app downloads before it shows a document, in a real Chromium against `wrangler dev`:
- * the text paints with the entry scripts alone, and the code that highlights the document's
- * language is asked for only after that.
+ * What the app downloads, in a real Chromium against `wrangler dev`: a document's text paints
+ * before the code that highlights its language is asked for, and the home page loads none of
+ * the editor's code.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -23,10 +23,21 @@ interface ScriptLoad {
   decodedBodySize: number;
 }
 
-/** The script paths that index.html loads itself: the entry and its modulepreloads. */
-function entryScriptPaths(): Set<string> {
-  const html = readFileSync("dist/client/index.html", "utf8");
-  return new Set([...html.matchAll(/(?:src|href)="([^"]+\.js)"/g)].map((match) => match[1]!));
+/**
+ * Whether `path` is a language's highlighting: the chunks vite.config.ts names after the
+ * CodeMirror language package they hold (`assets/lang-markdown-<hash>.js`, ...).
+ */
+function isLanguageChunk(path: string): boolean {
+  return /^\/assets\/lang-[a-z]+-[\w-]+\.js$/.test(path);
+}
+
+/**
+ * Whether the built script at `path` holds CodeMirror's view (its class names) or Yjs (the
+ * warning it prints when loaded twice): the editor's code, which the home page must not load.
+ */
+function holdsEditorCode(path: string): boolean {
+  const code = readFileSync(`dist/client${path}`, "utf8");
+  return code.includes("cm-content") || code.includes("Yjs was already imported");
 }
 
 async function putText(server: DevServer, name: string, text: string): Promise<void> {
@@ -98,12 +109,29 @@ describe.skipIf(unavailable !== null)("loading the app in Chromium", () => {
 
     const textShownAt = await page.evaluate(() => (window as unknown as { textShownAt: number }).textShownAt);
     const scripts = await scriptLoads(page);
-    const entry = entryScriptPaths();
-    const languageCode = scripts.filter((script) => !entry.has(script.path));
+    const languageCode = scripts.filter((script) => isLanguageChunk(script.path));
     console.info("JS before the text showed:", byteTotals(scripts.filter((script) => script.responseEnd <= textShownAt)));
     console.info("JS once highlighted:", byteTotals(scripts));
     expect(languageCode.length, "highlighting comes in chunks of its own").toBeGreaterThan(0);
     for (const script of languageCode) expect(script.startTime, `${script.path} asked for after the text showed`).toBeGreaterThan(textShownAt);
+  });
+
+  it("the home page loads none of the editor's code", async () => {
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/`);
+    await page.waitForSelector('[data-testid="home"]');
+    const home = await scriptLoads(page);
+    console.info("JS of the home page:", byteTotals(home));
+    for (const script of home) expect(holdsEditorCode(script.path), `${script.path} on the home page`).toBe(false);
+
+    // The check can tell: the document view's scripts do hold the editor.
+    await page.click('[data-testid="new-document"]');
+    await page.waitForSelector(".cm-content");
+    const view = await scriptLoads(page);
+    console.info("JS of the document view:", byteTotals(view));
+    expect(view.some((script) => holdsEditorCode(script.path))).toBe(true);
+    await context.close();
   });
 
   it("a language picked by one person highlights everyone's editor", async () => {

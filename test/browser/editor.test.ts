@@ -19,11 +19,13 @@ describe.skipIf(unavailable !== null)("the editor in Chromium", () => {
 
   withServerAndBrowser({}, (started, launched) => ([server, browser] = [started, launched]), () => ({ server, browser }));
 
-  it("/ creates a new document with an unguessable name", async () => {
-    const ada = await openPerson(browser, `${server.origin}/`, "Ada");
+  it("/new creates a new document with an unguessable name", async () => {
+    const ada = await openPerson(browser, `${server.origin}/new`, "Ada");
     const first = new URL(ada.url()).pathname;
     expect(first).toMatch(/^\/d\/[A-Za-z0-9]{16}$/);
-    await ada.goto(`${server.origin}/`);
+    await ada.goto(`${server.origin}/new`);
+    await ada.waitForSelector(".cm-content");
+    expect(new URL(ada.url()).pathname).toMatch(/^\/d\/[A-Za-z0-9]{16}$/);
     expect(new URL(ada.url()).pathname).not.toBe(first);
   });
 

@@ -1,6 +1,7 @@
 /**
  * `npm run screenshot`: two people editing one document, side by side, for the README
- * (docs/two-editors.png), and the History panel beside one version's preview (docs/history.png).
+ * (docs/two-editors.png), the History panel beside one version's preview (docs/history.png),
+ * and the home page (docs/home.png).
  * Starts its own wrangler dev and Chromium, like the browser tests.
  */
 import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler.ts";
@@ -74,12 +75,36 @@ async function historyScreenshot(server: DevServer, browser: Browser): Promise<v
   await sideBySide(browser, [list, await ada.screenshot()], "docs/history.png");
 }
 
+/** The home page of someone who has opened and titled a few documents (docs/home.png). */
+async function homeScreenshot(server: DevServer, browser: Browser): Promise<void> {
+  const page = await (await browser.newContext({ viewport: VIEWPORT })).newPage();
+  const documents = [
+    ["onboarding-guide", "Onboarding guide", "# Onboarding guide\n\nWelcome aboard.\n"],
+    ["release-plan", "Release plan", ""],
+    ["meeting-notes", "Meeting notes, week 48", ""],
+  ];
+  for (const [name, title, text] of documents) {
+    await page.goto(`${server.origin}/d/${name}`);
+    await page.waitForSelector(".cm-content", WAIT);
+    await page.fill('[data-testid="doc-title"]', title!, WAIT);
+    await page.press('[data-testid="doc-title"]', "Enter", WAIT);
+    if (text) await pasteAtEnd(page, text);
+    await eventually(() => connectionState(page), (state) => state === "saved", `${title} to be saved`);
+  }
+  await page.goto(`${server.origin}/`);
+  await eventually(() => page.locator('[data-testid="recent-edited"]', { hasText: "edited" }).count(), (count) => count === documents.length, "the last edits");
+  await page.screenshot({ path: "docs/home.png" });
+  console.log("wrote docs/home.png");
+}
+
 const server = await startDevServer();
 const browser = await launchChromium();
 try {
   const url = `${server.origin}/d/meeting-notes`;
   const ada = await openPerson(browser, url, "Ada");
   await setColor(ada, "#d1495b");
+  await ada.fill('[data-testid="doc-title"]', "Weekly sync: release plan", WAIT);
+  await ada.press('[data-testid="doc-title"]', "Enter", WAIT);
   await pasteAtEnd(ada, "# Meeting notes\n\n- Ship the editor on Friday\n- Bo: write the release post\n");
   const bo = await openPerson(browser, url, "Bo");
   await setColor(bo, "#30638e");
@@ -91,6 +116,7 @@ try {
   await ada.waitForTimeout(500);
   await sideBySide(browser, await Promise.all([ada.screenshot(), bo.screenshot()]), "docs/two-editors.png");
   await historyScreenshot(server, browser);
+  await homeScreenshot(server, browser);
 } finally {
   await browser.close();
   await server.stop();
