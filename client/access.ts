@@ -3,6 +3,7 @@
  * the token; the app only reads its claims to show a read-only editor or an expired link.
  */
 import type { AccessMode } from "../worker/tokens";
+import { inLargestUnit } from "./time";
 
 export interface LinkAccess {
   token: string | null;
@@ -81,23 +82,11 @@ export function describeLink(access: LinkAccess, now: number, format = new Intl.
   };
 }
 
-/** Units of {@link expiresIn}, in minutes. */
-const UNITS: readonly [Intl.RelativeTimeFormatUnit, number][] = [
-  ["year", 365 * 1_440],
-  ["month", 30 * 1_440],
-  ["week", 7 * 1_440],
-  ["day", 1_440],
-  ["hour", 60],
-  ["minute", 1],
-];
-
 /**
  * "expires in 3 days", "expires tomorrow", "expires in 1 hour", "expired". Rounded to whole
  * minutes first, so a link minted for an hour reads "in 1 hour" rather than "in 60 minutes".
  */
 export function expiresIn(expiresAt: number, now: number, format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })): string {
   if (expiresAt <= now) return "expired";
-  const minutes = Math.round((expiresAt - now) / 60_000);
-  for (const [unit, size] of UNITS) if (minutes >= size) return `expires ${format.format(Math.round(minutes / size), unit)}`;
-  return `expires ${format.format(0, "minute")}`;
+  return `expires ${inLargestUnit(Math.round((expiresAt - now) / 60_000) * 60_000, format, "minute")}`;
 }

@@ -16,7 +16,11 @@ const UNITS: readonly [Intl.RelativeTimeFormatUnit, number][] = [
  * once). A time ahead of ours reads as now: the server's clock and this machine's may differ.
  */
 export function relativeTime(then: number, now: number, format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })): string {
-  const elapsed = Math.min(0, then - now);
-  for (const [unit, ms] of UNITS) if (-elapsed >= ms) return format.format(Math.round(elapsed / ms), unit);
-  return format.format(0, "second");
+  return inLargestUnit(Math.min(0, then - now), format, "second");
+}
+
+/** `ms` from now (negative: ago) in the largest unit it fills, or "0 `zeroUnit`s" under a minute. */
+export function inLargestUnit(ms: number, format: Intl.RelativeTimeFormat, zeroUnit: Intl.RelativeTimeFormatUnit): string {
+  for (const [unit, size] of UNITS) if (Math.abs(ms) >= size) return format.format(Math.round(ms / size), unit);
+  return format.format(0, zeroUnit);
 }
