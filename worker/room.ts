@@ -622,9 +622,13 @@ export class Room extends DurableObject<Env> {
    * everything accepted is now stored.
    */
   private writeHeldUpdates(): boolean {
+    // Called before every frame but relays, per recipient: nothing held is the common case.
+    if (!this.store.holdsUpdates()) {
+      this.heldWriters.clear();
+      return true;
+    }
     const writers = [...this.heldWriters];
     this.heldWriters.clear();
-    if (!this.store.holdsUpdates()) return true;
     try {
       this.store.writeHeld();
       return true;
