@@ -52,8 +52,25 @@ export interface DevServerOptions {
   config?: string;
 }
 
-/** Starts `wrangler dev` and waits until it answers /healthz. */
-export async function startDevServer({ persistDir = newPersistDir(), vars = {}, config }: DevServerOptions = {}): Promise<DevServer> {
+/** Tries to start wrangler dev this many times when a port it was given is taken meanwhile. */
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Starts `wrangler dev` and waits until it answers /healthz. A free port can be taken by
+ * another test's server between {@link freePort} and wrangler binding it: then it starts again
+ * on other ports.
+ */
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(options);
+    } catch (error) {
+      if (attempt >= PORT_ATTEMPTS || !String(error).includes("Address already in use")) throw error;
+    }
+  }
+}
+
+async function startOnFreePorts({ persistDir = newPersistDir(), vars = {}, config }: DevServerOptions): Promise<DevServer> {
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const args = [
     "node_modules/wrangler/bin/wrangler.js",
