@@ -21,11 +21,21 @@ export const MAX_TITLE_CHARS = 120;
  */
 export function cleanTitle(raw: unknown): string {
   if (typeof raw !== "string") return "";
+  // A title may be as large as the document allows (megabytes): clean only what can show.
+  const scanned = raw.slice(0, TITLE_SCAN_UNITS);
   // Control characters, line breaks and the invisible bidi and zero-width marks would let a
   // title disguise itself or break a line; joiners stay, since emoji sequences need them.
-  const printable = raw.replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
+  const printable = scanned.replace(INVISIBLE, " ").replace(/\s+/g, " ").trim();
   return Array.from(printable).slice(0, MAX_TITLE_CHARS).join("").trim();
 }
+
+/**
+ * How much of a stored title is read, in UTF-16 units: enough for {@link MAX_TITLE_CHARS}
+ * astral characters among plenty of whitespace and control characters, so that cleaning a
+ * hostile multi-megabyte title (on every `GET /api/docs/:name`, every rename seen) costs
+ * microseconds. A title whose first visible character comes later than this is untitled.
+ */
+const TITLE_SCAN_UNITS = 16 * MAX_TITLE_CHARS;
 
 /** Control characters, line and paragraph separators, bidi marks and overrides, zero-width spaces. */
 const INVISIBLE = /[\p{Cc}\p{Zl}\p{Zp}\u061C\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/gu;
