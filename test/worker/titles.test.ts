@@ -30,6 +30,14 @@ const restore = async (room: string, id: number) => {
   return (await response.json()) as { changed: boolean };
 };
 /** The room's document, as a client loading it would have it. */
+/** Writes a document with `text` titled `title` to `room` through the API; returns the writer's doc to go on editing. */
+const writeTitled = async (room: string, text: string, title: string) => {
+  const doc = new Y.Doc();
+  doc.getText("codemirror").insert(0, text);
+  doc.getMap(SETTINGS_MAP).set(TITLE_KEY, title);
+  await postUpdate(room, doc);
+  return doc;
+};
 const serverDoc = async (room: string) => {
   const doc = new Y.Doc();
   Y.applyUpdate(doc, new Uint8Array(await (await api(`${room}/update`)).arrayBuffer()));
@@ -170,10 +178,7 @@ describe("restoring a version", () => {
     expect((await info(room)).title).toBe("Named later");
 
     const other = roomName("restore-title-removed");
-    const doc = new Y.Doc();
-    doc.getText("codemirror").insert(0, "titled text");
-    doc.getMap(SETTINGS_MAP).set(TITLE_KEY, "Old name");
-    await postUpdate(other, doc);
+    const doc = await writeTitled(other, "titled text", "Old name");
     const titled = await saveNamed(other, "titled");
     doc.getMap(SETTINGS_MAP).delete(TITLE_KEY);
     doc.getText("codemirror").insert(0, "now untitled, ");
@@ -187,10 +192,7 @@ describe("restoring a version", () => {
 
   it("of a version that differs only in its title changes nothing", async () => {
     const room = roomName("restore-title-only");
-    const doc = new Y.Doc();
-    doc.getText("codemirror").insert(0, "same text");
-    doc.getMap(SETTINGS_MAP).set(TITLE_KEY, "Before");
-    await postUpdate(room, doc);
+    const doc = await writeTitled(room, "same text", "Before");
     const before = await saveNamed(room, "before");
     doc.getMap(SETTINGS_MAP).set(TITLE_KEY, "After");
     await postUpdate(room, doc);
