@@ -250,6 +250,13 @@ export const DEFAULT_WEBHOOK_RETRY_SECONDS = [5, 30, 120, 600, 3600, ...Array<nu
 export const WEBHOOK_REQUEST_TIMEOUT_MS = 10_000;
 /** Attempts one alarm run makes; more wait for the next run, a moment later. */
 export const MAX_WEBHOOK_DELIVERIES_PER_ALARM = 10;
+/**
+ * Undelivered events kept per endpoint and document; past it the oldest pending ones are
+ * dropped (`webhook_dropped`). A document makes at most one `document.updated` per quiet period
+ * and a version per editing session or name, so only an endpoint down for days, or a token
+ * cycling named versions, reaches it: about 0.5 MB of rows.
+ */
+export const MAX_UNDELIVERED_WEBHOOKS = 1_000;
 /** Failed events stay listed (`GET /api/docs/:name/webhooks`) this long... */
 export const WEBHOOK_FAILED_RETENTION_MS = 7 * 24 * HOUR_MS;
 /** ...and at most this many per document, newest kept. */

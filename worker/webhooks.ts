@@ -19,6 +19,7 @@ import {
   DEFAULT_WEBHOOK_QUIET_SECONDS,
   DEFAULT_WEBHOOK_RETRY_SECONDS,
   MAX_FAILED_WEBHOOKS,
+  MAX_UNDELIVERED_WEBHOOKS,
   WEBHOOK_FAILED_RETENTION_MS,
   WEBHOOK_REQUEST_TIMEOUT_MS,
   MAX_WEBHOOK_DELIVERIES_PER_ALARM,
@@ -273,6 +274,7 @@ export class Outbox {
     this.change("DELETE FROM edgedoc_webhooks WHERE state = 'failed' AND due_at < ?", now - WEBHOOK_FAILED_RETENTION_MS);
     this.change("DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE state = 'failed' ORDER BY seq DESC LIMIT -1 OFFSET ?)",
       MAX_FAILED_WEBHOOKS,
+  MAX_UNDELIVERED_WEBHOOKS,
     );
     if (keepTable) return;
     const { rows } = this.sql.exec<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_webhooks").one();
@@ -326,6 +328,25 @@ export class Outbox {
       this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
         id, type, endpoint, body, state, now, dueAt, state === "collecting" ? now : null,
       );
+    }
+    this.dropPastBound();
+  }
+
+  /**
+   * Keeps at most {@link MAX_UNDELIVERED_WEBHOOKS} undelivered events per endpoint, dropping the
+   * oldest pending ones (logged): a write token could otherwise create and delete named versions
+   * at the API's rate while an endpoint is down, and every event would wait 3 days in storage.
+   */
+  private dropPastBound(): void {
+    for (const endpoint of this.settings.endpoints) {
+      const { rows } = this.sql.exec<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_webhooks WHERE endpoint = ? AND state = 'pending'", endpoint).one();
+      if (rows <= MAX_UNDELIVERED_WEBHOOKS) continue;
+      const dropped = rows - MAX_UNDELIVERED_WEBHOOKS;
+      this.change(
+        "DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE endpoint = ? AND state = 'pending' ORDER BY seq LIMIT ?)",
+        endpoint, dropped,
+      );
+      logEvent("webhook_dropped", { room: this.document, endpoint, dropped });
     }
   }
 

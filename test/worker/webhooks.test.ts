@@ -5,7 +5,12 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_WEBHOOK_MAX_WAIT_SECONDS, DEFAULT_WEBHOOK_QUIET_SECONDS, DEFAULT_WEBHOOK_RETRY_SECONDS } from "../../worker/limits";
+import {
+  DEFAULT_WEBHOOK_MAX_WAIT_SECONDS,
+  DEFAULT_WEBHOOK_QUIET_SECONDS,
+  DEFAULT_WEBHOOK_RETRY_SECONDS,
+  MAX_UNDELIVERED_WEBHOOKS,
+} from "../../worker/limits";
 import type { Room } from "../../worker/room";
 import { Outbox, signWebhook, webhookSettings, type WebhookSettings } from "../../worker/webhooks";
 import { roomName } from "./client";
@@ -86,6 +91,27 @@ describe("the outbox", () => {
       const pending = outbox.due(t0 + 71_000);
       expect(pending).toHaveLength(2);
       expect(pending.every((row) => JSON.parse(row.body!).data.storedBytes === 43)).toBe(true);
+      state.storage.sql.exec("DROP TABLE edgedoc_webhooks");
+    });
+  });
+
+  it(`keeps at most ${MAX_UNDELIVERED_WEBHOOKS} undelivered events per endpoint, dropping the oldest`, async () => {
+    const stub = env.ROOM.get(env.ROOM.idFromName(roomName("outbox-bound")));
+    await runInDurableObject(stub, (_room: Room, state) => {
+      const outbox = new Outbox(state.storage.sql, settings(), "doc");
+      // A token cycling named versions while the endpoints are down.
+      for (let id = 1; id <= MAX_UNDELIVERED_WEBHOOKS + 5; id++) outbox.enqueue("version.created", { version: { id } }, 1_000_000 + id);
+      const kept = state.storage.sql
+        .exec<{ endpoint: string; rows: number; oldest: number; bytes: number }>(
+          "SELECT endpoint, COUNT(*) AS rows, MIN(json_extract(body, '$.data.version.id')) AS oldest, SUM(LENGTH(body)) AS bytes FROM edgedoc_webhooks GROUP BY endpoint ORDER BY endpoint",
+        )
+        .toArray();
+      expect(kept.map(({ endpoint, rows, oldest }) => ({ endpoint, rows, oldest }))).toEqual([
+        { endpoint: "https://a.example", rows: MAX_UNDELIVERED_WEBHOOKS, oldest: 6 },
+        { endpoint: "https://b.example", rows: MAX_UNDELIVERED_WEBHOOKS, oldest: 6 },
+      ]);
+      // What the bound costs in storage at most, per endpoint (bodies; rows add their ids and times).
+      expect(kept[0]!.bytes).toBeLessThan(200 * MAX_UNDELIVERED_WEBHOOKS);
       state.storage.sql.exec("DROP TABLE edgedoc_webhooks");
     });
   });
