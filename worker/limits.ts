@@ -214,6 +214,14 @@ export const DEFAULT_VERSION_INTERVAL_MINUTES = 10;
  */
 export const MAX_HISTORY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * An automatic version that failed (a storage fault, an encode that threw) is retried this
+ * long later, doubling with each failure in a row up to {@link VERSION_RETRY_MAX_MS}: its due
+ * time is otherwise in the past, and every alarm would fire at once and encode the document again.
+ */
+export const VERSION_RETRY_FIRST_MS = 30_000;
+export const VERSION_RETRY_MAX_MS = 10 * 60_000;
+
 /** Versions one document keeps, whatever their size: listing them stays one small JSON answer. */
 export const MAX_VERSIONS = 1_000;
 

@@ -36,6 +36,8 @@ import {
   ROOM_ANSWER_BURST_BYTES,
   ROOM_ANSWER_BYTES_PER_SECOND,
   SOCKET_ANSWER_BURST_BYTES,
+  VERSION_RETRY_FIRST_MS,
+  VERSION_RETRY_MAX_MS,
 } from "./limits";
 import { logEvent } from "./log";
 import {
@@ -134,6 +136,8 @@ export class Room extends DurableObject<Env> {
   private alarmAt: number | null | undefined = undefined;
   /** When to compact and take the session-end version because the last socket left, or null. */
   private idleWorkDue: number | null = null;
+  /** Automatic versions that failed in a row, and when the next may be tried (in memory: a wake retries once at once). */
+  private versionRetry: VersionRetry = NO_VERSION_RETRY;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -518,21 +522,33 @@ export class Room extends DurableObject<Env> {
     if (since === null) return null;
     const sessionEnded = this.openSockets().length === 0 && this.idleWorkDue === null;
     if (!sessionEnded && now < since + this.limits.versionIntervalMs) return null;
+    if (now < this.versionRetry.at) return null;
     try {
       const state = this.document.stateV2();
       this.takeVersion(sessionEnded ? "session-end" : "interval", null, state);
+      this.versionRetry = NO_VERSION_RETRY;
       return state;
     } catch (error) {
-      // Like a failed compaction: nothing is lost, the next alarm tries again.
-      logEvent("version_failed", { room: this.name, error: String(error) });
+      // Like a failed compaction, nothing is lost; but the change stays unversioned, so its due
+      // time stays in the past: without a backoff every alarm would fire at once and encode the
+      // whole document again.
+      const delay = Math.min(VERSION_RETRY_MAX_MS, VERSION_RETRY_FIRST_MS * 2 ** this.versionRetry.failures);
+      this.versionRetry = { failures: this.versionRetry.failures + 1, at: now + delay };
+      logEvent("version_failed", { room: this.name, error: String(error), retryInMs: delay });
       return null;
     }
   }
 
-  /** When the interval version is due, or null when every change is in a version. */
+  /**
+   * When the next automatic version is due, or null when every change is in a version: the
+   * interval's, or after a failure the retry's (a failed session-end version need not wait for
+   * the interval; nobody is editing).
+   */
   private versionDue(): number | null {
     const since = this.history.unversionedSince;
-    return since === null ? null : since + this.limits.versionIntervalMs;
+    if (since === null) return null;
+    const retrySessionEnd = this.versionRetry.failures > 0 && this.openSockets().length === 0;
+    return retrySessionEnd ? this.versionRetry.at : Math.max(since + this.limits.versionIntervalMs, this.versionRetry.at);
   }
 
   /**
@@ -975,6 +991,13 @@ export class Room extends DurableObject<Env> {
     return this.ctx.id.name;
   }
 }
+
+/** Automatic versions that failed in a row, and when the next may be tried. */
+interface VersionRetry {
+  failures: number;
+  at: number;
+}
+const NO_VERSION_RETRY: VersionRetry = { failures: 0, at: 0 };
 
 /** Stands in for an attachment the runtime lost: a reader whose token expired, long inactive. */
 const LOST_ATTACHMENT: SocketAttachment = { mode: "read", expiresAt: 0, connectedAt: 0, presence: {}, joined: true, activeAt: 0 };

@@ -351,6 +351,38 @@ describe("memory bound of preview and restore", () => {
   });
 });
 
+describe("a version that fails", () => {
+  it("is retried after a backoff, not by an alarm firing back to back, and taken once storage works again", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const room = roomName("version-fault");
+    const sql = (query: string) => runInDurableObject(stub(room), (_instance, state) => void state.storage.sql.exec(query));
+    const alarmAt = () => runInDurableObject(stub(room), (_instance, state) => state.storage.getAlarm());
+    const writer = await TestClient.connect(room);
+    writer.insert(0, "kept through a storage fault");
+    await waitForStoredText(room, "kept through a storage fault");
+    // A storage fault for versions only: their parts cannot be written.
+    await sql("ALTER TABLE edgedoc_version_parts RENAME TO edgedoc_version_parts_away");
+    // The change is older than the version interval: its version is overdue.
+    vi.setSystemTime(Date.now() + 11 * 60_000);
+    writer.close();
+    await runAlarmWhenSet(stub(room), "session end");
+    expect(await versions(room)).toEqual([]);
+    // The unversioned change was due before now: without a backoff the alarm would be set in the past.
+    expect(await alarmAt()).toBeGreaterThan(Date.now());
+    // An alarm that fires early anyway (or twice) does not try again before the backoff.
+    await runDurableObjectAlarm(stub(room));
+    expect(await versions(room)).toEqual([]);
+    expect(await alarmAt()).toBeGreaterThan(Date.now());
+
+    await sql("ALTER TABLE edgedoc_version_parts_away RENAME TO edgedoc_version_parts");
+    vi.setSystemTime(Date.now() + 31_000);
+    await runDurableObjectAlarm(stub(room));
+    expect(await versions(room)).toMatchObject([{ id: 1, reason: "session-end" }]);
+    expect(await (await api(`${room}/versions/1/text`)).text()).toBe("kept through a storage fault");
+    expect(await storedText(room)).toBe("kept through a storage fault");
+  });
+});
+
 describe("HTTP writers", () => {
   it("a run of writes with nobody connected is one session: each write moves the idle version later", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
