@@ -152,3 +152,28 @@ export function randomText(length: number): string {
   for (let i = 0; i < length; i++) random[i] = alphabet.charCodeAt(random[i]! % alphabet.length);
   return random.toString("latin1");
 }
+
+/**
+ * Issue 21, row 1: an update holding a chain of `depth` nested Y.Maps (each one an entry of the
+ * previous) by `client`, and the 7-byte update deleting the outer map. Yjs 13.6 deletes and
+ * garbage-collects nested types recursing per level: the deletion overflows the stack of a
+ * room (or peer) that accepted the chain. The deletion is written by hand, since making it
+ * with Yjs would throw here too.
+ */
+export function nestedChainFrames(depth: number, client: number): { chain: Uint8Array; deletion: Uint8Array } {
+  const doc = new Y.Doc();
+  doc.clientID = client;
+  doc.transact(() => {
+    let map = doc.getMap("nested");
+    for (let i = 0; i < depth; i++) map = map.set("k", new Y.Map());
+  });
+  const deletion = bytes((encoder) => {
+    encoding.writeVarUint(encoder, 0); // no structs
+    encoding.writeVarUint(encoder, 1); // one client's deletions
+    encoding.writeVarUint(encoder, client);
+    encoding.writeVarUint(encoder, 1); // one range: the outer map, clock 0, length 1
+    encoding.writeVarUint(encoder, 0);
+    encoding.writeVarUint(encoder, 1);
+  });
+  return { chain: encodeSyncUpdate(Y.encodeStateAsUpdate(doc)), deletion: encodeSyncUpdate(deletion) };
+}

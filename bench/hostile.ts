@@ -27,6 +27,7 @@ import {
   refusedAtFirstByteFrame,
   textInsertUpdate,
   undecodableUpdateFrame,
+  nestedChainFrames,
 } from "./hostile-frames.ts";
 import {
   HonestPair,
@@ -281,7 +282,7 @@ async function fillDocument(server: DevServer, room: string, chars: number): Pro
   const update = textInsertUpdate(chars, AUTHOR_CLIENT);
   // Yjs encodes into an ordinary ArrayBuffer; the DOM typings cannot know that.
   const body = update as Uint8Array<ArrayBuffer>;
-  const response = await timedRequest(apiUrl(server, room, "/update"), { method: "POST", body }, REQUEST_TIMEOUT_MS);
+  const response = await timedRequest(apiUrl(server, room, "/update"), { method: "POST", body, headers: { "Content-Type": "application/octet-stream" } }, REQUEST_TIMEOUT_MS);
   if (response.status !== 200) throw new Error(`could not fill the document: ${response.status} ${response.detail}`);
 }
 
@@ -611,6 +612,37 @@ const undecodableUpdates: Attack["arm"] = async ({ server, room }) => {
  * 10: `listeners` never-reading sockets in the room; one update of 8 MiB is relayed to all of
  * them. With none, it is the floor: what accepting and storing the update costs by itself.
  */
+/** The chain's depth in issue 21, row 1 (27 KB): past where Yjs 13.6 can delete it. */
+const NESTED_CHAIN_DEPTH = 3_000;
+
+/**
+ * Issue 21, row 1: one socket sends a chain of nested maps, another the 7-byte update deleting
+ * its outer map (so that a room which accepted the chain throws deleting it), each waiting to be
+ * closed or left alone.
+ */
+const nestedChain: Attack["arm"] = async ({ server, room }) => {
+  const { chain, deletion } = nestedChainFrames(NESTED_CHAIN_DEPTH, ATTACKER_CLIENT);
+  return async () => {
+    const ends: NonNullable<ReturnType<typeof endDetails>>[] = [];
+    const described: string[] = [];
+    for (const frame of [chain, deletion]) {
+      const socket = await TrackedSocket.join(roomUrl(server, room));
+      const sentAt = performance.now();
+      await socket.send(frame);
+      // A refused frame closes its socket at once; an accepted one gets no answer.
+      await socket.waitForEnd(2_000);
+      described.push(describeEnd(socket.end, sentAt));
+      const end = endDetails(socket.end, sentAt);
+      if (end) ends.push(end);
+      socket.terminate();
+    }
+    return {
+      summary: `${chain.length}-byte chain of ${NESTED_CHAIN_DEPTH} maps: ${described[0]}; ${deletion.length}-byte deletion: ${described[1]}`,
+      details: { depth: NESTED_CHAIN_DEPTH, chainFrameBytes: chain.length, deletionFrameBytes: deletion.length, ends },
+    };
+  };
+};
+
 const relayFanOut = (listeners: number): Attack["arm"] => async ({ server, room }) => {
   const frame = encodeSyncUpdate(textInsertUpdate(8 * 2 ** 20, ATTACKER_CLIENT));
   return async () => {
@@ -638,6 +670,60 @@ const relayFanOut = (listeners: number): Attack["arm"] => async ({ server, room 
         stalled.forEach((socket) => socket.terminate());
         return { summary: `; the stalled sockets, once read: ${tallyText(seen)}`, details: { stalledSockets: seen } };
       },
+    };
+  };
+};
+
+/**
+ * 11r: one address reads, at the door's own limit (20 API calls a second), what the room must
+ * build for each answer: the text and V1 update of several named versions of a 100,000-item
+ * document (one character per item, so every load and encode walks them all), the live
+ * document's update and its stats, for 8 s while the honest pair types in the same room.
+ */
+const httpReads: Attack["arm"] = async ({ server, room }) => {
+  const items = 100_000;
+  const versionCount = 4;
+  const callsPerSecond = 20;
+  const seconds = 8;
+  for (const update of itemBombUpdates(2, items / 2, AUTHOR_CLIENT)) {
+    const body = update as Uint8Array<ArrayBuffer>;
+    const headers = { "Content-Type": "application/octet-stream" };
+    const response = await timedRequest(apiUrl(server, room, "/update"), { method: "POST", headers, body }, REQUEST_TIMEOUT_MS);
+    if (response.status !== 200) throw new Error(`could not fill the document: ${response.status} ${response.detail}`);
+  }
+  const ids: number[] = [];
+  for (let i = 0; i < versionCount; i++) {
+    const response = await fetch(apiUrl(server, room, "/versions"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: `read me ${i}` }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    if (response.status !== 201) throw new Error(`could not save a version: ${response.status} ${await response.text()}`);
+    ids.push(((await response.json()) as { id: number }).id);
+  }
+  // Distinct versions first: each is a second document to load, where a cache would hold one.
+  const paths = [...ids.map((id) => `/versions/${id}/text`), `/versions/${ids[0]}/update`, "/update", ""];
+  return async () => {
+    const started = performance.now();
+    const calls: Promise<{ path: string; status: number | null; ms: number }>[] = [];
+    for (let call = 0; call < callsPerSecond * seconds; call++) {
+      await sleep(Math.max(0, started + (call * 1000) / callsPerSecond - performance.now()));
+      const path = paths[call % paths.length]!;
+      calls.push(timedRequest(apiUrl(server, room, path), {}, REQUEST_TIMEOUT_MS).then(({ status, ms }) => ({ path, status, ms })));
+    }
+    const answers = await Promise.all(calls);
+    const byPath = Object.fromEntries(
+      paths.map((path) => {
+        const mine = answers.filter((answer) => answer.path === path);
+        const okMs = mine.filter((answer) => answer.status === 200).map((answer) => answer.ms).sort((a, b) => a - b);
+        return [`GET /api/docs/:name${path}`, { statuses: tally(mine.map((answer) => String(answer.status ?? "no answer"))), okP50Ms: Math.round(okMs[Math.floor(okMs.length / 2)] ?? NaN), okMaxMs: Math.round(okMs.at(-1) ?? NaN) }];
+      }),
+    );
+    const statuses = tally(answers.map((answer) => (answer.status === null ? "no answer" : `HTTP ${answer.status}`)));
+    return {
+      summary: `${answers.length} reads of a ${items}-item document (${versionCount} versions) in ${seconds} s: ${tallyText(statuses)}`,
+      details: { items, versions: versionCount, calls: answers.length, statuses, byPath, ms: Math.round(performance.now() - started) },
     };
   };
 };
@@ -721,5 +807,17 @@ const ATTACKS: Attack[] = [
     description: "the floor of 10: the same 8 MiB update with no other socket in the room",
     honest: "same-room",
     arm: relayFanOut(0),
+  },
+  {
+    name: "12-nested-chain",
+    description: "a 3,000-level chain of nested Y.Maps (27 KB), then the 7-byte update deleting its outer map",
+    honest: "same-room",
+    arm: nestedChain,
+  },
+  {
+    name: "11r-http-reads",
+    description: "one address reads version texts and updates, the live update and stats of a 100,000-item document, 20 calls a second for 8 s",
+    honest: "same-room",
+    arm: httpReads,
   },
 ];

@@ -18,7 +18,7 @@ export function accessFromLocation(location: Location): LinkAccess {
   const claims = readClaims(token);
   return {
     token,
-    mode: claims?.mode === "read" ? "read" : "write",
+    mode: claims?.mode === "read" || claims?.mode === "admin" ? claims.mode : "write",
     expiresAt: typeof claims?.exp === "number" ? claims.exp * 1000 : null,
   };
 }
@@ -35,13 +35,13 @@ export function readClaims(token: string): { mode?: unknown; exp?: unknown } | n
 
 /** What a link grants, in words: the header's access badge and the Copy link button. */
 export interface LinkDescription {
-  /** "Read-only" or "Can edit"; null for a page opened without a token. */
+  /** "Read-only", "Can edit" or "Admin"; null for a page opened without a token. */
   grant: string | null;
   /** "expires in 3 days", "expired", or null when there is no expiry to tell. */
   expiry: string | null;
   /** The exact expiry, for a tooltip; null when there is none. */
   exactExpiry: string | null;
-  /** Copy link's label: "Copy read-only link", "Copy edit link", "Copy link". */
+  /** Copy link's label: "Copy read-only link", "Copy edit link", "Copy admin link", "Copy link". */
   copyLabel: string;
   /** Its tooltip: who may do what with the copied link, until when. */
   copyTitle: string;
@@ -55,10 +55,13 @@ export function describeLink(access: LinkAccess, now: number, format = new Intl.
     return { grant: null, expiry: null, exactExpiry: null, copyLabel: "Copy link", copyTitle: "Copy this page's link (it carries no access token)", copied: "Link copied" };
   }
   const read = access.mode === "read";
+  // The app never mints an admin token, but an operator may open a document with one: copying
+  // the page's link then hands out the operator's role, and the button must say so.
+  const admin = access.mode === "admin";
   const exact =
     access.expiresAt === null ? null : new Date(access.expiresAt).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   const expired = access.expiresAt !== null && access.expiresAt <= now;
-  const grant = read ? "Read-only" : "Can edit";
+  const grant = read ? "Read-only" : admin ? "Admin" : "Can edit";
   if (expired) {
     return {
       grant,
@@ -74,11 +77,13 @@ export function describeLink(access: LinkAccess, now: number, format = new Intl.
     grant,
     expiry: access.expiresAt === null ? null : expiresIn(access.expiresAt, now, format),
     exactExpiry: exact,
-    copyLabel: read ? "Copy read-only link" : "Copy edit link",
+    copyLabel: read ? "Copy read-only link" : admin ? "Copy admin link" : "Copy edit link",
     copyTitle: read
       ? `Copy this link with its read-only token: whoever opens it can read, not edit${until}`
-      : `Copy this link with its edit token: whoever opens it can edit${until}`,
-    copied: read ? "Read-only link copied" : "Edit link copied",
+      : admin
+        ? `Copy this link with its admin token: whoever opens it can edit and see the deployment's webhook endpoints${until}`
+        : `Copy this link with its edit token: whoever opens it can edit${until}`,
+    copied: read ? "Read-only link copied" : admin ? "Admin link copied" : "Edit link copied",
   };
 }
 

@@ -1,11 +1,15 @@
 /**
- * `npm run token -- --doc NAME --mode read|write --ttl 1h [--name "Ada"] [--sub user-42] [--url https://host]`
+ * `npm run token -- --doc NAME --mode read|write|admin --ttl 1h [--name "Ada"] [--sub user-42] [--url https://host]`
  *
  * Mints an access token with AUTH_SECRET (from the environment, or `.dev.vars` as wrangler
  * reads it locally) and prints it with a share link that opens the document in the app.
  * `--doc` may end in `*` to cover every document with that prefix (no link is printed then).
  * `--sub` names whom the token is for (a user id): the server then rate-limits it per subject
  * as well as per address. Leave it out for a link meant to be shared.
+ *
+ * `--mode admin` is the operator's token (write, and the whole webhook endpoint URLs in
+ * `GET /api/docs/:name/webhooks`). This is the only place edgedoc mints one, and it prints no
+ * share link for it: it is for the operator's own API calls, not to hand out.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -48,7 +52,7 @@ const { values } = parseArgs({
 const doc = values.doc ?? fail("--doc is required");
 const pattern = doc.endsWith("*");
 if (!isValidDocumentName(pattern ? `${doc.slice(0, -1)}x` : doc)) fail(`--doc is not a valid document name or prefix: ${doc}`);
-if (values.mode !== "read" && values.mode !== "write") fail("--mode is read or write");
+if (values.mode !== "read" && values.mode !== "write" && values.mode !== "admin") fail("--mode is read, write or admin");
 if (values.sub === "") fail("--sub needs a value (a user id)");
 
 const exp = Math.floor(Date.now() / 1000) + seconds(values.ttl);
@@ -57,5 +61,6 @@ const token = await signToken(
   secret(),
 );
 console.log(token);
-if (!pattern) console.log(`${values.url.replace(/\/$/, "")}/d/${doc}?token=${token}`);
-console.error(`${values.mode} access to ${doc}, expires ${new Date(exp * 1000).toISOString()}`);
+if (!pattern && values.mode !== "admin") console.log(`${values.url.replace(/\/$/, "")}/d/${doc}?token=${token}`);
+const operator = values.mode === "admin" ? " (an operator's token: for your own API calls, never a share link)" : "";
+console.error(`${values.mode} access to ${doc}, expires ${new Date(exp * 1000).toISOString()}${operator}`);

@@ -41,12 +41,14 @@ export function withGrant(request: Request, grant: AccessGrant): Request {
   return new Request(request, { headers });
 }
 
+/** The grant {@link withGrant} put on `request`; anything unrecognised is read-only. */
 export function grantFrom(request: Request): AccessGrant {
+  const mode = request.headers.get(HEADER.mode);
   const expiresAt = request.headers.get(HEADER.expiresAt);
   const user = request.headers.get(HEADER.user);
   const owner = request.headers.get(HEADER.owner);
   return {
-    mode: request.headers.get(HEADER.mode) === "write" ? "write" : "read",
+    mode: mode === "write" || mode === "admin" ? mode : "read",
     expiresAt: expiresAt === null ? null : Number(expiresAt),
     ...(user === null ? {} : { user: decodeURIComponent(user) }),
     ...(owner === null ? {} : { owner: decodeURIComponent(owner) }),

@@ -10,11 +10,22 @@
  *   socket controls are dropped. Stock providers re-broadcast every state they receive, so such
  *   entries are normal traffic, not an attack, and the socket is not closed for them.
  * - Closing a socket removes exactly its IDs.
+ * - Refused entries leave no trace: an entry dropped by any rule is neither relayed nor
+ *   recorded, so no clock the room keeps (held states, removal tombstones) moves for it.
+ * - Returns are seen: a client that comes back at the clock its removal was announced with (a
+ *   stock provider re-sends its state unchanged when it reconnects) would be ignored by every
+ *   peer that saw the removal, since y-protocols takes a state only with a newer clock. The
+ *   sender is sent that removal back ({@link PresenceUpdate.renew}); y-protocols never lets a
+ *   remote removal drop its local state and answers it with the state under the next clock,
+ *   which every peer takes.
  * - Claims: with tokens, a client ID belongs to the owner (token subject) whose socket first
  *   set a state for it, and only that owner may bring it back after its socket closed. The
- *   room keeps claims through hibernation (attachments) and eviction (storage, via `onClaims`),
- *   at most {@link MAX_PRESENCE_CLAIMS}, oldest forgotten first, and at most
- *   {@link MAX_CLAIMS_PER_SOCKET} per socket (IDs past that are shown but not claimed).
+ *   room keeps claims through hibernation (attachments) and eviction (storage, via `onClaims`).
+ *   An owner keeps at most {@link MAX_CLAIMS_PER_OWNER}: past that its own oldest claim is
+ *   forgotten, never another owner's. The room keeps at most {@link MAX_PRESENCE_CLAIMS}: past
+ *   that the oldest claim of the owner holding the most is forgotten, so owners with few claims
+ *   (people) keep theirs however many others arrive. A socket claims at most
+ *   {@link MAX_CLAIMS_PER_SOCKET} (IDs past that are shown but not claimed).
  * - Cost: entries are taken one at a time and checked against the socket's byte budget before
  *   their JSON is decoded, and entries that would be dropped are never decoded, so a frame of
  *   millions of entries costs time linear in its size and memory bounded by the budget.
@@ -28,6 +39,7 @@ import {
   type WireAwarenessEntry,
 } from "./protocol";
 import {
+  MAX_CLAIMS_PER_OWNER,
   MAX_CLAIMS_PER_SOCKET,
   MAX_PRESENCE_BYTES_PER_SOCKET,
   MAX_PRESENCE_CLAIMS,
@@ -47,6 +59,21 @@ export interface PresenceRecord {
 /** The presence one socket controls, keyed by client ID; kept in the socket's attachment. */
 export type SocketPresence = Record<number, PresenceRecord>;
 
+/**
+ * What an awareness update changed: the entries to relay to everyone, and the removals to send
+ * back to the sender alone so that its provider re-announces those clients under newer clocks.
+ */
+export interface PresenceUpdate {
+  changes: AwarenessEntry[];
+  renew: AwarenessEntry[];
+}
+
+/**
+ * A change to the kept claims, in order: a client ID with its new owner, or with `null` where
+ * the claim was forgotten (the room deletes it from storage).
+ */
+export type ClaimChange = [clientId: number, owner: string | null];
+
 /** What a sweep found: removals to announce, and the sockets that lost clients. */
 export interface SweepResult<Socket> {
   removed: AwarenessEntry[];
@@ -64,35 +91,49 @@ export class PresenceRegistry<Socket> {
   private readonly removedClocks = new Map<number, number>();
   /** Which owner (token subject) claimed each client ID, oldest claim first. */
   private readonly claims = new Map<number, string>();
+  /** Each owner's claimed client IDs, oldest first; see {@link MAX_CLAIMS_PER_OWNER}. */
+  private readonly claimsByOwner = new Map<string, Set<number>>();
   /** How many client IDs each socket has claimed; see {@link MAX_CLAIMS_PER_SOCKET}. */
   private readonly claimsBySocket = new Map<Socket, number>();
 
-  /** @param onClaims called with the client IDs an update claimed (once per update), so the room can keep them. */
-  constructor(private readonly onClaims: (claims: [clientId: number, owner: string][]) => void = () => {}) {}
+  /**
+   * @param onClaims called with the claims an update made and forgot (once per update, and
+   * after a restore that forgot some), so the room can keep the same in storage.
+   */
+  constructor(private readonly onClaims: (changes: ClaimChange[]) => void = () => {}) {}
 
   /** Restores a socket's presence from its attachment after the room woke. */
   restore(socket: Socket, held: SocketPresence, owner?: string): void {
     const records = new Map<number, PresenceRecord>();
+    const changes: ClaimChange[] = [];
     for (const [id, record] of Object.entries(held)) {
       records.set(Number(id), record);
       this.owners.set(Number(id), socket);
-      if (owner !== undefined) this.remember(Number(id), owner);
+      // Already claimed by this owner: kept where it is, so a wake does not reorder claims.
+      if (owner !== undefined && this.claims.get(Number(id)) !== owner) this.remember(Number(id), owner, changes);
     }
     this.bySocket.set(socket, records);
-  }
-
-  /** Restores claims the room kept in storage, oldest first. */
-  restoreClaims(claims: Iterable<[clientId: number, owner: string]>): void {
-    for (const [clientId, owner] of claims) this.remember(clientId, owner);
+    this.report(changes);
   }
 
   /**
-   * Applies an awareness update sent by `socket` and returns the entries that changed
-   * presence, to be relayed. Throws {@link ProtocolError} (and changes nothing) when the
+   * Restores claims the room kept in storage, oldest first. Storage holds what memory held, so
+   * normally nothing is forgotten; rows kept under older rules (no cap per owner) are trimmed
+   * to the current ones, and the trim reported.
+   */
+  restoreClaims(claims: Iterable<[clientId: number, owner: string]>): void {
+    const changes: ClaimChange[] = [];
+    for (const [clientId, owner] of claims) this.remember(clientId, owner, changes);
+    this.report(changes.filter(([, owner]) => owner === null));
+  }
+
+  /**
+   * Applies an awareness update sent by `socket`: returns the entries that changed presence, to
+   * be relayed, and the removals to send back to `socket` (see {@link PresenceUpdate}). Throws {@link ProtocolError} (and changes nothing) when the
    * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}, or when an entry (or
    * the rest of the update) does not decode.
    */
-  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number, owner?: string): AwarenessEntry[] {
+  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number, owner?: string): PresenceUpdate {
     const held = new Map(this.bySocket.get(socket));
     let heldBytes = presenceBytes(held);
     // Keyed by client ID: an update naming one client many times changes it once.
@@ -126,25 +167,27 @@ export class PresenceRegistry<Socket> {
       }
       changes.set(entry.clientId, { clientId: entry.clientId, clock: entry.clock, state });
     }
-    const claimed: [number, string][] = [];
-    let claimsLeft = MAX_CLAIMS_PER_SOCKET - (this.claimsBySocket.get(socket) ?? 0);
+    const claimChanges: ClaimChange[] = [];
+    const renew: AwarenessEntry[] = [];
+    const claimsBefore = this.claimsBySocket.get(socket) ?? 0;
+    let claimed = 0;
     for (const { clientId, clock, state } of changes.values()) {
       if (state === null) {
         this.forget(clientId, clock);
         continue;
       }
+      // Back at the clock its removal went out with: peers that saw the removal ignore this state.
+      if (!this.owners.has(clientId) && this.removedClocks.get(clientId) === clock) renew.push({ clientId, clock, state: null });
       this.owners.set(clientId, socket);
-      if (owner !== undefined && !this.claims.has(clientId) && claimsLeft-- > 0) {
-        this.remember(clientId, owner);
-        claimed.push([clientId, owner]);
+      if (owner !== undefined && !this.claims.has(clientId) && claimsBefore + claimed < MAX_CLAIMS_PER_SOCKET) {
+        claimed++;
+        this.remember(clientId, owner, claimChanges);
       }
     }
-    if (claimed.length > 0) {
-      this.claimsBySocket.set(socket, (this.claimsBySocket.get(socket) ?? 0) + claimed.length);
-      this.onClaims(claimed);
-    }
+    if (claimed > 0) this.claimsBySocket.set(socket, claimsBefore + claimed);
+    this.report(claimChanges);
     this.bySocket.set(socket, held);
-    return [...changes.values()];
+    return { changes: [...changes.values()], renew };
   }
 
   /** Removes everything `socket` controls; returns the removals to announce. */
@@ -210,10 +253,47 @@ export class PresenceRegistry<Socket> {
     return oldest === Infinity ? null : oldest + AWARENESS_TIMEOUT_MS;
   }
 
-  private remember(clientId: number, owner: string): void {
-    this.claims.delete(clientId);
+  /**
+   * Claims `clientId` for `owner` as its newest claim, then forgets claims past the caps:
+   * the owner's own oldest past {@link MAX_CLAIMS_PER_OWNER}, and past
+   * {@link MAX_PRESENCE_CLAIMS} the oldest of whichever owner holds the most. Appends what
+   * changed to `changes`.
+   */
+  private remember(clientId: number, owner: string, changes: ClaimChange[]): void {
+    this.unclaim(clientId);
     this.claims.set(clientId, owner);
-    if (this.claims.size > MAX_PRESENCE_CLAIMS) this.claims.delete(this.claims.keys().next().value as number);
+    const mine = this.claimsByOwner.get(owner) ?? new Set<number>();
+    this.claimsByOwner.set(owner, mine);
+    mine.add(clientId);
+    changes.push([clientId, owner]);
+    if (mine.size > MAX_CLAIMS_PER_OWNER) this.dropOldestOf(mine, changes);
+    if (this.claims.size > MAX_PRESENCE_CLAIMS) this.dropOldestOf(this.largestClaimSet(), changes);
+  }
+
+  /** The claims of the owner holding the most (the first such owner in claim order). */
+  private largestClaimSet(): Set<number> {
+    let largest = new Set<number>();
+    for (const ids of this.claimsByOwner.values()) if (ids.size > largest.size) largest = ids;
+    return largest;
+  }
+
+  private dropOldestOf(ids: Set<number>, changes: ClaimChange[]): void {
+    const oldest = ids.values().next().value as number;
+    this.unclaim(oldest);
+    changes.push([oldest, null]);
+  }
+
+  private unclaim(clientId: number): void {
+    const owner = this.claims.get(clientId);
+    if (owner === undefined) return;
+    this.claims.delete(clientId);
+    const ids = this.claimsByOwner.get(owner)!;
+    ids.delete(clientId);
+    if (ids.size === 0) this.claimsByOwner.delete(owner);
+  }
+
+  private report(changes: ClaimChange[]): void {
+    if (changes.length > 0) this.onClaims(changes);
   }
 
   private forget(clientId: number, clock: number): void {

@@ -9,13 +9,15 @@
  *   relayed edit: frames sent before a write are not held by the Durable Object's output gate,
  *   so other clients get the edit without waiting for the disk, while anything sent after it
  *   (the writer's save confirmation among it) waits until the write is durable. When a write
- *   fails, {@link discardUnstored} goes back to what is stored.
+ *   fails, {@link discardUnstored} goes back to what is stored. When Yjs throws while applying
+ *   an update, the document goes back to what is stored and held (see {@link reload}).
  * - Only what the document integrated is stored and relayed, never a client's raw bytes.
  * - Updates waiting for missing dependencies stay in memory only, bounded in bytes, delete
  *   ranges and time, and are excluded from everything encoded (sync answers and snapshots alike).
  * - Every input is measured before it is spent on: an update's new items against
  *   {@link MAX_DOCUMENT_ITEMS} and its waiting deletions against
- *   {@link MAX_PENDING_DELETE_RANGES}; a state vector only as far as it names our clients.
+ *   {@link MAX_PENDING_DELETE_RANGES}; its types' nesting against `MAX_YJS_TYPE_DEPTH`
+ *   (worker/update-check.ts); a state vector only as far as it names our clients.
  */
 import * as decoding from "lib0/decoding";
 import * as Y from "yjs";
@@ -32,7 +34,7 @@ import { restoreUpdate } from "./restore";
 import type { DocumentStore } from "./storage";
 import { boundedTextEdits } from "./text-diff";
 import { documentTitle } from "./title";
-import { checkUpdateStructure } from "./update-check";
+import { checkUpdateStructure, type DocumentTypes } from "./update-check";
 
 /** What a compaction did, for logs and tests. */
 export interface CompactionResult {
@@ -66,13 +68,22 @@ export class RoomDocument {
   private items: number;
   /** Size of the document encoded as one V1 update, computed when first asked after a change. */
   private encodedBytes: number | null = null;
+  /**
+   * The updates the store holds, not yet written, oldest first: the store's own list while it
+   * holds any (every update it holds comes through {@link commit}, and it writes or forgets
+   * them all at once), so that {@link reload} can bring them back.
+   */
+  private unwritten: Uint8Array[] = [];
+  /** The document's types, as {@link checkUpdateStructure} sees them; remade with the document. */
+  private types: DocumentTypes;
 
   constructor(
     private readonly store: DocumentStore,
     private readonly maxDocumentBytes: number,
   ) {
-    this.doc = loadDocument(store);
+    this.doc = loadDocument(store, []);
     this.items = countItems(this.doc);
+    this.types = documentTypes(this.doc);
   }
 
   /** The document's state vector, for sync step 1. Pending updates are not part of it. */
@@ -142,7 +153,7 @@ export class RoomDocument {
    * the document is as before.
    */
   apply(update: Uint8Array, now: number, relay: Relay = noRelay): Applied {
-    const shape = checkUpdateStructure(update, (client) => Y.getState(this.doc.store, client));
+    const shape = checkUpdateStructure(update, this.types);
     this.refuseIfTooLarge(update.length, shape.newStructs);
     if (this.pendingDeleteRanges + shape.waitingDeleteRanges > MAX_PENDING_DELETE_RANGES) {
       throw new ProtocolError(
@@ -150,21 +161,17 @@ export class RoomDocument {
         `updates with missing dependencies over ${MAX_PENDING_DELETE_RANGES} delete ranges`,
       );
     }
-    const { pendingStructs, pendingDs } = this.doc.store;
-    const integrated = this.commit(now, relay, (integratedSoFar) => {
+    const integrated = this.commit(now, relay, () => {
       try {
         Y.applyUpdate(this.doc, update);
       } catch {
-        // Yjs emits what it integrated even when it throws (its transaction cleans up in a
-        // `finally`). Nothing integrated: the document is as before but for what was set
-        // waiting, which is put back at no cost. Part integrated: the stored document is the
-        // truth, so go back to it (a reload; readers never get here, their updates are not applied).
-        if (integratedSoFar()) {
-          this.reload();
-        } else {
-          this.doc.store.pendingStructs = pendingStructs;
-          this.doc.store.pendingDs = pendingDs;
-        }
+        // Yjs may have integrated part of the update, or set part of it waiting. And when it
+        // throws inside its transaction's cleanup (where it garbage-collects deleted types,
+        // recursing per level), that transaction is never finished: the document applies every
+        // later update without emitting it, so nothing would reach anyone again. Only a fresh
+        // copy of what is stored and held is known to be whole (readers never get here, their
+        // updates are not applied). What this update integrated was not relayed nor held.
+        this.reload();
         throw new ProtocolError(CloseCode.invalidPayload, "invalid update: Yjs could not decode it");
       }
     });
@@ -208,10 +215,9 @@ export class RoomDocument {
 
   /**
    * Runs `change`, hands the update the document emits for it to `relay` and to the store;
-   * returns that update or null. `change` may ask whether anything was integrated so far (to
-   * recover from a failure).
+   * returns that update or null.
    */
-  private commit(now: number, relay: Relay, change: (integratedSoFar: () => boolean) => void): Uint8Array | null {
+  private commit(now: number, relay: Relay, change: () => void): Uint8Array | null {
     let integrated: Uint8Array | null = null;
     const capture = (emitted: Uint8Array) => {
       integrated = emitted;
@@ -220,14 +226,17 @@ export class RoomDocument {
     const doc = this.doc;
     doc.on("update", capture);
     try {
-      change(() => integrated !== null);
+      change();
     } finally {
       doc.off("update", capture);
     }
     if (integrated === null) return null;
     relay(integrated);
     try {
+      // Nothing held: what was held before has been written or forgotten.
+      if (!this.store.holdsUpdates()) this.unwritten = [];
       this.store.hold(integrated, now);
+      if (this.store.holdsUpdates()) this.unwritten.push(integrated);
     } catch (error) {
       // The first update is written at once, and that write failed: go back to what is stored.
       this.reload();
@@ -354,9 +363,17 @@ export class RoomDocument {
     this.reload();
   }
 
+  /**
+   * Replaces the document with a fresh copy of what is stored plus what the store holds, not
+   * yet written: those updates were relayed and their writers will be told they are saved, so
+   * the room keeps serving them. Updates waiting for dependencies are forgotten (their
+   * senders were never told they are saved, and send them again when they reconnect).
+   */
   private reload(): void {
+    const held = this.store.holdsUpdates() ? this.unwritten : [];
     this.doc.destroy();
-    this.doc = loadDocument(this.store);
+    this.doc = loadDocument(this.store, held);
+    this.types = documentTypes(this.doc);
     this.pendingSince = null;
     this.pendingDeleteRanges = 0;
     this.items = countItems(this.doc);
@@ -378,15 +395,62 @@ export function versionText(state: Uint8Array): string {
   }
 }
 
-function loadDocument(store: DocumentStore): Y.Doc {
+/** The stored document, then `held` (updates the store holds, not yet written) on top. */
+function loadDocument(store: DocumentStore, held: readonly Uint8Array[]): Y.Doc {
   // Garbage collection stays on: deleted content is dropped, so the document does not grow forever.
   const doc = new Y.Doc({ gc: true });
   const { snapshot, updates } = store.load();
   doc.transact(() => {
     if (snapshot) Y.applyUpdateV2(doc, snapshot);
-    for (const update of updates) Y.applyUpdate(doc, update);
+    for (const update of [...updates, ...held]) Y.applyUpdate(doc, update);
   });
   return doc;
+}
+
+/**
+ * `doc`'s types for {@link checkUpdateStructure}: its clocks, the depth of the type each struct
+ * is in, and the structs waiting for dependencies (as V1, which the check reads).
+ */
+function documentTypes(doc: Y.Doc): DocumentTypes {
+  // A type never moves to another parent, so its depth is computed once.
+  const depths = new WeakMap<Y.AbstractType<any>, number>();
+  return {
+    knownClock: (client) => Y.getState(doc.store, client),
+    depthAt: (client, clock) => {
+      const structs = doc.store.clients.get(client);
+      const struct = structs?.[Y.findIndexSS(structs, clock)];
+      // A GC range has no parent: Yjs collects what names it as origin, too.
+      return struct instanceof Y.Item && struct.parent instanceof Y.AbstractType ? typeDepth(struct.parent, depths) : 0;
+    },
+    waiting: () => {
+      const pending = doc.store.pendingStructs;
+      return pending && { missing: pending.missing, update: () => Y.convertUpdateFormatV2ToV1(pending.update) };
+    },
+  };
+}
+
+/**
+ * How deep `type` is: 0 for a root type, one more than the type holding it otherwise. Walks up
+ * without recursion (a document stored before `MAX_YJS_TYPE_DEPTH` may nest deeper) and
+ * remembers every type on the way in `depths`, so each type is walked once.
+ */
+// `any`: Yjs types its nested types' event parameter invariantly, so no narrower type admits them all.
+function typeDepth(type: Y.AbstractType<any>, depths: WeakMap<Y.AbstractType<any>, number>): number {
+  const path: Y.AbstractType<any>[] = [];
+  let depth = -1;
+  // Each turn goes one type up, so the loop ends at a root type (its `_item` is null).
+  for (let current: Y.AbstractType<any> | null = type; current !== null; ) {
+    const known = depths.get(current);
+    if (known !== undefined) {
+      depth = known;
+      break;
+    }
+    path.push(current);
+    const holder: unknown = current._item?.parent;
+    current = holder instanceof Y.AbstractType ? holder : null;
+  }
+  for (let i = path.length - 1; i >= 0; i--) depths.set(path[i]!, ++depth);
+  return depth;
 }
 
 function countItems(doc: Y.Doc): number {

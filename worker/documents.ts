@@ -41,7 +41,14 @@ export interface DocumentInfo extends StorageStats {
 export type Outcome<T> =
   | { ok: true; value: T }
   | { ok: false; closeCode: CloseCode; reason: string }
-  | { ok: false; refused: HistoryRefusal; reason: string };
+  | { ok: false; refused: HistoryRefusal; reason: string }
+  | { ok: false; busy: ReadBusy; retryAfterSeconds: number; reason: string };
+
+/**
+ * Whose budget refused a read that encodes or builds a document (worker/read-budget.ts): the
+ * caller's, past its own share, or the room's, which every caller and socket answer share.
+ */
+export type ReadBusy = "caller" | "room";
 
 /** Why the room refused a version request, apart from the checks every edit passes. */
 export type HistoryRefusal = "no-such-version" | "no-document" | "not-named" | "history-full";

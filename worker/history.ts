@@ -7,6 +7,10 @@
  * - `edgedoc_versions(id, created_at, name, reason, authors, bytes, items)`: one row per version;
  *   `authors` is a JSON array, `items` the Yjs items it loads as (to bound a restore's memory).
  * - `edgedoc_version_parts(id, part, data)`: its state.
+ * - `edgedoc_version_text(id, part, data)`: its editor text (what `RoomDocument.text()` returns)
+ *   as UTF-8 in row-sized parts, so a preview reads it instead of loading the version as a
+ *   second document. Added within format 2: versions taken before it have none, and their
+ *   preview loads them. `bytes` counts it, so the history's budget does.
  * - `edgedoc_version_authors(name)`: who edited since the last version, written once per new
  *   name, not per edit.
  * In `edgedoc_meta`: `last_version_id` (ids only ever increase, even after a delete) and
@@ -23,6 +27,11 @@ import type { DocumentStore } from "./storage";
 export interface VersionState {
   state: Uint8Array;
   items: number;
+}
+
+/** What {@link History.take} stores: the state, and the editor text it holds, read off the live document. */
+export interface NewVersion extends VersionState {
+  text: string;
 }
 
 /** Why saving a named version was refused. */
@@ -76,22 +85,25 @@ export class History {
   }
 
   /**
-   * Stores `state` (the whole document, Yjs V2, loading as `items` items) as a new version and
-   * applies the retention policy. A named version is refused when the named ones would pass
-   * their count or the history's byte budget: only automatic versions are ever dropped.
+   * Stores `state` (the whole document, Yjs V2, loading as `items` items) and its `text` as a
+   * new version, which costs (`bytes`) both, and applies the retention policy. A named version
+   * is refused when the named ones would pass their count or the history's byte budget: only
+   * automatic versions are ever dropped.
    */
   take(
-    version: VersionState,
+    version: NewVersion,
     reason: VersionReason,
     now: number,
     name: string | null = null,
   ): { ok: true; value: VersionInfo } | { ok: false; refusal: NamedVersionRefusal } {
+    const text = new TextEncoder().encode(version.text);
+    const bytes = version.state.length + text.length;
     if (reason === "named") {
       const named = this.sql
         .exec<{ count: number; bytes: number | null }>("SELECT COUNT(*) AS count, SUM(bytes) AS bytes FROM edgedoc_versions WHERE name IS NOT NULL")
         .one();
       if (named.count >= MAX_NAMED_VERSIONS) return { ok: false, refusal: "too-many-named" };
-      if ((named.bytes ?? 0) + version.state.length > MAX_HISTORY_BYTES) return { ok: false, refusal: "history-full" };
+      if ((named.bytes ?? 0) + bytes > MAX_HISTORY_BYTES) return { ok: false, refusal: "history-full" };
     }
     const id = (this.store.meta("last_version_id") ?? 0) + 1;
     const authors = [...this.authors];
@@ -103,11 +115,14 @@ export class History {
         name,
         reason,
         JSON.stringify(authors),
-        version.state.length,
+        bytes,
         version.items,
       );
       splitIntoChunks(version.state, SQLITE_CHUNK_BYTES).forEach((chunk, part) =>
         this.sql.exec("INSERT INTO edgedoc_version_parts (id, part, data) VALUES (?, ?, ?)", id, part, chunk),
+      );
+      splitIntoChunks(text, SQLITE_CHUNK_BYTES).forEach((chunk, part) =>
+        this.sql.exec("INSERT INTO edgedoc_version_text (id, part, data) VALUES (?, ?, ?)", id, part, chunk),
       );
       this.store.setMeta("last_version_id", id);
       this.store.deleteMeta("unversioned_since");
@@ -116,7 +131,7 @@ export class History {
     });
     this.unversionedSinceAt = null;
     this.authors.clear();
-    return { ok: true, value: { id, createdAt: new Date(now).toISOString(), name, reason, authors, bytes: version.state.length } };
+    return { ok: true, value: { id, createdAt: new Date(now).toISOString(), name, reason, authors, bytes } };
   }
 
   /** Every version, newest first. The retention policy is applied first, so old ones age out even without new versions. */
@@ -142,6 +157,26 @@ export class History {
       .toArray()
       .map((part) => new Uint8Array(part.data));
     return { state: joinChunks(parts), items: row.items };
+  }
+
+  /**
+   * Whether a version's text is stored: every version taken since the text was kept, none
+   * from before (their text is in their state only).
+   */
+  hasText(id: number): boolean {
+    if (!this.store.exists()) return false;
+    return this.sql.exec("SELECT 1 FROM edgedoc_version_text WHERE id = ? LIMIT 1", id).toArray().length > 0;
+  }
+
+  /** A version's stored text, or null when it has none (see {@link hasText}). */
+  text(id: number): string | null {
+    if (!this.store.exists()) return null;
+    const parts = this.sql
+      .exec<{ data: ArrayBuffer }>("SELECT data FROM edgedoc_version_text WHERE id = ? ORDER BY part", id)
+      .toArray()
+      .map((part) => new Uint8Array(part.data));
+    // Keeps a leading U+FEFF: it is the text's own character, not a byte order mark.
+    return parts.length === 0 ? null : new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(joinChunks(parts));
   }
 
   /** Deletes a version; returns false when there was none. */
@@ -171,6 +206,7 @@ export class History {
     for (const id of ids) {
       this.sql.exec("DELETE FROM edgedoc_versions WHERE id = ?", id);
       this.sql.exec("DELETE FROM edgedoc_version_parts WHERE id = ?", id);
+      this.sql.exec("DELETE FROM edgedoc_version_text WHERE id = ?", id);
     }
   }
 }

@@ -33,6 +33,17 @@ export const MAX_YJS_CLOCK = 2 ** 31 - 1;
 export const MAX_YJS_CONTENT_DEPTH = 64;
 
 /**
+ * Deepest nesting of Yjs shared types (a Y.Map in a Y.Array in an XmlElement..., counted from
+ * a root type at 0) the room accepts. Yjs deletes and garbage-collects a type by recursing into
+ * the types it holds, several frames per level: deleting a chain of nested Y.Maps throws
+ * "Maximum call stack size exceeded" from about 1,950 levels in workerd and 1,900 in Node 22
+ * (measured with yjs 13.6.33), inside the transaction's cleanup, and every peer that receives
+ * the deletion throws too. Real editors stay far below: y-prosemirror nests one XmlElement per
+ * block level, rarely past 20.
+ */
+export const MAX_YJS_TYPE_DEPTH = 256;
+
+/**
  * Cloudflare's limit on a hibernatable WebSocket's serialized attachment: 16 KiB.
  * `serializeAttachment` throws past it, so what we keep per socket must stay well below.
  */
@@ -54,10 +65,21 @@ export const MAX_PRESENCE_BYTES_PER_SOCKET = 8 * 1024;
 export const PRESENCE_ENTRY_OVERHEAD_BYTES = 32;
 
 /**
- * How many presence claims (client ID to token subject) a room keeps, in memory and in storage.
- * A stock provider takes a new client ID per page load; past this the oldest claims are forgotten.
+ * How many presence claims (client ID to token subject) a room keeps, in memory and in storage:
+ * a bound on both, not a fairness rule. Past it the oldest claim of the owner holding the most
+ * is forgotten, so no owner can push out the claims of one holding fewer.
  */
 export const MAX_PRESENCE_CLAIMS = 4_096;
+
+/**
+ * How many presence claims one owner keeps; past this its own oldest is forgotten. A stock
+ * provider takes a new client ID per page load and keeps it across reconnects, so a claim
+ * matters while that page may still reconnect: a person's open tabs, a handful, and a day of
+ * reloads fit well within 64; a share link (one owner for everyone holding it) used by a group
+ * recycles its oldest claims, those of pages most likely gone. One owner opening sockets and
+ * cycling IDs only ever replaces its own claims.
+ */
+export const MAX_CLAIMS_PER_OWNER = 64;
 
 /**
  * How many client IDs one socket may claim. A stock provider uses one per connection; without
@@ -163,6 +185,45 @@ export const ANSWER_SLACK_BYTES = 1024 * 1024;
 /** What the whole room may send in answers in a burst, and per second: joiners past it get 1013. */
 export const ROOM_ANSWER_BURST_BYTES = 64 * 1024 * 1024;
 export const ROOM_ANSWER_BYTES_PER_SECOND = 32 * 1024 * 1024;
+
+/**
+ * HTTP reads that encode or build a document (worker/read-budget.ts) are charged, besides the
+ * room's answer budget above, to their caller (the token's owner, else the address): this
+ * much a second. Past it, 429. Encoding costs 30-110 ns a byte of V1 in Node 22 and about
+ * twice that under `wrangler dev` (100,000 one-character items: 1.2 MB charged, 100-200 ms);
+ * at 1 MiB/s one caller at the door's 20 calls a second still took honest relay from p50 5 ms
+ * to 32 ms (`npm run bench -- --scenario hostile --attacks 11r`), at this rate it keeps the
+ * room busy a few percent of the time. A backup or indexer reading a 1 MB document after each
+ * change (webhooks come at most every 10 s) stays within it.
+ */
+export const READ_CALLER_BYTES_PER_SECOND = 256 * 1024;
+/**
+ * A caller's burst. A full budget admits any one read however costly (then the caller waits
+ * until it is paid back), so every version stays readable, even the 60 MB load of a
+ * 250,000-item one; kept small so that reads of a large document are spaced out by their
+ * cost, never back to back, and each stall of the room stands alone.
+ */
+export const READ_CALLER_BURST_BYTES = 1024 * 1024;
+/**
+ * What a read is charged per Yjs item it walks (encoding, converting, reading the text), on
+ * top of the stored bytes it is made from: a one-character item encodes as about 11 bytes of
+ * V1 (100,000 of them: 1.08 MB) and costs about as much to walk as to write. Loading a version
+ * is charged {@link YJS_ITEM_HEAP_BYTES} per item instead, the heap the second copy takes.
+ */
+export const READ_ITEM_COST_BYTES = 11;
+/**
+ * Answers a room keeps (the live document's update and text until the next change, versions'
+ * texts and updates, which never change), least recently used dropped first. Small beside the
+ * isolate's 128 MB, of which the document and a second copy may take {@link MAX_DOCUMENT_HEAP_BYTES}
+ * and one frame in flight 32 MiB; an answer over a quarter of it is not kept.
+ */
+export const READ_CACHE_BYTES = 4 * 1024 * 1024;
+/**
+ * Callers whose read budget a room remembers. Past it, callers whose budget has refilled (no
+ * different from a new caller) are forgotten first, then the least recently seen: forgetting
+ * a debt takes this many other callers, each counted at the door.
+ */
+export const MAX_READ_CALLERS = 1_000;
 
 /**
  * Most bytes one relay may queue across the room (frame size times recipients). workerd copies

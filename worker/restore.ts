@@ -16,15 +16,25 @@
  *
  * The title is the exception: restoring a version does not rename the document. After the undo,
  * the title entry is set back to what it is now, in the same edit.
+ *
+ * Nesting: Yjs deletes, collects and undoes nested types recursing per level, and so does the
+ * comparison below. Types nest within {@link MAX_YJS_TYPE_DEPTH} in every update the room
+ * accepts; a version stored before that limit may nest deeper, so it is checked before it is
+ * loaded, and the comparison refuses anything deeper rather than recurse on.
  */
 import * as Y from "yjs";
+import { MAX_YJS_TYPE_DEPTH } from "./limits";
+import { CloseCode, ProtocolError } from "./protocol";
 import { SETTINGS_MAP, settingsOf, storedTitle, TITLE_KEY } from "./title";
+import { checkUpdateStructure } from "./update-check";
 
 /**
  * The update that makes `current` equal to `versionState` (a V2 update of a past state of the
  * same document), or null when nothing changed since. `current` is read, not changed.
  */
 export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Array | null {
+  // Throws (1007) when the version's types nest too deeply, before Yjs recurses into them.
+  checkUpdateStructure(Y.convertUpdateFormatV2ToV1(versionState));
   const past = new Y.Doc({ gc: true });
   try {
     Y.applyUpdateV2(past, versionState);
@@ -73,7 +83,7 @@ function sameContent(a: Y.Doc, b: Y.Doc): boolean {
   for (const name of names) {
     const left = a.share.get(name);
     const right = b.share.get(name);
-    if (JSON.stringify(left && contentOf(left)) !== JSON.stringify(right && contentOf(right))) return false;
+    if (JSON.stringify(left && contentOf(left, 0)) !== JSON.stringify(right && contentOf(right, 0))) return false;
   }
   return true;
 }
@@ -81,10 +91,12 @@ function sameContent(a: Y.Doc, b: Y.Doc): boolean {
 /**
  * A type's visible content, read from its items without knowing its kind (root types of a
  * document loaded from updates are untyped): the sequence, with adjacent text joined, the map
- * entries, and an XML element's name. Formatting marks are not content here.
+ * entries, and an XML element's name. Formatting marks are not content here. `depth` is how
+ * deep `type` is (0 for a root type); past {@link MAX_YJS_TYPE_DEPTH} this throws (1007).
  */
 // `any`: Yjs types its nested types' event parameter invariantly, so no narrower type admits them all.
-function contentOf(type: Y.AbstractType<any>): unknown {
+function contentOf(type: Y.AbstractType<any>, depth: number): unknown {
+  if (depth > MAX_YJS_TYPE_DEPTH) throw new ProtocolError(CloseCode.invalidPayload, "invalid update: types nested too deeply");
   const sequence: unknown[] = [];
   for (let item = type._start; item !== null; item = item.right) {
     if (item.deleted) continue;
@@ -93,16 +105,17 @@ function contentOf(type: Y.AbstractType<any>): unknown {
       if (typeof sequence[last] === "string") sequence[last] += item.content.str;
       else sequence.push(item.content.str);
     } else {
-      sequence.push(...item.content.getContent().map(valueOf));
+      sequence.push(...item.content.getContent().map((value) => valueOf(value, depth + 1)));
     }
   }
   const entries: Record<string, unknown> = {};
   for (const [key, item] of [...type._map].sort(([x], [y]) => (x < y ? -1 : 1))) {
-    if (!item.deleted) entries[key] = valueOf(item.content.getContent().at(-1));
+    if (!item.deleted) entries[key] = valueOf(item.content.getContent().at(-1), depth + 1);
   }
   return { sequence, entries, name: (type as { nodeName?: unknown }).nodeName ?? null };
 }
 
-function valueOf(value: unknown): unknown {
-  return value instanceof Y.AbstractType ? contentOf(value) : value;
+/** `value` as content: a nested type's ({@link contentOf} at `depth`), or the value itself. */
+function valueOf(value: unknown, depth: number): unknown {
+  return value instanceof Y.AbstractType ? contentOf(value, depth) : value;
 }

@@ -56,6 +56,7 @@ import {
   type ClientMessage,
 } from "./protocol";
 import { TokenBucket } from "./rate";
+import { LIVE_TEXT, LIVE_UPDATE, liveReadCost, RoomReads, storedTextCost, versionConvertCost, versionLoadCost, type ReadWork } from "./read-budget";
 import { isBenignTeardownError } from "./teardown";
 import { DocumentStore } from "./storage";
 import { attemptDelivery, Outbox, webhookSettings, type WebhookEventInfo, type WebhookSettings } from "./webhooks";
@@ -132,6 +133,8 @@ export class Room extends DurableObject<Env> {
   private readonly heldWriters = new Set<WebSocket>();
   /** What the whole room may still send in answers (sync step 2, presence queries). */
   private readonly answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, Date.now());
+  /** HTTP reads: their cache, and their callers' budgets, charged with {@link answers} (docs/limits.md). */
+  private readonly reads = new RoomReads(this.answers);
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
   private alarmAt: number | null | undefined = undefined;
   /** When to compact and take the session-end version because the last socket left, or null. */
@@ -175,31 +178,63 @@ export class Room extends DurableObject<Env> {
     return { ...this.store.statistics() };
   }
 
-  /** `GET /api/docs/:name`. */
-  async info(): Promise<DocumentInfo> {
-    this.writeHeldUpdates();
+  /**
+   * `GET /api/docs/:name` for `caller` (the HTTP reads below name who asks: a token's owner,
+   * else an address). `encodedBytes` costs one encode per change, shared with `GET /update`
+   * and charged like it; in between, the answer is charged nothing (worker/read-budget.ts).
+   */
+  async info(caller: string): Promise<Outcome<DocumentInfo>> {
+    const encodedBytes = this.liveReads().encodedSize(caller, Date.now(), () => this.liveWork(() => this.document.encode()));
+    if (!encodedBytes.ok) return encodedBytes;
     const stats = this.store.statistics();
     const lastUpdateAt = this.store.lastUpdateAt;
     return {
-      exists: lastUpdateAt !== null,
-      title: this.document.title(),
-      ...stats,
-      encodedBytes: this.document.encodedSize(),
-      items: this.document.itemCount(),
-      sockets: this.openSockets().length,
-      lastUpdateAt: lastUpdateAt === null ? null : new Date(lastUpdateAt).toISOString(),
-      ...this.history.statistics(),
+      ok: true,
+      value: {
+        exists: lastUpdateAt !== null,
+        title: this.document.title(),
+        ...stats,
+        encodedBytes: encodedBytes.value,
+        items: this.document.itemCount(),
+        sockets: this.openSockets().length,
+        lastUpdateAt: lastUpdateAt === null ? null : new Date(lastUpdateAt).toISOString(),
+        ...this.history.statistics(),
+      },
     };
   }
 
-  /** `GET /api/docs/:name/text`. */
-  async text(): Promise<string> {
-    return this.document.text();
+  /** `GET /api/docs/:name/text`: kept until the next change, charged to `caller` and the room. */
+  async text(caller: string): Promise<Outcome<string>> {
+    return this.liveReads().read(caller, LIVE_TEXT, Date.now(), () => this.liveWork(() => this.document.text()));
   }
 
-  /** `GET /api/docs/:name/update`: the document, or what a peer with `stateVector` lacks. */
-  async encodeUpdate(stateVector?: Uint8Array): Promise<Outcome<Uint8Array>> {
-    return this.viaApi(() => this.document.encode(stateVector));
+  /**
+   * `GET /api/docs/:name/update`: the document (kept until the next change), or what a peer
+   * with `stateVector` lacks (made for each call); charged to `caller` and the room.
+   */
+  async encodeUpdate(caller: string, stateVector?: Uint8Array): Promise<Outcome<Uint8Array>> {
+    const key = stateVector === undefined ? LIVE_UPDATE : null;
+    return this.unwrap(this.viaApi(() => this.liveReads().read(caller, key, Date.now(), () => this.liveWork(() => this.document.encode(stateVector)))));
+  }
+
+  /**
+   * The reads' cache, ready to answer from the live document: what it holds is always stored
+   * (so a failed write, which goes back to what is stored, cannot leave it ahead), and it is
+   * forgotten when the document was deleted.
+   */
+  private liveReads(): RoomReads {
+    this.writeHeldUpdates();
+    return this.reads.within(this.history);
+  }
+
+  /** A read of the live document: it walks every item of it, and sends what it is made of. */
+  private liveWork<T extends string | Uint8Array>(build: () => T): ReadWork<T> {
+    return { cost: liveReadCost(this.store.statistics().storedBytes, this.document.itemCount()), build };
+  }
+
+  /** A read's outcome, whether the work or the room's checks refused it. */
+  private unwrap<T>(outcome: Outcome<Outcome<T>>): Outcome<T> {
+    return outcome.ok ? outcome.value : outcome;
   }
 
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
@@ -232,24 +267,38 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * `GET /api/docs/:name/versions/:id/text`: loads the version as a second document, refused
-   * (4413) when it and the live one, if loaded, would hold over {@link MAX_DOCUMENT_ITEMS} items.
+   * `GET /api/docs/:name/versions/:id/text`: the text stored with the version, charged only its
+   * bytes. A version taken before texts were stored is loaded as a second document instead,
+   * refused (4413) when it and the live one, if loaded, would hold over {@link MAX_DOCUMENT_ITEMS} items.
    */
-  async versionText(id: number): Promise<Outcome<string>> {
-    const version = this.history.load(id);
-    if (!version) return noSuchVersion(id);
-    return this.viaApi(() => {
-      if ((this.loadedDocument?.itemCount() ?? 0) + version.items > MAX_DOCUMENT_ITEMS) {
-        throw new ProtocolError(CloseCode.documentTooLarge, `too large to preview in memory: over ${MAX_DOCUMENT_ITEMS} items in both copies`);
-      }
-      return versionText(version.state);
-    });
+  async versionText(caller: string, id: number): Promise<Outcome<string>> {
+    // Versions never change, so their answers are kept; the row says whether it still exists.
+    if (!this.history.get(id)) return noSuchVersion(id);
+    if (this.history.hasText(id)) {
+      // Not kept: reading it again is as cheap as keeping it, and the cache is for answers that cost work.
+      return this.reads.within(this.history).read(caller, null, Date.now(), () => {
+        const text = this.history.text(id)!;
+        return { cost: storedTextCost(text), build: () => text };
+      });
+    }
+    const read = () =>
+      this.reads.within(this.history).read(caller, `version:${id}:text`, Date.now(), () => {
+        const version = this.history.load(id)!;
+        if ((this.loadedDocument?.itemCount() ?? 0) + version.items > MAX_DOCUMENT_ITEMS) {
+          throw new ProtocolError(CloseCode.documentTooLarge, `too large to preview in memory: over ${MAX_DOCUMENT_ITEMS} items in both copies`);
+        }
+        return { cost: versionLoadCost(version), build: () => versionText(version.state) };
+      });
+    return this.unwrap(this.viaApi(read));
   }
 
-  /** `GET /api/docs/:name/versions/:id/update`: the version as one V1 update, converted without loading it. */
-  async versionUpdate(id: number): Promise<Outcome<Uint8Array>> {
-    const version = this.history.load(id);
-    return version ? { ok: true, value: Y.convertUpdateFormatV2ToV1(version.state) } : noSuchVersion(id);
+  /** `GET /api/docs/:name/versions/:id/update`: the version as one V1 update, converted without loading it, and kept. */
+  async versionUpdate(caller: string, id: number): Promise<Outcome<Uint8Array>> {
+    if (!this.history.get(id)) return noSuchVersion(id);
+    return this.reads.within(this.history).read(caller, `version:${id}:update`, Date.now(), () => {
+      const version = this.history.load(id)!;
+      return { cost: versionConvertCost(version), build: () => Y.convertUpdateFormatV2ToV1(version.state) };
+    });
   }
 
   /** `POST /api/docs/:name/versions`: the current state under `name`. */
@@ -301,7 +350,8 @@ export class Room extends DurableObject<Env> {
    */
   private takeVersion(reason: VersionReason, name: string | null = null, state = this.document.stateV2()): ReturnType<History["take"]> {
     const now = Date.now();
-    const taken = this.history.take({ state, items: this.document.itemCount() }, reason, now, name);
+    // The text is a string copy of the loaded document: stored now, a preview never loads the version.
+    const taken = this.history.take({ state, items: this.document.itemCount(), text: this.document.text() }, reason, now, name);
     if (!taken.ok) return taken;
     const { id, bytes, createdAt } = taken.value;
     logEvent("version", { room: this.name, id, reason, bytes });
@@ -672,6 +722,7 @@ export class Room extends DurableObject<Env> {
    */
   private acceptChange(integrated: Uint8Array | null, author: string | undefined): boolean {
     if (integrated === null) return false;
+    this.reads.documentChanged();
     const now = Date.now();
     // The first change after a version sets when the interval version is due; the first after
     // a quiet period opens a webhook burst. Either is a time the alarm must keep.
@@ -747,7 +798,7 @@ export class Room extends DurableObject<Env> {
   private async applyAwareness(socket: WebSocket, session: Session, update: Uint8Array): Promise<void> {
     const now = Date.now();
     const heldBefore = this.presence.heldCount(socket);
-    const changes = this.presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
+    const { changes, renew } = this.presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
     if (changes.length === 0) {
       // An echo of others' states: paid from what the room sent this socket, so a stock
       // provider in a busy room is never closed for it, and a flood cannot pose as echoes.
@@ -768,6 +819,9 @@ export class Room extends DurableObject<Env> {
     // sender that everything it sent before is stored (client/saved.ts relies on it), so a
     // sender with an update still waiting for dependencies does not get it.
     this.broadcast(encodeAwareness(changes), this.unconfirmed.has(socket) ? socket : undefined);
+    // A client back at the clock its removal went out with: its provider answers this removal
+    // with its state under the next clock, which peers that saw the removal take (awareness.ts).
+    if (renew.length > 0) this.sendTo(socket, session, encodeAwareness(renew));
     await this.scheduleAlarm();
   }
 

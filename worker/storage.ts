@@ -11,10 +11,13 @@
  *   burst written together (the Yjs V1 merge of what the room's document emitted), each split
  *   into row-sized parts, with when its newest update arrived.
  * - `edgedoc_presence_claims(client_id, owner, at)`: which token subject claimed each awareness
- *   client ID, so a claim outlives the object (at most {@link MAX_PRESENCE_CLAIMS} rows). Added
+ *   client ID, so a claim outlives the object: the claims the room keeps in memory, at most
+ *   {@link MAX_PRESENCE_CLAIMS} rows, since it reports every claim it forgets. Added
  *   within format 1: code that predates it ignores the table, and opening a database adds it.
- * - Version history (format 2): `edgedoc_versions`, `edgedoc_version_parts` and
- *   `edgedoc_version_authors`, described and used by `worker/history.ts`.
+ * - Version history (format 2): `edgedoc_versions`, `edgedoc_version_parts`,
+ *   `edgedoc_version_authors` and `edgedoc_version_text`, described and used by
+ *   `worker/history.ts`. `edgedoc_version_text` was added within format 2: code that predates
+ *   it ignores the table (and the bytes it adds to a version), and opening a database adds it.
  *
  * Format 1 (before version history) is migrated when opened: the history tables are added and
  * a document with content counts as changed since it was last written, so its first version
@@ -36,7 +39,14 @@
 import { mergeUpdates } from "yjs";
 import { joinChunks, splitIntoChunks } from "./chunks";
 import type { StorageStats } from "./documents";
-import { HELD_UPDATES_ALARM_MS, HELD_UPDATES_MAX_BYTES, HELD_UPDATES_MAX_MS, MAX_PRESENCE_CLAIMS, SQLITE_CHUNK_BYTES } from "./limits";
+import {
+  HELD_UPDATES_ALARM_MS,
+  HELD_UPDATES_MAX_BYTES,
+  HELD_UPDATES_MAX_MS,
+  MAX_CLAIMS_PER_SOCKET,
+  MAX_PRESENCE_CLAIMS,
+  SQLITE_CHUNK_BYTES,
+} from "./limits";
 
 /** Bump when the layout changes, and teach {@link DocumentStore.migrate} to convert older ones. */
 export const STORAGE_FORMAT_VERSION = 2;
@@ -64,8 +74,6 @@ export class DocumentStore {
   private lastActiveAt: number | null = null;
   /** Whether edgedoc's tables exist, i.e. the document was ever written. */
   private created: boolean;
-  /** Rows in the claims table, at most (a replaced claim is counted again until the next trim). */
-  private claimRows = 0;
   /** Accepted updates not yet written, oldest first (see {@link hold}). */
   private held: Uint8Array[] = [];
   private heldBytes = 0;
@@ -82,8 +90,9 @@ export class DocumentStore {
     this.created = this.tableExists("edgedoc_meta");
     if (!this.created) return;
     this.migrate();
+    // Tables added within a format: a database written before them gets them when opened.
     this.sql.exec(CLAIMS_TABLE);
-    this.claimRows = this.one<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_presence_claims").rows;
+    this.sql.exec(VERSION_TEXT_TABLE);
     this.stats = this.measure();
     const log = this.one<{ seq: number | null; at: number | null }>("SELECT MAX(seq) AS seq, MAX(at) AS at FROM edgedoc_log");
     this.lastSeq = log.seq ?? this.meta("snapshot_seq") ?? 0;
@@ -204,7 +213,7 @@ export class DocumentStore {
     this.stats = this.measure();
   }
 
-  /** Presence claims kept by {@link saveClaim}, oldest first. */
+  /** Presence claims kept by {@link saveClaims}, oldest first. */
   loadClaims(): [clientId: number, owner: string][] {
     if (!this.created) return [];
     return this.sql
@@ -214,25 +223,20 @@ export class DocumentStore {
   }
 
   /**
-   * Keeps the presence claims one awareness update made (a few hundred at most: the presence
-   * budget bounds them), in one transaction. Past {@link MAX_PRESENCE_CLAIMS} rows the oldest
-   * are trimmed, a sort of the table, so that happens once per {@link CLAIM_TRIM_SLACK} claims
-   * rather than on every one. A document never written keeps its claims in memory only, so
-   * probing a name still stores nothing.
+   * Applies, in order and in one transaction, the claim changes one awareness update (or a
+   * wake) made: a client ID with its owner is claimed, with `null` forgotten. The presence
+   * registry decides which claims to forget (its caps are per owner, not by age alone), so the
+   * table holds what it holds and loads back the same. A handful of rows per update: a socket
+   * claims at most {@link MAX_CLAIMS_PER_SOCKET}. A document never written keeps its claims in
+   * memory only, so probing a name still stores nothing.
    */
-  saveClaims(claims: readonly [clientId: number, owner: string][], at: number): void {
+  saveClaims(changes: readonly [clientId: number, owner: string | null][], at: number): void {
     if (!this.created) return;
     this.transaction(() => {
-      for (const [clientId, owner] of claims) {
-        this.sql.exec("INSERT OR REPLACE INTO edgedoc_presence_claims (client_id, owner, at) VALUES (?, ?, ?)", clientId, owner, at);
+      for (const [clientId, owner] of changes) {
+        if (owner === null) this.sql.exec("DELETE FROM edgedoc_presence_claims WHERE client_id = ?", clientId);
+        else this.sql.exec("INSERT OR REPLACE INTO edgedoc_presence_claims (client_id, owner, at) VALUES (?, ?, ?)", clientId, owner, at);
       }
-      this.claimRows += claims.length;
-      if (this.claimRows <= MAX_PRESENCE_CLAIMS + CLAIM_TRIM_SLACK) return;
-      this.sql.exec(
-        "DELETE FROM edgedoc_presence_claims WHERE client_id IN (SELECT client_id FROM edgedoc_presence_claims ORDER BY at DESC, client_id DESC LIMIT -1 OFFSET ?)",
-        MAX_PRESENCE_CLAIMS,
-      );
-      this.claimRows = this.one<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_presence_claims").rows;
     });
   }
 
@@ -346,10 +350,11 @@ export class DocumentStore {
   }
 }
 
-/** Claims past {@link MAX_PRESENCE_CLAIMS} before the table is trimmed back to it. */
-const CLAIM_TRIM_SLACK = 512;
 
 const CLAIMS_TABLE = "CREATE TABLE IF NOT EXISTS edgedoc_presence_claims (client_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, at INTEGER NOT NULL);";
+
+const VERSION_TEXT_TABLE =
+  "CREATE TABLE IF NOT EXISTS edgedoc_version_text (id INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, part));";
 
 const HISTORY_TABLES = `
   CREATE TABLE IF NOT EXISTS edgedoc_versions (
@@ -358,6 +363,7 @@ const HISTORY_TABLES = `
   );
   CREATE TABLE IF NOT EXISTS edgedoc_version_parts (id INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, part));
   CREATE TABLE IF NOT EXISTS edgedoc_version_authors (name TEXT PRIMARY KEY);
+  ${VERSION_TEXT_TABLE}
 `;
 
 function emptyStats(): StorageStats {

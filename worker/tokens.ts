@@ -2,17 +2,24 @@
  * Access tokens: HMAC-SHA256 JWTs signed with `AUTH_SECRET`, shared by the Worker (verify)
  * and the minting script (sign). Claims:
  *
- *   { doc: "<name>" | "<prefix>*", mode: "read" | "write", exp: <unix seconds>, name?: "<user>", sub?: "<subject>" }
+ *   { doc: "<name>" | "<prefix>*", mode: "read" | "write" | "admin", exp: <unix seconds>, name?: "<user>", sub?: "<subject>" }
  *
  * `doc` names one document exactly, or every document starting with a prefix when it ends in `*`.
  * `exp` is required: tokens are meant to be short-lived. `sub` says whom the token was issued
  * to (a user id): the Worker's rate limits count such tokens per subject as well as per
- * address. A share link, used by whoever holds it, has none.
+ * address. A share link, used by whoever holds it, has none. `admin` is the operator's mode:
+ * everything `write` may do, and it sees what concerns the deployment rather than the document
+ * (webhook endpoint URLs); only `npm run token -- --mode admin` or an operator's own backend
+ * mints it, never the app.
  */
 import { Jwt } from "hono/utils/jwt";
 import { JwtTokenExpired, JwtTokenSignatureMismatched } from "hono/utils/jwt/types";
 
-export type AccessMode = "read" | "write";
+/** What a token allows: `read`; `write` (edit too); `admin` (write, and see the deployment's webhook endpoints). */
+export type AccessMode = "read" | "write" | "admin";
+
+/** Whether `mode` may change documents (write and admin tokens). */
+export const canWrite = (mode: AccessMode): boolean => mode !== "read";
 
 export interface TokenClaims {
   doc: string;
@@ -71,7 +78,7 @@ export const MAX_CLAIM_CHARS = 256;
 function parseClaims(payload: Record<string, unknown>): TokenClaims {
   const { doc, mode, exp, name, sub } = payload;
   if (typeof doc !== "string" || doc.length === 0) throw new TokenRefused(401, "token malformed: no doc claim");
-  if (mode !== "read" && mode !== "write") throw new TokenRefused(401, "token malformed: mode must be read or write");
+  if (mode !== "read" && mode !== "write" && mode !== "admin") throw new TokenRefused(401, "token malformed: mode must be read, write or admin");
   if (typeof exp !== "number") throw new TokenRefused(401, "token malformed: no exp claim");
   if (name !== undefined && (typeof name !== "string" || name.length > MAX_CLAIM_CHARS)) {
     throw new TokenRefused(401, `token malformed: name must be a string of at most ${MAX_CLAIM_CHARS} characters`);

@@ -38,7 +38,10 @@ export interface WebhookSettings {
   retryDelaysMs: number[];
 }
 
-/** One event for one endpoint, as `GET /api/docs/:name/webhooks` lists it. */
+/**
+ * One event for one endpoint, as `GET /api/docs/:name/webhooks` lists it to an admin token
+ * (others see {@link withEndpointOrigins}).
+ */
 export interface WebhookEventInfo {
   id: string;
   type: WebhookEventType;
@@ -50,6 +53,37 @@ export interface WebhookEventInfo {
   nextAttemptAt: string | null;
   lastStatus: number | null;
   lastError: string | null;
+}
+
+/**
+ * The listing as anyone but an operator sees it: each endpoint cut to its origin
+ * (scheme://host[:port]), in `lastError` too. Endpoint URLs often carry a capability (a
+ * `?key=`, a secret path), and they belong to the deployment, not to a document's editors.
+ */
+export function withEndpointOrigins(events: WebhookEventInfo[]): WebhookEventInfo[] {
+  return events.map((event) => {
+    const origin = endpointOrigin(event.endpoint);
+    const lastError = event.lastError && [event.endpoint, normalized(event.endpoint)].reduce((error, url) => error.replaceAll(url, origin), event.lastError);
+    return { ...event, endpoint: origin, lastError };
+  });
+}
+
+/** `url`'s origin; a URL that does not parse (never configured: {@link webhookSettings} refuses those) shows nothing. */
+function endpointOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "";
+  }
+}
+
+/** `url` as the URL parser writes it (a fetch error may quote that form). */
+function normalized(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return url;
+  }
 }
 
 /** Standard Webhooks secrets: `whsec_` and base64 of at least this many bytes (as Svix issues them). */

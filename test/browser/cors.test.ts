@@ -5,42 +5,17 @@
  * document, the other is blocked by its browser before anything is sent.
  */
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
 import { browserUnavailableReason, launchChromium } from "./chromium";
+import { startPageServer, type PageServer } from "./page-server";
 import { mintLink } from "./pages";
 
 const AUTH_SECRET = "browser-cors-secret";
 const unavailable = browserUnavailableReason();
 /** Every fetch in a page gives up after this long, so a broken test fails instead of hanging. */
 const FETCH_TIMEOUT_MS = 10_000;
-
-interface PageServer {
-  origin: string;
-  close: () => Promise<void>;
-}
-
-/** A server answering every path with an empty page, on a free loopback port: an origin of its own. */
-async function startPageServer(): Promise<PageServer> {
-  const server = createServer((_, response) => {
-    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end("<!doctype html><title>elsewhere</title>");
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 /** What a page's `fetch()` gave: the answer, or the error it was rejected with. */
 type Fetched = { status: number; body: string; challenge: string | null } | { error: string };

@@ -102,6 +102,7 @@ describe.skipIf(unavailable !== null)("document titles and link access in Chromi
     writer.getMap(SETTINGS_MAP).set(TITLE_KEY, hostile);
     const posted = await fetch(`${server.origin}/api/docs/${doc}/update?token=${encodeURIComponent(tokenOf(link).token)}`, {
       method: "POST",
+      headers: { "Content-Type": "application/octet-stream" },
       body: Y.encodeStateAsUpdate(writer) as Uint8Array<ArrayBuffer>,
     });
     expect(posted.status).toBe(200);

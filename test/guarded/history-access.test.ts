@@ -11,7 +11,7 @@ import { roomName } from "../worker/client";
 const token = (doc: string, mode: AccessMode, name?: string) =>
   signToken({ doc, mode, exp: Math.floor(Date.now() / 1000) + 600, ...(name ? { name } : {}) }, env.AUTH_SECRET!);
 const api = (path: string, bearer: string, init: RequestInit = {}) =>
-  SELF.fetch(`http://edgedoc.test/api/docs/${path}`, { ...init, headers: { Authorization: `Bearer ${bearer}` } });
+  SELF.fetch(`http://edgedoc.test/api/docs/${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), Authorization: `Bearer ${bearer}` } });
 
 describe("version history with tokens", () => {
   it("read tokens list and preview versions; only write tokens save and restore; writers are credited by name", async () => {
@@ -19,7 +19,7 @@ describe("version history with tokens", () => {
     const writer = await token(room, "write", "Ada (backend)");
     const reader = await token(room, "read");
     expect((await api(`${room}/text`, writer, { method: "PUT", body: "first" })).status).toBe(200);
-    const saved = await api(`${room}/versions`, writer, { method: "POST", body: JSON.stringify({ name: "first" }) });
+    const saved = await api(`${room}/versions`, writer, { method: "POST", body: JSON.stringify({ name: "first" }), headers: { "Content-Type": "application/json" } });
     expect(saved.status).toBe(201);
     expect(await saved.json()).toMatchObject({ name: "first", authors: ["Ada (backend)"] });
     expect((await api(`${room}/text`, writer, { method: "PUT", body: "second" })).status).toBe(200);

@@ -103,7 +103,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
     };
     editor.doc.getText("codemirror").insert(0, "the version to come back to");
     await waitForStored("the version to come back to");
-    const saved = await api("/versions", { method: "POST", body: JSON.stringify({ name: "good" }) });
+    const saved = await api("/versions", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "good" }) });
     expect(saved.status).toBe(201);
     const { id } = (await saved.json()) as { id: number };
     const text = editor.doc.getText("codemirror");

@@ -185,14 +185,15 @@ describe("webhooks", () => {
     await waitFor(() => server.output().includes(`"event":"webhook_failed","room":"${room}"`), "webhook_failed", 20_000);
     expect(receiver.about(room)).toHaveLength(3);
     const listed = (await (await api(server, `${room}/webhooks`)).json()) as Record<string, unknown>[];
-    expect(listed).toMatchObject([{ type: "document.updated", state: "failed", attempts: 3, lastStatus: 503, nextAttemptAt: null }]);
+    // Without AUTH_SECRET nobody is an operator: the endpoint shows as its origin (docs/webhooks.md#inspecting).
+    expect(listed).toMatchObject([{ type: "document.updated", endpoint: `http://127.0.0.1:${receiver.port}`, state: "failed", attempts: 3, lastStatus: 503, nextAttemptAt: null }]);
     expect(listed[0]!.id).toBe(receiver.about(room)[0]!.headers["webhook-id"]);
   }, 60_000);
 
   it("named versions send version.created; DELETE sends document.deleted and leaves nothing; a name never written sends nothing", async () => {
     const room = `hook-delete-${randomUUID().slice(0, 8)}`;
     expect((await api(server, `${room}/text`, { method: "PUT", body: "draft" })).status).toBe(200);
-    expect((await api(server, `${room}/versions`, { method: "POST", body: JSON.stringify({ name: "first draft" }) })).status).toBe(201);
+    expect((await api(server, `${room}/versions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "first draft" }) })).status).toBe(201);
     await waitFor(() => receiver.about(room, "version.created").length === 1, "version.created");
     expect(verify(receiver.about(room, "version.created")[0]!).data).toMatchObject({ document: room, version: { id: 1, name: "first draft", reason: "named" } });
 

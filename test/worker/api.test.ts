@@ -121,6 +121,118 @@ describe("writes", () => {
   });
 });
 
+/**
+ * This project runs as issue 21 found it: AUTH_SECRET and ALLOWED_ORIGINS unset, so no token
+ * and no CORS stand between a page on another site and the API. Requests carry the `Origin` a
+ * browser would send.
+ */
+describe("cross-site writes", () => {
+  const OWN = "http://edgedoc.test";
+  const FOREIGN = "https://evil.example";
+  const versions = async (room: string) => (await (await api(`${room}/versions`)).json()) as { id: number; name: string | null }[];
+
+  /** A document holding `text`, with a socket on it and one named version. */
+  async function documentWithVersion(label: string, text: string): Promise<{ room: string; alice: TestClient; versionId: number }> {
+    const { room, alice } = await roomWithText(label, text);
+    const saved = await api(`${room}/versions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "kept" }) });
+    expect(saved.status).toBe(201);
+    return { room, alice, versionId: ((await saved.json()) as { id: number }).id };
+  }
+
+  /** An update that appends `text` to the room's document. */
+  async function appending(room: string, text: string): Promise<Uint8Array> {
+    const doc = new Y.Doc();
+    Y.applyUpdate(doc, new Uint8Array(await (await api(`${room}/update`)).arrayBuffer()));
+    const before = Y.encodeStateVector(doc);
+    doc.getText("codemirror").insert(doc.getText("codemirror").length, text);
+    return Y.encodeStateAsUpdate(doc, before);
+  }
+
+  /** Every state-changing request on `room`, as a page would send it; the simple ones (text/plain, no preflight) first. */
+  function writes(room: string, versionId: number, update: Uint8Array): [label: string, path: string, init: RequestInit][] {
+    const json = JSON.stringify({ name: "planted" });
+    return [
+      ["simple POST /update", `${room}/update`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: asBody(update) }],
+      ["POST /update", `${room}/update`, { method: "POST", body: asBody(update) }],
+      ["simple POST /versions", `${room}/versions`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: json }],
+      ["POST /versions", `${room}/versions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: json }],
+      ["simple POST /restore", `${room}/versions/${versionId}/restore`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "" }],
+      ["PUT /text", `${room}/text`, { method: "PUT", body: "replaced from elsewhere" }],
+      ["PATCH", room, { method: "PATCH", body: "x" }],
+      ["DELETE a version", `${room}/versions/${versionId}`, { method: "DELETE" }],
+      ["DELETE the document", room, { method: "DELETE" }],
+    ];
+  }
+
+  it("from a page on another site (or Origin: null), every state-changing route is refused 403 and nothing changes", async () => {
+    const { room, alice, versionId } = await documentWithVersion("cross-site", "mine. ");
+    await api(`${room}/text`, { method: "PUT", body: "mine, edited. " });
+    await waitFor(() => alice.text === "mine, edited. ", "the edit at alice");
+    const update = await appending(room, "planted");
+    const before = await versions(room);
+    for (const origin of [FOREIGN, "null"]) {
+      for (const [label, path, init] of writes(room, versionId, update)) {
+        const response = await api(path, { ...init, headers: { ...(init.headers as Record<string, string>), Origin: origin } });
+        expect(response.status, `${label} from ${origin}`).toBe(403);
+        expect(await response.json()).toEqual({ error: "forbidden", detail: `cross-site write refused: origin ${origin} is not this site's and not in ALLOWED_ORIGINS` });
+      }
+    }
+    expect(await (await api(`${room}/text`)).text()).toBe("mine, edited. ");
+    expect(await versions(room)).toEqual(before);
+    expect(await info(room)).toMatchObject({ exists: true, sockets: 1 });
+    expect(alice.text).toBe("mine, edited. ");
+    // Reading is CORS's business: answered, without CORS headers, so the foreign page's browser hides it.
+    const read = await api(`${room}/text`, { headers: { Origin: FOREIGN } });
+    expect(read.status).toBe(200);
+    expect(read.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("from the app's own origin, and from servers (no Origin), every write goes through", async () => {
+    for (const origin of [OWN, undefined]) {
+      const { room, alice, versionId } = await documentWithVersion("same-site", "first. ");
+      const headers = (type?: string) => ({ ...(origin ? { Origin: origin } : {}), ...(type ? { "Content-Type": type } : {}) });
+      const update = await appending(room, "second.");
+      expect((await api(`${room}/update`, { method: "POST", headers: headers("application/octet-stream"), body: asBody(update) })).status).toBe(200);
+      await waitFor(() => alice.text === "first. second.", "the posted update at alice");
+      expect((await api(`${room}/text`, { method: "PUT", headers: headers("text/plain"), body: "third." })).status).toBe(200);
+      await waitFor(() => alice.text === "third.", "the new text at alice");
+      const saved = await api(`${room}/versions`, { method: "POST", headers: headers("application/json"), body: JSON.stringify({ name: "third" }) });
+      expect(saved.status).toBe(201);
+      expect(await (await api(`${room}/versions/${versionId}/restore`, { method: "POST", headers: headers() })).json()).toEqual({ changed: true });
+      await waitFor(() => alice.text === "first. ", "the restored text at alice");
+      expect((await api(`${room}/versions/${((await saved.json()) as { id: number }).id}`, { method: "DELETE", headers: headers() })).status).toBe(204);
+      expect((await api(room, { method: "DELETE", headers: headers() })).status).toBe(204);
+      expect(await alice.waitForClose()).toMatchObject({ code: CloseCode.documentDeleted });
+    }
+  });
+
+  it("bodies of another type than documented are refused 415 and change nothing", async () => {
+    const { room, alice } = await documentWithVersion("media-type", "unchanged");
+    const update = await appending(room, " but for this");
+    const before = await versions(room);
+    const refused: [label: string, path: string, init: RequestInit][] = [
+      ["an update as text/plain", `${room}/update`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: asBody(update) }],
+      ["an update with no type", `${room}/update`, { method: "POST", body: update as Uint8Array<ArrayBuffer> }],
+      ["a version name as text/plain", `${room}/versions`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: JSON.stringify({ name: "x" }) }],
+      ["a version name as a form", `${room}/versions`, { method: "POST", body: new URLSearchParams({ name: "x" }) }],
+      ["a version name as multipart", `${room}/versions`, { method: "POST", body: (() => { const form = new FormData(); form.set("name", "x"); return form; })() }],
+      ["text as a form (curl --data-binary)", `${room}/text`, { method: "PUT", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "replaced" }],
+      ["text in Latin-1", `${room}/text`, { method: "PUT", headers: { "Content-Type": "text/plain; charset=iso-8859-1" }, body: "replaced" }],
+      ["text with no type", `${room}/text`, { method: "PUT", body: new TextEncoder().encode("replaced") }],
+    ];
+    for (const [label, path, init] of refused) {
+      const response = await api(path, init);
+      expect(response.status, label).toBe(415);
+      expect(await response.json(), label).toEqual({ error: "unsupported_media_type", detail: expect.stringMatching(/^send the body as /) });
+    }
+    expect(await (await api(`${room}/text`)).text()).toBe("unchanged");
+    expect(await versions(room)).toEqual(before);
+    // Any text type is text: a Markdown file imports as itself.
+    expect((await api(`${room}/text`, { method: "PUT", headers: { "Content-Type": "text/markdown; charset=UTF-8" }, body: "# imported" })).status).toBe(200);
+    await waitFor(() => alice.text === "# imported", "the imported text at alice");
+  });
+});
+
 describe("errors", () => {
   it("answers bad names and unknown routes with JSON errors", async () => {
     const badName = await api("bad%20name");

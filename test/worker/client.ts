@@ -29,8 +29,12 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = WA
   }
 }
 
-/** Yjs's bytes as a fetch body (Yjs types them over ArrayBufferLike; fetch wants an ArrayBuffer). */
-export const asBody = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => bytes as Uint8Array<ArrayBuffer>;
+/**
+ * Yjs's bytes as the body of `POST /api/docs/:name/update`: a Blob typed
+ * `application/octet-stream`, so fetch sends the Content-Type the API requires (it refuses
+ * others with 415: docs/api.md#cross-site-writes).
+ */
+export const asBody = (bytes: Uint8Array): Blob => new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" });
 
 /** Runs the room's alarm as soon as one is set (e.g. the idle alarm after the last socket left). */
 export async function runAlarmWhenSet(stub: DurableObjectStub, what: string, timeoutMs = WAIT_MS): Promise<void> {

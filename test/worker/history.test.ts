@@ -13,7 +13,8 @@ const api = (path: string, init?: RequestInit) => SELF.fetch(`http://edgedoc.tes
 const stub = (room: string) => env.ROOM.get(env.ROOM.idFromName(room));
 const versions = async (room: string) => (await (await api(`${room}/versions`)).json()) as VersionInfo[];
 const info = async (room: string) => (await (await api(room)).json()) as DocumentInfo;
-const storedText = async (room: string) => (await api(`${room}/text`)).text();
+/** The live text, read by `address` (CF-Connecting-IP: each has a read budget of its own). */
+const storedText = async (room: string, address = "192.0.2.1") => (await api(`${room}/text`, { headers: { "CF-Connecting-IP": address } })).text();
 const saveNamed = (room: string, name: string) =>
   api(`${room}/versions`, { method: "POST", body: JSON.stringify({ name }), headers: { "Content-Type": "application/json" } });
 const restore = async (room: string, id: number) => {
@@ -22,6 +23,22 @@ const restore = async (room: string, id: number) => {
   return (await response.json()) as { changed: boolean };
 };
 const putText = async (room: string, text: string) => expect((await api(`${room}/text`, { method: "PUT", body: text })).status).toBe(200);
+/** A version's text, read by `address` (CF-Connecting-IP: each has a read budget of its own). */
+const versionText = async (room: string, id: number, address = "192.0.2.1") => {
+  const response = await api(`${room}/versions/${id}/text`, { headers: { "CF-Connecting-IP": address } });
+  expect(response.status).toBe(200);
+  return response.text();
+};
+/** Runs `query` in the room's SQLite database and returns its rows. */
+const sqlRows = <Row extends Record<string, SqlStorageValue>>(room: string, query: string, ...bindings: SqlStorageValue[]) =>
+  runInDurableObject(stub(room), (_instance, state) => state.storage.sql.exec<Row>(query, ...bindings).toArray());
+/** How many rows of stored text each version has, by id. */
+const textParts = async (room: string) =>
+  Object.fromEntries(
+    (await sqlRows<{ id: number; parts: number }>(room, "SELECT id, COUNT(*) AS parts FROM edgedoc_version_text GROUP BY id")).map((row) => [row.id, row.parts]),
+  );
+/** Makes a version look taken before texts were stored: without its text rows. */
+const forgetText = (room: string, id: number) => sqlRows(room, "DELETE FROM edgedoc_version_text WHERE id = ?", id);
 
 async function waitForStoredText(room: string, text: string): Promise<void> {
   const deadline = Date.now() + 5_000;
@@ -132,7 +149,7 @@ describe("named versions", () => {
     await putText(room, "content");
     expect((await saveNamed(room, "")).status).toBe(400);
     expect((await saveNamed(room, "x".repeat(101))).status).toBe(400);
-    expect((await api(`${room}/versions`, { method: "POST", body: "not json" })).status).toBe(400);
+    expect((await api(`${room}/versions`, { method: "POST", body: "not json", headers: { "Content-Type": "application/json" } })).status).toBe(400);
     for (const path of ["versions/7", "versions/0/text", "versions/abc/update", "versions/1.5"]) {
       expect((await api(`${room}/${path}`)).status, path).toBe(404);
     }
@@ -251,6 +268,100 @@ describe("restore", () => {
   });
 });
 
+describe("version text", () => {
+  it("is read from storage as it was when taken: after the text changed, after an eviction, without loading the version", async () => {
+    const room = roomName("version-text");
+    const first = "naïve café: 日本語, 🎉\nand a second line";
+    await putText(room, first);
+    const saved = (await (await saveNamed(room, "first")).json()) as VersionInfo;
+    await putText(room, "replaced");
+    expect(await storedText(room)).toBe("replaced");
+    expect(await versionText(room, saved.id)).toBe(first);
+    expect(await textParts(room)).toEqual({ [saved.id]: 1 });
+    // `bytes` is what the version stores: its state and its text as UTF-8.
+    const [{ state }] = (await sqlRows<{ state: number }>(room, "SELECT SUM(LENGTH(data)) AS state FROM edgedoc_version_parts WHERE id = ?", saved.id)) as [
+      { state: number },
+    ];
+    expect(saved.bytes).toBe(state + new TextEncoder().encode(first).length);
+    expect((await info(room)).historyBytes).toBe(saved.bytes);
+
+    await evictDurableObject(stub(room));
+    expect(await versionText(room, saved.id)).toBe(first);
+    // Without its state the version could not be loaded: the text is read from its own rows.
+    await sqlRows(room, "DELETE FROM edgedoc_version_parts WHERE id = ?", saved.id);
+    expect(await versionText(room, saved.id)).toBe(first);
+  });
+
+  it("is stored for every kind of version, even an empty text, and its rows go with the version: deleted by hand or by retention", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const room = roomName("version-text-removed");
+    // In the future, so the runtime never fires an alarm set at a simulated time before the test runs it.
+    const start = Date.UTC(2027, 1, 1, 12);
+    vi.setSystemTime(start);
+    await putText(room, "aging");
+    await runAlarmWhenSet(stub(room), "the first session's end");
+    await putText(room, "");
+    const named = (await (await saveNamed(room, "empty")).json()) as VersionInfo;
+    expect((await versions(room)).map((version) => [version.id, version.reason])).toEqual([
+      [2, "named"],
+      [1, "session-end"],
+    ]);
+    expect(await textParts(room)).toEqual({ 1: 1, 2: 1 });
+    expect(await versionText(room, named.id)).toBe("");
+
+    expect((await api(`${room}/versions/${named.id}`, { method: "DELETE" })).status).toBe(204);
+    expect(await textParts(room)).toEqual({ 1: 1 });
+
+    // 91 days later the next version is taken, and retention drops the first, too old, with its text.
+    vi.setSystemTime(start + 91 * DAY_MS);
+    await putText(room, "fresh");
+    await runAlarmWhenSet(stub(room), "the second session's end");
+    expect((await versions(room)).map((version) => version.id)).toEqual([3]);
+    expect(await textParts(room)).toEqual({ 3: 1 });
+    expect(await versionText(room, 3)).toBe("fresh");
+  });
+
+  it("of a version taken before texts were stored is read by loading the version, charged as a load", async () => {
+    const room = roomName("version-text-legacy");
+    // 20,000 one-character items that cannot merge: loading them takes a second copy's heap, 4.9 MB, past a caller's 1 MiB burst.
+    const client = new Y.Doc();
+    client.transact(() => {
+      for (let i = 0; i < 20_000; i++) client.getText("codemirror").insert(0, String.fromCharCode(97 + (i % 26)));
+    });
+    const expected = client.getText("codemirror").toString();
+    expect((await api(`${room}/update`, { method: "POST", body: asBody(Y.encodeStateAsUpdate(client)) })).status).toBe(200);
+    const ids: number[] = [];
+    for (const name of ["one", "two"]) ids.push(((await (await saveNamed(room, name)).json()) as VersionInfo).id);
+    const [one, two] = ids as [number, number];
+    // Read from storage, each is charged its 40 KB: one caller reads both at once.
+    expect(await versionText(room, one)).toBe(expected);
+    expect(await versionText(room, two)).toBe(expected);
+
+    // Versions from before the change have no text rows; a new object (and read budget) opens them.
+    await forgetText(room, one);
+    await forgetText(room, two);
+    expect(await textParts(room)).toEqual({});
+    await evictDurableObject(stub(room));
+    expect(await versionText(room, one)).toBe(expected);
+    // That load was charged the heap it took: the same caller waits before loading the other.
+    expect((await api(`${room}/versions/${two}/text`, { headers: { "CF-Connecting-IP": "192.0.2.1" } })).status).toBe(429);
+  });
+
+  it("gets its table when a format-2 database written before it is opened", async () => {
+    const room = roomName("version-text-table");
+    await putText(room, "before the table");
+    await saveNamed(room, "old");
+    await sqlRows(room, "DROP TABLE edgedoc_version_text");
+    await evictDurableObject(stub(room));
+
+    await putText(room, "after the table");
+    const saved = (await (await saveNamed(room, "new")).json()) as VersionInfo;
+    expect(await textParts(room)).toEqual({ [saved.id]: 1 });
+    expect(await versionText(room, saved.id)).toBe("after the table");
+    expect(await versionText(room, 1)).toBe("before the table");
+  });
+});
+
 describe("large documents", () => {
   it("a 10 MB document's versions are stored in row-sized parts and read back whole", async () => {
     const room = roomName("large-history");
@@ -260,15 +371,18 @@ describe("large documents", () => {
     client.getText("codemirror").insert(0, large);
     expect((await api(`${room}/update`, { method: "POST", body: asBody(Y.encodeStateAsUpdate(client)) })).status).toBe(200);
     const version = (await (await saveNamed(room, "ten megabytes")).json()) as VersionInfo;
-    expect(version.bytes).toBeGreaterThan(10 * 1024 * 1024);
-    const parts = await runInDurableObject(stub(room), (_instance, state) =>
-      state.storage.sql
-        .exec<{ part: number; bytes: number }>("SELECT part, LENGTH(data) AS bytes FROM edgedoc_version_parts WHERE id = ?", version.id)
-        .toArray(),
-    );
-    expect(parts.length).toBe(Math.ceil(version.bytes / SQLITE_CHUNK_BYTES));
-    expect(Math.max(...parts.map((part) => part.bytes))).toBeLessThanOrEqual(SQLITE_CHUNK_BYTES);
-    expect(await (await api(`${room}/versions/${version.id}/text`)).text()).toBe(large);
+    const rows = (table: string) =>
+      sqlRows<{ part: number; bytes: number }>(room, `SELECT part, LENGTH(data) AS bytes FROM ${table} WHERE id = ? ORDER BY part`, version.id);
+    const [parts, textRows] = [await rows("edgedoc_version_parts"), await rows("edgedoc_version_text")];
+    const stateBytes = parts.reduce((sum, part) => sum + part.bytes, 0);
+    expect(stateBytes).toBeGreaterThan(10 * 1024 * 1024);
+    expect(parts.length).toBe(Math.ceil(stateBytes / SQLITE_CHUNK_BYTES));
+    // The text (ASCII: a byte a character) is stored beside the state, in parts of its own, and counted in `bytes`.
+    expect(textRows.map((row) => row.part)).toEqual(Array.from({ length: Math.ceil(large.length / SQLITE_CHUNK_BYTES) }, (_, part) => part));
+    expect(textRows.reduce((sum, row) => sum + row.bytes, 0)).toBe(large.length);
+    expect(version.bytes).toBe(stateBytes + large.length);
+    expect(Math.max(...parts.map((part) => part.bytes), ...textRows.map((row) => row.bytes))).toBeLessThanOrEqual(SQLITE_CHUNK_BYTES);
+    expect(await versionText(room, version.id)).toBe(large);
   });
 });
 
@@ -344,9 +458,13 @@ describe("memory bound of preview and restore", () => {
     const restoring = await api(`${room}/versions/${version.id}/restore`, { method: "POST" });
     expect(restoring.status).toBe(413);
     expect(await restoring.json()).toMatchObject({ error: "document_too_large" });
-    expect(await storedText(room)).toBe(current);
-    // The live document (loaded) and the version would hold 135,000 items each.
-    expect((await api(`${room}/versions/${version.id}/text`)).status).toBe(413);
+    // Another caller: reading the live text of 135,000 items spent the first one's read budget.
+    expect(await storedText(room, "192.0.2.4")).toBe(current);
+    // The preview reads the stored text: no second copy, nothing to refuse.
+    expect(await versionText(room, version.id, "192.0.2.2")).toBe(text.toString());
+    // A version without it is loaded: the live document (loaded) and the version would hold 135,000 items each.
+    await forgetText(room, version.id);
+    expect((await api(`${room}/versions/${version.id}/text`, { headers: { "CF-Connecting-IP": "192.0.2.3" } })).status).toBe(413);
     expect((await versions(room)).map((entry) => entry.reason)).toEqual(["named"]);
   });
 });
