@@ -362,6 +362,7 @@ describe("names never written store nothing", () => {
       "edgedoc_snapshot",
       "edgedoc_version_authors",
       "edgedoc_version_parts",
+      "edgedoc_version_text",
       "edgedoc_versions",
     ]);
   });

@@ -5,7 +5,7 @@
  * outlive a change; and editors on sockets keep editing while a reader is refused. Callers
  * are told apart by address, as the Worker does without tokens.
  */
-import { SELF } from "cloudflare:test";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import type { DocumentInfo, VersionInfo } from "../../worker/documents";
@@ -49,10 +49,16 @@ async function saveVersion(room: string, name: string): Promise<number> {
 }
 
 /** A document whose version costs more to load than a caller's whole burst: each load is the caller's one read for a while. */
+/**
+ * A version whose text must be read by loading it: its stored text is removed, as for a
+ * version taken before versions kept their text (the load path budgets exist for).
+ */
 async function costlyVersion(room: string): Promise<number> {
   const items = Math.ceil((1.5 * READ_CALLER_BURST_BYTES) / YJS_ITEM_HEAP_BYTES);
   await write(room, unmergeableItems(items));
-  return saveVersion(room, "costly");
+  const id = await saveVersion(room, "costly");
+  await runInDurableObject(env.ROOM.get(env.ROOM.idFromName(room)), (_instance, state) => void state.storage.sql.exec("DELETE FROM edgedoc_version_text"));
+  return id;
 }
 
 describe("a caller's read budget", () => {
