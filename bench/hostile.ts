@@ -810,7 +810,7 @@ const ATTACKS: Attack[] = [
   },
   {
     name: "12-nested-chain",
-    description: "a 3,000-level chain of nested Y.Maps (27 KB), then the 7-byte update deleting its outer map",
+    description: "a 3,000-level chain of nested Y.Maps (a 36 KB frame), then the update deleting its outer map (a 13-byte frame)",
     honest: "same-room",
     arm: nestedChain,
   },

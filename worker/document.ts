@@ -66,14 +66,6 @@ export class RoomDocument {
   private pendingDeleteRanges = 0;
   /** Items (structs) the document holds, recounted after every change. */
   private items: number;
-  /** Size of the document encoded as one V1 update, computed when first asked after a change. */
-  private encodedBytes: number | null = null;
-  /**
-   * The updates the store holds, not yet written, oldest first: the store's own list while it
-   * holds any (every update it holds comes through {@link commit}, and it writes or forgets
-   * them all at once), so that {@link reload} can bring them back.
-   */
-  private unwritten: Uint8Array[] = [];
   /** The document's types, as {@link checkUpdateStructure} sees them; remade with the document. */
   private types: DocumentTypes;
 
@@ -136,12 +128,6 @@ export class RoomDocument {
     return stateVector === undefined ? this.withoutPending(() => Y.encodeStateAsUpdate(this.doc)) : this.missingFrom(stateVector);
   }
 
-  /** Size of {@link encode}'s whole-document answer, encoded only once per change. */
-  encodedSize(): number {
-    this.encodedBytes ??= this.encode().length;
-    return this.encodedBytes;
-  }
-
   /** How many items (structs) the document holds; see {@link MAX_DOCUMENT_ITEMS}. */
   itemCount(): number {
     return this.items;
@@ -161,17 +147,12 @@ export class RoomDocument {
         `updates with missing dependencies over ${MAX_PENDING_DELETE_RANGES} delete ranges`,
       );
     }
-    const integrated = this.commit(now, relay, () => {
+    const { pendingStructs, pendingDs } = this.doc.store;
+    const integrated = this.commit(now, relay, (integratedSoFar) => {
       try {
         Y.applyUpdate(this.doc, update);
       } catch {
-        // Yjs may have integrated part of the update, or set part of it waiting. And when it
-        // throws inside its transaction's cleanup (where it garbage-collects deleted types,
-        // recursing per level), that transaction is never finished: the document applies every
-        // later update without emitting it, so nothing would reach anyone again. Only a fresh
-        // copy of what is stored and held is known to be whole (readers never get here, their
-        // updates are not applied). What this update integrated was not relayed nor held.
-        this.reload();
+        this.recoverFromYjs(integratedSoFar(), pendingStructs, pendingDs);
         throw new ProtocolError(CloseCode.invalidPayload, "invalid update: Yjs could not decode it");
       }
     });
@@ -214,10 +195,32 @@ export class RoomDocument {
   }
 
   /**
-   * Runs `change`, hands the update the document emits for it to `relay` and to the store;
-   * returns that update or null.
+   * Puts the document back to a whole state after Yjs threw applying an update (readers never
+   * get here, their updates are not applied). What the update integrated was neither relayed
+   * nor held. Yjs finishes its transaction in a `finally`, emitting what it integrated, unless
+   * it throws inside that cleanup (where it garbage-collects deleted types, recursing per
+   * level): then the transaction stays open for good (`_transactionCleanups` keeps it) and the
+   * document applies every later update without emitting it, so no edit would reach anyone
+   * again. Part integrated, or a transaction left open: only a fresh copy of what is stored and
+   * held is known to be whole. Otherwise the document is as before but for what was set
+   * waiting, which is put back at no cost (reloading a large document per refused update would
+   * cost its size in memory each time).
    */
-  private commit(now: number, relay: Relay, change: () => void): Uint8Array | null {
+  private recoverFromYjs(integrated: boolean, pendingStructs: Y.Doc["store"]["pendingStructs"], pendingDs: Uint8Array | null): void {
+    if (integrated || this.doc._transaction !== null || this.doc._transactionCleanups.length > 0) {
+      this.reload();
+    } else {
+      this.doc.store.pendingStructs = pendingStructs;
+      this.doc.store.pendingDs = pendingDs;
+    }
+  }
+
+  /**
+   * Runs `change`, hands the update the document emits for it to `relay` and to the store;
+   * returns that update or null. `change` may ask whether anything was integrated so far (to
+   * recover from a failure).
+   */
+  private commit(now: number, relay: Relay, change: (integratedSoFar: () => boolean) => void): Uint8Array | null {
     let integrated: Uint8Array | null = null;
     const capture = (emitted: Uint8Array) => {
       integrated = emitted;
@@ -226,24 +229,20 @@ export class RoomDocument {
     const doc = this.doc;
     doc.on("update", capture);
     try {
-      change();
+      change(() => integrated !== null);
     } finally {
       doc.off("update", capture);
     }
     if (integrated === null) return null;
     relay(integrated);
     try {
-      // Nothing held: what was held before has been written or forgotten.
-      if (!this.store.holdsUpdates()) this.unwritten = [];
       this.store.hold(integrated, now);
-      if (this.store.holdsUpdates()) this.unwritten.push(integrated);
     } catch (error) {
       // The first update is written at once, and that write failed: go back to what is stored.
       this.reload();
       throw error;
     }
     this.items = countItems(this.doc);
-    this.encodedBytes = null;
     return integrated;
   }
 
@@ -370,14 +369,12 @@ export class RoomDocument {
    * senders were never told they are saved, and send them again when they reconnect).
    */
   private reload(): void {
-    const held = this.store.holdsUpdates() ? this.unwritten : [];
     this.doc.destroy();
-    this.doc = loadDocument(this.store, held);
+    this.doc = loadDocument(this.store, this.store.heldUpdates());
     this.types = documentTypes(this.doc);
     this.pendingSince = null;
     this.pendingDeleteRanges = 0;
     this.items = countItems(this.doc);
-    this.encodedBytes = null;
   }
 }
 

@@ -208,7 +208,8 @@ export const READ_CALLER_BURST_BYTES = 1024 * 1024;
  * What a read is charged per Yjs item it walks (encoding, converting, reading the text), on
  * top of the stored bytes it is made from: a one-character item encodes as about 11 bytes of
  * V1 (100,000 of them: 1.08 MB) and costs about as much to walk as to write. Loading a version
- * is charged {@link YJS_ITEM_HEAP_BYTES} per item instead, the heap the second copy takes.
+ * (one taken before versions kept their text) is charged {@link YJS_ITEM_HEAP_BYTES} per item
+ * instead, the heap the second copy takes.
  */
 export const READ_ITEM_COST_BYTES = 11;
 /**

@@ -21,7 +21,7 @@ import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
 import { RoomDocument, versionText } from "./document";
 import type { DocumentInfo, Outcome, StorageStats, VersionInfo, VersionReason } from "./documents";
-import { History } from "./history";
+import { History, type NewVersion } from "./history";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
   ANSWER_SLACK_BYTES,
@@ -326,8 +326,12 @@ export class Room extends DurableObject<Env> {
     const result = this.viaApi(() => {
       const update = this.document.restoreUpdate(version);
       if (update === null) return { changed: false };
-      this.takeVersion("before-restore");
+      // The version of what the restore replaces is read first but written only once the
+      // apply, which can still refuse the restore (4413), has taken it: a refused restore
+      // leaves no version and no webhook event behind.
+      const replaced = this.currentVersion();
       const { integrated } = this.document.apply(update, Date.now(), this.relayTo());
+      this.takeVersion("before-restore", null, replaced);
       return { changed: this.acceptChange(integrated, author) };
     });
     if (result.ok && result.value.changed) logEvent("version_restored", { room: this.name, id });
@@ -348,16 +352,23 @@ export class Room extends DurableObject<Env> {
    * Stores the current state as a version. Taken at most once per change: an automatic version
    * of an unchanged document is skipped (a named or before-restore one never is).
    */
-  private takeVersion(reason: VersionReason, name: string | null = null, state = this.document.stateV2()): ReturnType<History["take"]> {
+  private takeVersion(reason: VersionReason, name: string | null = null, version = this.currentVersion()): ReturnType<History["take"]> {
     const now = Date.now();
-    // The text is a string copy of the loaded document: stored now, a preview never loads the version.
-    const taken = this.history.take({ state, items: this.document.itemCount(), text: this.document.text() }, reason, now, name);
+    const taken = this.history.take(version, reason, now, name);
     if (!taken.ok) return taken;
     const { id, bytes, createdAt } = taken.value;
     logEvent("version", { room: this.name, id, reason, bytes });
     this.outbox?.enqueue("version.created", { version: { id, name, reason, createdAt, bytes } }, now);
     this.alarmStale = true;
     return taken;
+  }
+
+  /**
+   * The document as a version stores it. The text is a string copy of the loaded document:
+   * stored with the version, a preview never loads it.
+   */
+  private currentVersion(): NewVersion {
+    return { state: this.document.stateV2(), items: this.document.itemCount(), text: this.document.text() };
   }
 
   /**
@@ -574,10 +585,10 @@ export class Room extends DurableObject<Env> {
     if (!sessionEnded && now < since + this.limits.versionIntervalMs) return null;
     if (now < this.versionRetry.at) return null;
     try {
-      const state = this.document.stateV2();
-      this.takeVersion(sessionEnded ? "session-end" : "interval", null, state);
+      const version = this.currentVersion();
+      this.takeVersion(sessionEnded ? "session-end" : "interval", null, version);
       this.versionRetry = NO_VERSION_RETRY;
-      return state;
+      return version.state;
     } catch (error) {
       // Like a failed compaction, nothing is lost; but the change stays unversioned, so its due
       // time stays in the past: without a backoff every alarm would fire at once and encode the

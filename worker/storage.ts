@@ -150,6 +150,11 @@ export class DocumentStore {
     return this.held.length > 0;
   }
 
+  /** The updates held, not yet written, oldest first: a reload of the document brings them back. */
+  heldUpdates(): readonly Uint8Array[] {
+    return this.held;
+  }
+
   /** When the held updates must be written at the latest, or null when none are held. */
   heldWriteDue(): number | null {
     return this.heldSince === null ? null : this.heldSince + HELD_UPDATES_ALARM_MS;

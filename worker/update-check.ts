@@ -132,10 +132,12 @@ function readClientStructs(decoder: decoding.Decoder, document: DocumentTypes, s
  * returns its length in clock units.
  */
 function readItem(decoder: decoding.Decoder, info: number, ref: number, struct: Struct): number {
-  // With an origin, the encoding names no parent: Yjs takes the left origin's (else the right's).
+  // With an origin, the encoding names no parent: Yjs takes the left origin's, else the right's.
   if (info & BIT8) linkTo(struct, ORIGIN, decoder);
-  if (info & BIT7 && struct.link === NO_PARENT) linkTo(struct, ORIGIN, decoder);
-  else if (info & BIT7) readId(decoder);
+  if (info & BIT7) {
+    if (struct.link === NO_PARENT) linkTo(struct, ORIGIN, decoder);
+    else readId(decoder);
+  }
   if ((info & (BIT7 | BIT8)) === 0) {
     if (decoding.readVarUint(decoder) === 1) {
       decoding.readVarString(decoder);

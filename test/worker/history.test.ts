@@ -469,6 +469,37 @@ describe("memory bound of preview and restore", () => {
   });
 });
 
+describe("a restore the document cannot take", () => {
+  it("is refused (413) before it writes anything: no before-restore version, the text as it was", async () => {
+    const room = roomName("restore-refused");
+    // The room's test config allows 12 MiB stored. A version of 7 MiB of text; then the text
+    // deleted and 5.5 MiB of other text written: the restore brings the 7 MiB back as new text
+    // beside the 5.5 MiB still stored, and the apply refuses it (its own check, on items, passes).
+    const writer = new Y.Doc();
+    const text = writer.getText("codemirror");
+    const send = async (change: () => void) => {
+      const sent = Y.encodeStateVector(writer);
+      change();
+      expect((await api(`${room}/update`, { method: "POST", body: asBody(Y.encodeStateAsUpdate(writer, sent)) })).status).toBe(200);
+    };
+    await send(() => text.insert(0, "a".repeat(7 * 1024 * 1024)));
+    const version = (await (await saveNamed(room, "large")).json()) as VersionInfo;
+    await send(() => text.delete(0, text.length));
+    await send(() => text.insert(0, "b".repeat(5.5 * 1024 * 1024)));
+    // 5.5 MiB reads: each from an address of its own, within its read budget.
+    const textAt = async (address: string) => (await api(`${room}/text`, { headers: { "CF-Connecting-IP": address } })).text();
+    const current = await textAt("192.0.2.10");
+    expect(current.length).toBe(5.5 * 1024 * 1024);
+    const before = await versions(room);
+
+    const restoring = await api(`${room}/versions/${version.id}/restore`, { method: "POST" });
+    expect(restoring.status).toBe(413);
+    expect(await restoring.json()).toMatchObject({ error: "document_too_large" });
+    expect(await versions(room)).toEqual(before);
+    expect(await textAt("192.0.2.11")).toBe(current);
+  });
+});
+
 describe("a version that fails", () => {
   it("is retried after a backoff, not by an alarm firing back to back, and taken once storage works again", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
