@@ -103,8 +103,8 @@ class DebtBucket {
 
 /**
  * A cache of answers bounded in total bytes ({@link READ_CACHE_BYTES}), least recently used
- * dropped first. Keys starting with `live:` are answers from the live document, dropped at
- * every change; `version:` keys are answers from a version, which never changes once taken.
+ * dropped first. {@link LIVE_UPDATE} and {@link LIVE_TEXT} are answers from the live document,
+ * dropped at every change; `version:` keys are answers from a version, which never changes once taken.
  */
 class ReadCache {
   private readonly entries = new Map<string, ReadAnswer>();
@@ -142,9 +142,10 @@ class ReadCache {
     this.bytes -= answerBytes(answer);
   }
 
-  /** Drops every answer made from the live document. */
+  /** Drops every answer made from the live document: called on every edit, so two lookups, no scan. */
   dropLive(): void {
-    for (const key of [...this.entries.keys()]) if (key.startsWith("live:")) this.delete(key);
+    this.delete(LIVE_UPDATE);
+    this.delete(LIVE_TEXT);
   }
 
   clear(): void {

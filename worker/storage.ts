@@ -355,7 +355,6 @@ export class DocumentStore {
   }
 }
 
-
 const CLAIMS_TABLE = "CREATE TABLE IF NOT EXISTS edgedoc_presence_claims (client_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, at INTEGER NOT NULL);";
 
 const VERSION_TEXT_TABLE =
