@@ -75,7 +75,7 @@ export class RoomDocument {
   ) {
     this.doc = loadDocument(store, []);
     this.items = countItems(this.doc);
-    this.types = documentTypes(this.doc);
+    this.types = documentTypes(this.doc, () => this.items);
   }
 
   /** The document's state vector, for sync step 1. Pending updates are not part of it. */
@@ -371,7 +371,7 @@ export class RoomDocument {
   private reload(): void {
     this.doc.destroy();
     this.doc = loadDocument(this.store, this.store.heldUpdates());
-    this.types = documentTypes(this.doc);
+    this.types = documentTypes(this.doc, () => this.items);
     this.pendingSince = null;
     this.pendingDeleteRanges = 0;
     this.items = countItems(this.doc);
@@ -408,11 +408,13 @@ function loadDocument(store: DocumentStore, held: readonly Uint8Array[]): Y.Doc 
  * `doc`'s types for {@link checkUpdateStructure}: its clocks, the depth of the type each struct
  * is in, and the structs waiting for dependencies (as V1, which the check reads).
  */
-function documentTypes(doc: Y.Doc): DocumentTypes {
+function documentTypes(doc: Y.Doc, items: () => number): DocumentTypes {
   // A type never moves to another parent, so its depth is computed once.
   const depths = new WeakMap<Y.AbstractType<any>, number>();
   return {
     knownClock: (client) => Y.getState(doc.store, client),
+    // As RoomDocument.refuseIfTooLarge counts: each new struct may split two existing ones.
+    newStructsAllowed: () => Math.floor((MAX_DOCUMENT_ITEMS - items()) / 3),
     depthAt: (client, clock) => {
       const structs = doc.store.clients.get(client);
       const struct = structs?.[Y.findIndexSS(structs, clock)];
