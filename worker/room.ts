@@ -19,9 +19,10 @@ import { DurableObject } from "cloudflare:workers";
 import { grantFrom, type AccessGrant } from "./access";
 import { PresenceRegistry, type SocketPresence } from "./awareness";
 import { roomLimits, type RoomLimits } from "./config";
-import { RoomDocument, versionText } from "./document";
+import { RoomDocument } from "./document";
 import type { DocumentInfo, Outcome, StorageStats, VersionInfo, VersionReason } from "./documents";
 import { History, type NewVersion } from "./history";
+import { HttpReads } from "./http-reads";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
   ANSWER_SLACK_BYTES,
@@ -31,7 +32,6 @@ import {
   IDLE_COMPACTION_DELAY_MS,
   JOIN_TIMEOUT_MS,
   MAX_CLOSING_SOCKETS,
-  MAX_DOCUMENT_ITEMS,
   MAX_RELAY_BYTES,
   ROOM_ANSWER_BURST_BYTES,
   ROOM_ANSWER_BYTES_PER_SECOND,
@@ -40,6 +40,7 @@ import {
   VERSION_RETRY_MAX_MS,
 } from "./limits";
 import { logEvent } from "./log";
+import { noSuchVersion, outcomeOf } from "./outcome";
 import {
   AWARENESS_TIMEOUT_MS,
   CloseCode,
@@ -56,11 +57,9 @@ import {
   type ClientMessage,
 } from "./protocol";
 import { TokenBucket } from "./rate";
-import { LIVE_TEXT, LIVE_UPDATE, liveReadCost, RoomReads, storedTextCost, versionConvertCost, versionLoadCost, type ReadWork } from "./read-budget";
 import { isBenignTeardownError } from "./teardown";
 import { DocumentStore } from "./storage";
 import { attemptDelivery, Outbox, webhookSettings, type WebhookEventInfo, type WebhookSettings } from "./webhooks";
-import * as Y from "yjs";
 
 /** What each socket carries through hibernation (serialized by the runtime, 16 KiB at most). */
 export interface SocketAttachment extends AccessGrant {
@@ -134,7 +133,13 @@ export class Room extends DurableObject<Env> {
   /** What the whole room may still send in answers (sync step 2, presence queries). */
   private readonly answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, Date.now());
   /** HTTP reads: their cache, and their callers' budgets, charged with {@link answers} (docs/limits.md). */
-  private readonly reads = new RoomReads(this.answers);
+  private readonly reads = new HttpReads(this.answers, {
+    document: () => this.document,
+    loadedItems: () => this.loadedDocument?.itemCount() ?? 0,
+    store: () => this.store,
+    history: () => this.history,
+    writeHeldUpdates: () => this.writeHeldUpdates(),
+  });
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
   private alarmAt: number | null | undefined = undefined;
   /** When to compact and take the session-end version because the last socket left, or null. */
@@ -180,11 +185,11 @@ export class Room extends DurableObject<Env> {
 
   /**
    * `GET /api/docs/:name` for `caller` (the HTTP reads below name who asks: a token's owner,
-   * else an address). `encodedBytes` costs one encode per change, shared with `GET /update`
-   * and charged like it; in between, the answer is charged nothing (worker/read-budget.ts).
+   * else an address; worker/http-reads.ts). `encodedBytes` costs one encode per change, shared
+   * with `GET /update` and charged like it; in between, the answer is charged nothing.
    */
   async info(caller: string): Promise<Outcome<DocumentInfo>> {
-    const encodedBytes = this.liveReads().encodedSize(caller, Date.now(), () => this.liveWork(() => this.document.encode()));
+    const encodedBytes = this.reads.encodedSize(caller);
     if (!encodedBytes.ok) return encodedBytes;
     const stats = this.store.statistics();
     const lastUpdateAt = this.store.lastUpdateAt;
@@ -203,43 +208,19 @@ export class Room extends DurableObject<Env> {
     };
   }
 
-  /** `GET /api/docs/:name/text`: kept until the next change, charged to `caller` and the room. */
+  /** `GET /api/docs/:name/text`. */
   async text(caller: string): Promise<Outcome<string>> {
-    return this.liveReads().read(caller, LIVE_TEXT, Date.now(), () => this.liveWork(() => this.document.text()));
+    return this.reads.text(caller);
   }
 
-  /**
-   * `GET /api/docs/:name/update`: the document (kept until the next change), or what a peer
-   * with `stateVector` lacks (made for each call); charged to `caller` and the room.
-   */
+  /** `GET /api/docs/:name/update`: the document, or what a peer with `stateVector` lacks. */
   async encodeUpdate(caller: string, stateVector?: Uint8Array): Promise<Outcome<Uint8Array>> {
-    const key = stateVector === undefined ? LIVE_UPDATE : null;
-    return this.unwrap(this.viaApi(() => this.liveReads().read(caller, key, Date.now(), () => this.liveWork(() => this.document.encode(stateVector)))));
-  }
-
-  /**
-   * The reads' cache, ready to answer from the live document: what it holds is always stored
-   * (so a failed write, which goes back to what is stored, cannot leave it ahead), and it is
-   * forgotten when the document was deleted.
-   */
-  private liveReads(): RoomReads {
-    this.writeHeldUpdates();
-    return this.reads.within(this.history);
-  }
-
-  /** A read of the live document: it walks every item of it, and sends what it is made of. */
-  private liveWork<T extends string | Uint8Array>(build: () => T): ReadWork<T> {
-    return { cost: liveReadCost(this.store.statistics().storedBytes, this.document.itemCount()), build };
-  }
-
-  /** A read's outcome, whether the work or the room's checks refused it. */
-  private unwrap<T>(outcome: Outcome<Outcome<T>>): Outcome<T> {
-    return outcome.ok ? outcome.value : outcome;
+    return this.reads.update(caller, stateVector);
   }
 
   /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
   async applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>> {
-    const result = this.viaApi(() => {
+    const result = outcomeOf(() => {
       const { integrated, waits } = this.document.apply(update, Date.now(), this.relayTo());
       return { changed: this.acceptChange(integrated, author), ...(waits ? { pending: true as const } : {}) };
     });
@@ -250,7 +231,7 @@ export class Room extends DurableObject<Env> {
 
   /** `PUT /api/docs/:name/text`: replaces the text as a small edit, relayed live. */
   async replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>> {
-    const result = this.viaApi(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now(), this.relayTo()), author) }));
+    const result = outcomeOf(() => ({ changed: this.acceptChange(this.document.replaceText(text, Date.now(), this.relayTo()), author) }));
     await this.afterApiWrite();
     return result;
   }
@@ -266,39 +247,14 @@ export class Room extends DurableObject<Env> {
     return version ? { ok: true, value: version } : noSuchVersion(id);
   }
 
-  /**
-   * `GET /api/docs/:name/versions/:id/text`: the text stored with the version, charged only its
-   * bytes. A version taken before texts were stored is loaded as a second document instead,
-   * refused (4413) when it and the live one, if loaded, would hold over {@link MAX_DOCUMENT_ITEMS} items.
-   */
+  /** `GET /api/docs/:name/versions/:id/text`: the text stored with the version (worker/http-reads.ts). */
   async versionText(caller: string, id: number): Promise<Outcome<string>> {
-    // Versions never change, so their answers are kept; the row says whether it still exists.
-    if (!this.history.get(id)) return noSuchVersion(id);
-    if (this.history.hasText(id)) {
-      // Not kept: reading it again is as cheap as keeping it, and the cache is for answers that cost work.
-      return this.reads.within(this.history).read(caller, null, Date.now(), () => {
-        const text = this.history.text(id)!;
-        return { cost: storedTextCost(text), build: () => text };
-      });
-    }
-    const read = () =>
-      this.reads.within(this.history).read(caller, `version:${id}:text`, Date.now(), () => {
-        const version = this.history.load(id)!;
-        if ((this.loadedDocument?.itemCount() ?? 0) + version.items > MAX_DOCUMENT_ITEMS) {
-          throw new ProtocolError(CloseCode.documentTooLarge, `too large to preview in memory: over ${MAX_DOCUMENT_ITEMS} items in both copies`);
-        }
-        return { cost: versionLoadCost(version), build: () => versionText(version.state) };
-      });
-    return this.unwrap(this.viaApi(read));
+    return this.reads.versionText(caller, id);
   }
 
-  /** `GET /api/docs/:name/versions/:id/update`: the version as one V1 update, converted without loading it, and kept. */
+  /** `GET /api/docs/:name/versions/:id/update`: the version as one V1 update. */
   async versionUpdate(caller: string, id: number): Promise<Outcome<Uint8Array>> {
-    if (!this.history.get(id)) return noSuchVersion(id);
-    return this.reads.within(this.history).read(caller, `version:${id}:update`, Date.now(), () => {
-      const version = this.history.load(id)!;
-      return { cost: versionConvertCost(version), build: () => Y.convertUpdateFormatV2ToV1(version.state) };
-    });
+    return this.reads.versionUpdate(caller, id);
   }
 
   /** `POST /api/docs/:name/versions`: the current state under `name`. */
@@ -323,7 +279,7 @@ export class Room extends DurableObject<Env> {
   async restoreVersion(id: number, author?: string): Promise<Outcome<{ changed: boolean }>> {
     const version = this.history.load(id);
     if (!version) return noSuchVersion(id);
-    const result = this.viaApi(() => {
+    const result = outcomeOf(() => {
       const update = this.document.restoreUpdate(version);
       if (update === null) return { changed: false };
       // The version of what the restore replaces is read first but written only once the
@@ -744,16 +700,6 @@ export class Room extends DurableObject<Env> {
     return true;
   }
 
-  /** Runs an operation for the HTTP API, returning a refusal as the outcome it is. */
-  private viaApi<T>(operation: () => T): Outcome<T> {
-    try {
-      return { ok: true, value: operation() };
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return { ok: false, closeCode: error.closeCode, reason: error.message };
-    }
-  }
-
   private openSockets(): WebSocket[] {
     return this.ctx.getWebSockets().filter((socket) => !this.closing.has(socket));
   }
@@ -1066,10 +1012,6 @@ const NO_VERSION_RETRY: VersionRetry = { failures: 0, at: 0 };
 
 /** Stands in for an attachment the runtime lost: a reader whose token expired, long inactive. */
 const LOST_ATTACHMENT: SocketAttachment = { mode: "read", expiresAt: 0, connectedAt: 0, presence: {}, joined: true, activeAt: 0 };
-
-function noSuchVersion(id: number): Outcome<never> {
-  return { ok: false, refused: "no-such-version", reason: `no version ${id}` };
-}
 
 /** `user.name` in an awareness state's JSON, or null (the state is remote input: anything may be there). */
 function presenceName(state: string | null): string | null {
