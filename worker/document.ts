@@ -34,6 +34,7 @@ import { restoreUpdate } from "./restore";
 import type { DocumentStore } from "./storage";
 import { boundedTextEdits } from "./text-diff";
 import { documentTitle } from "./title";
+import { typeDepth } from "./type-depth";
 import { checkUpdateStructure, type DocumentTypes } from "./update-check";
 
 /** What a compaction did, for logs and tests. */
@@ -426,30 +427,6 @@ function documentTypes(doc: Y.Doc, items: () => number): DocumentTypes {
       return pending && { missing: pending.missing, update: () => Y.convertUpdateFormatV2ToV1(pending.update) };
     },
   };
-}
-
-/**
- * How deep `type` is: 0 for a root type, one more than the type holding it otherwise. Walks up
- * without recursion (a document stored before `MAX_YJS_TYPE_DEPTH` may nest deeper) and
- * remembers every type on the way in `depths`, so each type is walked once.
- */
-// `any`: Yjs types its nested types' event parameter invariantly, so no narrower type admits them all.
-function typeDepth(type: Y.AbstractType<any>, depths: WeakMap<Y.AbstractType<any>, number>): number {
-  const path: Y.AbstractType<any>[] = [];
-  let depth = -1;
-  // Each turn goes one type up, so the loop ends at a root type (its `_item` is null).
-  for (let current: Y.AbstractType<any> | null = type; current !== null; ) {
-    const known = depths.get(current);
-    if (known !== undefined) {
-      depth = known;
-      break;
-    }
-    path.push(current);
-    const holder: unknown = current._item?.parent;
-    current = holder instanceof Y.AbstractType ? holder : null;
-  }
-  for (let i = path.length - 1; i >= 0; i--) depths.set(path[i]!, ++depth);
-  return depth;
 }
 
 function countItems(doc: Y.Doc): number {

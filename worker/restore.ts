@@ -19,25 +19,27 @@
  *
  * Nesting: Yjs deletes, collects and undoes nested types recursing per level, and so does the
  * comparison below. Types nest within {@link MAX_YJS_TYPE_DEPTH} in every update the room
- * accepts; a version stored before that limit may nest deeper, so it is checked before it is
- * loaded, and the comparison refuses anything deeper rather than recurse on.
+ * accepts; a version stored before that limit may nest deeper, so it is measured once loaded
+ * (loading does not recurse), before the undo, and the comparison refuses anything deeper
+ * rather than recurse on.
  */
 import * as Y from "yjs";
 import { MAX_YJS_TYPE_DEPTH } from "./limits";
 import { CloseCode, ProtocolError } from "./protocol";
 import { SETTINGS_MAP, settingsOf, storedTitle, TITLE_KEY } from "./title";
-import { checkUpdateStructure } from "./update-check";
+import { deepestTypeDepth } from "./type-depth";
 
 /**
  * The update that makes `current` equal to `versionState` (a V2 update of a past state of the
  * same document), or null when nothing changed since. `current` is read, not changed.
  */
 export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Array | null {
-  // Throws (1007) when the version's types nest too deeply, before Yjs recurses into them.
-  checkUpdateStructure(Y.convertUpdateFormatV2ToV1(versionState));
   const past = new Y.Doc({ gc: true });
   try {
+    // Loading nests without recursion; the undo below would recurse per level, so a version
+    // stored before MAX_YJS_TYPE_DEPTH that nests deeper is refused (1007) first.
     Y.applyUpdateV2(past, versionState);
+    if (deepestTypeDepth(past) > MAX_YJS_TYPE_DEPTH) throw tooDeep();
     // Scoped to the whole document, the undo manager covers every root type, including types
     // added since the version; it tracks only transactions with an origin it was given.
     const catchUp = {};
@@ -96,7 +98,7 @@ function sameContent(a: Y.Doc, b: Y.Doc): boolean {
  */
 // `any`: Yjs types its nested types' event parameter invariantly, so no narrower type admits them all.
 function contentOf(type: Y.AbstractType<any>, depth: number): unknown {
-  if (depth > MAX_YJS_TYPE_DEPTH) throw new ProtocolError(CloseCode.invalidPayload, "invalid update: types nested too deeply");
+  if (depth > MAX_YJS_TYPE_DEPTH) throw tooDeep();
   const sequence: unknown[] = [];
   for (let item = type._start; item !== null; item = item.right) {
     if (item.deleted) continue;
@@ -118,4 +120,8 @@ function contentOf(type: Y.AbstractType<any>, depth: number): unknown {
 /** `value` as content: a nested type's ({@link contentOf} at `depth`), or the value itself. */
 function valueOf(value: unknown, depth: number): unknown {
   return value instanceof Y.AbstractType ? contentOf(value, depth) : value;
+}
+
+function tooDeep(): ProtocolError {
+  return new ProtocolError(CloseCode.invalidPayload, "invalid update: types nested too deeply");
 }

@@ -218,6 +218,31 @@ describe("restore", () => {
     await waitFor(() => chainDepth(reader.doc) === MAX_YJS_TYPE_DEPTH, "the restored chain to reach the reader");
     expect(chainDepth(writer.doc)).toBe(MAX_YJS_TYPE_DEPTH);
   });
+
+  it("refuses (1007, 400) a version stored before the limit that nests deeper, and changes nothing", async () => {
+    const room = roomName("nested-old-version");
+    const writer = await TestClient.connect(room);
+    writer.insert(0, "today's text");
+    await writer.saved();
+    const saved = await api(`${room}/versions`, { method: "POST", body: JSON.stringify({ name: "old" }), headers: { "Content-Type": "application/json" } });
+    const { id } = (await saved.json()) as { id: number };
+    // As a version taken before the limit existed: a chain 300 levels deep, as its state.
+    const deep = Y.encodeStateAsUpdateV2(chainDoc(MAX_YJS_TYPE_DEPTH + 44));
+    await runInDurableObject(stub(room), (_instance, state) => {
+      state.storage.sql.exec("DELETE FROM edgedoc_version_parts WHERE id = ?", id);
+      state.storage.sql.exec("INSERT INTO edgedoc_version_parts (id, part, data) VALUES (?, 0, ?)", id, deep);
+    });
+    const versionsBefore = await (await api(`${room}/versions`)).text();
+
+    const restored = await api(`${room}/versions/${id}/restore`, { method: "POST" });
+    expect(restored.status).toBe(400);
+    expect(await restored.json()).toMatchObject({ error: "invalid_update", detail: "invalid update: types nested too deeply" });
+    expect(await (await api(`${room}/versions`)).text()).toBe(versionsBefore);
+    expect(await (await api(`${room}/text`)).text()).toBe("today's text");
+    writer.insert(0, "still editing: ");
+    await writer.saved();
+    expect(await (await api(`${room}/text`, { headers: { "CF-Connecting-IP": "192.0.2.20" } })).text()).toBe("still editing: today's text");
+  });
 });
 
 describe("when Yjs throws anyway", () => {
