@@ -69,6 +69,8 @@ export class RoomDocument {
   private items: number;
   /** The document's types, as {@link checkUpdateStructure} sees them; remade with the document. */
   private types: DocumentTypes;
+  /** Set when waiting updates were dropped or the document went back to storage, until {@link takeLostWaiting}. */
+  private lostWaiting = false;
 
   constructor(
     private readonly store: DocumentStore,
@@ -161,6 +163,11 @@ export class RoomDocument {
     this.boundPending(now);
     const structsWait = [...shape.reach].some(([client, clock]) => Y.getState(this.doc.store, client) < clock);
     return { integrated, waits: structsWait || (shape.waitingDeleteRanges > 0 && this.doc.store.pendingDs !== null) };
+  }
+
+  /** Bytes of updates waiting for dependencies (at most {@link MAX_PENDING_UPDATE_BYTES}). */
+  waitingBytes(): number {
+    return pendingBytes(this.doc);
   }
 
   /** Whether any update waits for dependencies. */
@@ -332,7 +339,19 @@ export class RoomDocument {
     }
   }
 
+  /**
+   * Whether waiting updates were dropped (TTL, the pending bound) or the document was reloaded
+   * (which forgets them) since the last call: their writers must be asked to send them again
+   * (worker/room/updates.ts).
+   */
+  takeLostWaiting(): boolean {
+    const lost = this.lostWaiting;
+    this.lostWaiting = false;
+    return lost;
+  }
+
   private dropPending(): void {
+    this.lostWaiting = true;
     // Yjs keeps structs with missing dependencies in `store.pendingStructs` and deletions it
     // cannot apply yet in `store.pendingDs`; clearing them forgets those updates entirely.
     this.doc.store.pendingStructs = null;
@@ -370,6 +389,7 @@ export class RoomDocument {
    * senders were never told they are saved, and send them again when they reconnect).
    */
   private reload(): void {
+    this.lostWaiting = true;
     this.doc.destroy();
     this.doc = loadDocument(this.store, this.store.heldUpdates());
     this.types = documentTypes(this.doc, () => this.items);

@@ -22,6 +22,7 @@ import type { VersionInfo, VersionReason } from "./documents";
 import { MAX_AUTHOR_NAME_CHARS, MAX_HISTORY_BYTES, MAX_NAMED_VERSIONS, MAX_VERSION_AUTHORS, SQLITE_CHUNK_BYTES } from "./limits";
 import { versionsToDrop } from "./retention";
 import type { DocumentStore } from "./storage";
+import type { SqlPort, SqlValue } from "./room/ports";
 
 /** A version's stored state and how many Yjs items it loads as. */
 export interface VersionState {
@@ -37,7 +38,7 @@ export interface NewVersion extends VersionState {
 /** Why saving a named version was refused. */
 export type NamedVersionRefusal = "too-many-named" | "history-full";
 
-interface VersionRow extends Record<string, SqlStorageValue> {
+interface VersionRow extends Record<string, SqlValue> {
   id: number;
   created_at: number;
   name: string | null;
@@ -53,7 +54,7 @@ export class History {
   private unversionedSinceAt: number | null;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: SqlPort,
     private readonly transaction: <T>(body: () => T) => T,
     private readonly store: DocumentStore,
   ) {

@@ -34,6 +34,7 @@ export interface ReadSource {
   history(): History;
   /** Writes what the store holds, so that what a read answers (and the cache keeps) is stored. */
   writeHeldUpdates(): void;
+  now(): number;
 }
 
 export class HttpReads {
@@ -54,18 +55,18 @@ export class HttpReads {
 
   /** The document's size as one V1 update, for `GET /api/docs/:name`: one encode per change, shared with {@link update}. */
   encodedSize(caller: string): Outcome<number> {
-    return this.live().encodedSize(caller, Date.now(), () => this.liveWork((document) => document.encode()));
+    return this.live().encodedSize(caller, this.source.now(), () => this.liveWork((document) => document.encode()));
   }
 
   /** `GET /api/docs/:name/text`: kept until the next change. */
   text(caller: string): Outcome<string> {
-    return this.live().read(caller, LIVE_TEXT, Date.now(), () => this.liveWork((document) => document.text()));
+    return this.live().read(caller, LIVE_TEXT, this.source.now(), () => this.liveWork((document) => document.text()));
   }
 
   /** `GET /api/docs/:name/update`: the document (kept until the next change), or what a peer with `stateVector` lacks (made for each call). */
   update(caller: string, stateVector?: Uint8Array): Outcome<Uint8Array> {
     const key = stateVector === undefined ? LIVE_UPDATE : null;
-    return flatten(outcomeOf(() => this.live().read(caller, key, Date.now(), () => this.liveWork((document) => document.encode(stateVector)))));
+    return flatten(outcomeOf(() => this.live().read(caller, key, this.source.now(), () => this.liveWork((document) => document.encode(stateVector)))));
   }
 
   /**
@@ -80,13 +81,13 @@ export class HttpReads {
     const reads = this.reads.within(history);
     if (history.hasText(id)) {
       // Not kept: reading it again is as cheap as keeping it, and the cache is for answers that cost work.
-      return reads.read(caller, null, Date.now(), () => {
+      return reads.read(caller, null, this.source.now(), () => {
         const text = history.text(id)!;
         return { cost: storedTextCost(text), build: () => text };
       });
     }
     const load = () =>
-      reads.read(caller, `version:${id}:text`, Date.now(), () => {
+      reads.read(caller, `version:${id}:text`, this.source.now(), () => {
         const version = history.load(id)!;
         if (this.source.loadedItems() + version.items > MAX_DOCUMENT_ITEMS) {
           throw new ProtocolError(CloseCode.documentTooLarge, `too large to preview in memory: over ${MAX_DOCUMENT_ITEMS} items in both copies`);
@@ -100,7 +101,7 @@ export class HttpReads {
   versionUpdate(caller: string, id: number): Outcome<Uint8Array> {
     const history = this.source.history();
     if (!history.get(id)) return noSuchVersion(id);
-    return this.reads.within(history).read(caller, `version:${id}:update`, Date.now(), () => {
+    return this.reads.within(history).read(caller, `version:${id}:update`, this.source.now(), () => {
       const version = history.load(id)!;
       return { cost: versionConvertCost(version), build: () => Y.convertUpdateFormatV2ToV1(version.state) };
     });

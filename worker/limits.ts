@@ -277,12 +277,13 @@ export const DEFAULT_VERSION_INTERVAL_MINUTES = 10;
 export const MAX_HISTORY_BYTES = 64 * 1024 * 1024;
 
 /**
- * An automatic version that failed (a storage fault, an encode that threw) is retried this
- * long later, doubling with each failure in a row up to {@link VERSION_RETRY_MAX_MS}: its due
- * time is otherwise in the past, and every alarm would fire at once and encode the document again.
+ * A duty of the alarm that failed (worker/room/duties.ts: a storage fault, a version encode
+ * that threw, a bug) is retried this long later, doubling with each failure in a row up to
+ * {@link DUTY_RETRY_MAX_MS}: its due time is otherwise in the past, and every alarm would fire
+ * at once and redo the failing work (encode the whole document for a version, say).
  */
-export const VERSION_RETRY_FIRST_MS = 30_000;
-export const VERSION_RETRY_MAX_MS = 10 * 60_000;
+export const DUTY_RETRY_FIRST_MS = 30_000;
+export const DUTY_RETRY_MAX_MS = 10 * 60_000;
 
 /** Versions one document keeps, whatever their size: listing them stays one small JSON answer. */
 export const MAX_VERSIONS = 1_000;

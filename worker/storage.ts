@@ -39,6 +39,7 @@
 import { mergeUpdates } from "yjs";
 import { joinChunks, splitIntoChunks } from "./chunks";
 import type { StorageStats } from "./documents";
+import type { SqlPort, SqlValue } from "./room/ports";
 import {
   HELD_UPDATES_ALARM_MS,
   HELD_UPDATES_MAX_BYTES,
@@ -81,7 +82,7 @@ export class DocumentStore {
   private heldSince: number | null = null;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: SqlPort,
     private readonly transaction: <T>(body: () => T) => T,
   ) {
     this.lastSeq = 0;
@@ -148,6 +149,11 @@ export class DocumentStore {
   /** Whether updates are held that are not yet written. */
   holdsUpdates(): boolean {
     return this.held.length > 0;
+  }
+
+  /** Bytes held, not yet written (written once {@link HELD_UPDATES_MAX_BYTES} or more). */
+  heldByteCount(): number {
+    return this.heldBytes;
   }
 
   /** The updates held, not yet written, oldest first: a reload of the document brings them back. */
@@ -350,7 +356,7 @@ export class DocumentStore {
     };
   }
 
-  private one<Row extends Record<string, SqlStorageValue>>(query: string): Row {
+  private one<Row extends Record<string, SqlValue>>(query: string): Row {
     return this.sql.exec<Row>(query).one();
   }
 }

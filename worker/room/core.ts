@@ -1,0 +1,355 @@
+/**
+ * The room's core: one document and every socket editing it, in plain TypeScript. It talks to
+ * the runtime only through worker/room/ports.ts, so the same code runs in the Durable Object
+ * (worker/room/index.ts) and in the simulation (sim/). docs/architecture.md draws the modules.
+ *
+ * Built for hibernation: each socket's identity, access and presence live in its attachment,
+ * and everything in memory is rebuilt from the listed sockets and storage when the object
+ * wakes. Timed work is done by duties under one alarm (worker/room/duties.ts).
+ *
+ * Budgets: every input is bounded before the room spends on it (docs/limits.md). Inbound,
+ * per socket: frame size, message and byte rates. Outbound: what a socket asks to be sent
+ * (sync answers, presence queries) is charged to it and to the room; one relay may queue at
+ * most `MAX_RELAY_BYTES` across the room. The document is loaded only when something needs
+ * it, so deleting or expiring a document never loads it.
+ */
+import type { AccessGrant } from "../access";
+import { PresenceRegistry } from "../awareness";
+import type { RoomLimits } from "../config";
+import { RoomDocument } from "../document";
+import type { VersionReason } from "../documents";
+import { History, type NewVersion } from "../history";
+import { HttpReads } from "../http-reads";
+import { DAY_MS, IDLE_COMPACTION_DELAY_MS, JOIN_TIMEOUT_MS, MAX_CLOSING_SOCKETS, ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND } from "../limits";
+import { logEvent } from "../log";
+import { CloseCode, ProtocolError, encodeAwareness, encodeSyncStep1 } from "../protocol";
+import { TokenBucket } from "../rate";
+import { DocumentStore } from "../storage";
+import { isBenignTeardownError } from "../teardown";
+import { Outbox, type WebhookSettings } from "../webhooks";
+import { Duties } from "./duties";
+import { FrameHandler } from "./frames";
+import type { RoomHost, RoomSocket } from "./ports";
+import { roomDuties } from "./room-duties";
+import { Sessions, closeQuietly, readAttachment } from "./sessions";
+import { UpdateLife } from "./updates";
+
+export interface RoomConfig {
+  limits: RoomLimits;
+  webhooks: WebhookSettings | null;
+}
+
+/** How the runtime reported a socket's end: a close (with its code) or an error. */
+export type SocketEnd = { code: number; reason: string; wasClean: boolean } | { error: unknown };
+
+/** Close codes the runtime reports but which must never be sent in a Close frame (RFC 6455 §7.4.1). */
+const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
+
+export class RoomCore<Socket extends RoomSocket = RoomSocket> {
+  store!: DocumentStore;
+  history!: History;
+  /** Webhook events not yet delivered, or null when webhooks are off (docs/webhooks.md). */
+  outbox!: Outbox | null;
+  readonly presence: PresenceRegistry<Socket>;
+  readonly sessions: Sessions<Socket>;
+  readonly life: UpdateLife<Socket>;
+  /** What the whole room may still send in answers (sync step 2, presence queries, HTTP reads). */
+  readonly answers: TokenBucket;
+  /** HTTP reads: their cache, and their callers' budgets, charged with {@link answers} (docs/limits.md). */
+  readonly reads: HttpReads;
+  private readonly frames: FrameHandler<Socket>;
+  private readonly duties: Duties;
+  /** The Yjs document, loaded at first use ({@link document}). */
+  private loadedDocument: RoomDocument | null = null;
+  /** Set when synchronous work added something the alarm must be moved earlier for. */
+  alarmStale = false;
+  /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
+  private alarmAt: number | null | undefined = undefined;
+  /** When to compact and take the session-end version because the last socket left, or null. */
+  idleWorkDue: number | null = null;
+  /**
+   * The earliest time a socket may be due to be closed for silence or for not joining. Activity
+   * only moves a socket's deadline later, so this is recomputed by the alarm and lowered when a
+   * socket joins, not scanned for on every frame.
+   */
+  socketDeadline: number | null = null;
+  /** The document state a session-end version encoded in this alarm, for the compaction after it. */
+  encodedThisAlarm: Uint8Array | null = null;
+
+  constructor(
+    readonly host: RoomHost<Socket>,
+    readonly config: RoomConfig,
+  ) {
+    this.openStorage();
+    this.presence = new PresenceRegistry<Socket>((claims) => this.store.saveClaims(claims, host.now()));
+    this.presence.restoreClaims(this.store.loadClaims());
+    this.sessions = new Sessions(() => host.sockets(), config.limits, this.presence, host.name);
+    this.life = new UpdateLife<Socket>({
+      document: () => this.document,
+      store: () => this.store,
+      sessions: this.sessions,
+      presence: this.presence,
+      now: () => host.now(),
+      accepted: (integrated, author) => this.accepted(integrated, author),
+      name: host.name,
+    });
+    this.sessions.hooks = {
+      storeBeforeTelling: () => this.life.writeHeld(),
+      unconfirmed: (socket) => this.life.isWithheld(socket),
+      forget: (socket) => this.life.forget(socket),
+    };
+    this.answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, host.now());
+    this.reads = new HttpReads(this.answers, {
+      document: () => this.document,
+      loadedItems: () => this.loadedDocument?.itemCount() ?? 0,
+      store: () => this.store,
+      history: () => this.history,
+      writeHeldUpdates: () => this.life.writeHeld(),
+      now: () => host.now(),
+    });
+    this.frames = new FrameHandler(this);
+    this.duties = new Duties(roomDuties(this), host.name);
+    const withheld = this.sessions.restore(host.now());
+    this.socketDeadline = this.sessions.nextDeadline(host.now());
+    // What waited or was held lived in memory only, so it was lost with the object: ask again.
+    this.life.askToResend(withheld);
+  }
+
+  get limits(): RoomLimits {
+    return this.config.limits;
+  }
+
+  get name(): string | undefined {
+    return this.host.name;
+  }
+
+  /** The room's document, loaded from storage the first time anything needs it. */
+  get document(): RoomDocument {
+    if (this.loadedDocument === null) {
+      const started = Date.now();
+      this.loadedDocument = new RoomDocument(this.store, this.limits.maxDocumentBytes);
+      logEvent("load", { room: this.name, ms: Date.now() - started, bytes: this.store.statistics().storedBytes });
+    }
+    return this.loadedDocument;
+  }
+
+  /** The document if it is loaded (duties must not load it just to ask). */
+  get documentIfLoaded(): RoomDocument | null {
+    return this.loadedDocument;
+  }
+
+  /** A socket the runtime just accepted (and the Worker authorized): starts the sync handshake. */
+  async connect(socket: Socket, grant: AccessGrant): Promise<void> {
+    const all = this.host.sockets().length;
+    const open = this.sessions.openSockets().length;
+    if (open > this.limits.maxSocketsPerRoom || all - open > MAX_CLOSING_SOCKETS) {
+      // Accept-then-close, so the client gets a close code and reason rather than a bare HTTP error.
+      logEvent("room_full", { room: this.name, sockets: this.limits.maxSocketsPerRoom, closing: all - open });
+      this.sessions.refuseNew(socket, `room full: ${this.limits.maxSocketsPerRoom} connections`);
+      return;
+    }
+    const now = this.host.now();
+    const session = this.sessions.open(socket, grant, now);
+    this.sessions.send(socket, session, encodeSyncStep1(this.document.stateVector()));
+    const states = this.presence.states();
+    if (states.length > 0) {
+      const frame = encodeAwareness(states);
+      // Everyone's presence is an answer the joiner did not ask for but costs as much.
+      if (!this.answers.take(frame.byteLength, now)) return this.sessions.refuseNew(socket, "room busy: try again shortly");
+      this.sessions.send(socket, session, frame);
+    }
+    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: open });
+    this.socketDeadline = Math.min(this.socketDeadline ?? Infinity, now + JOIN_TIMEOUT_MS);
+    await this.scheduleAlarm();
+  }
+
+  /** A frame from a socket (`webSocketMessage`); anything refused closes that socket only. */
+  async message(socket: Socket, message: ArrayBuffer | string): Promise<void> {
+    // The runtime still delivers frames that arrive while a socket closes: none is applied.
+    if (this.sessions.isClosing(socket)) return;
+    try {
+      await this.frames.handle(socket, message);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.sessions.reject(socket, error.closeCode, error.message, this.host.now());
+      } else {
+        logEvent("room_error", { room: this.name, error: String(error) });
+        this.sessions.reject(socket, CloseCode.internalError, "internal error", this.host.now());
+      }
+    }
+  }
+
+  /**
+   * The one way a socket ends, whether the runtime reports a close or an error: one `close`
+   * log line (with the error, and whether it was ordinary teardown, when there was one), its
+   * presence removed for everyone, and, when it was the last, the room's idle work scheduled.
+   */
+  async closed(socket: Socket, end: SocketEnd): Promise<void> {
+    this.sessions.markClosing(socket);
+    const attachment = readAttachment(socket);
+    const session = this.sessions.get(socket);
+    const now = this.host.now();
+    logEvent("close", {
+      room: this.name,
+      ...("error" in end ? { error: String(end.error), benign: isBenignTeardownError(end.error) } : end),
+      durationMs: attachment ? now - attachment.connectedAt : undefined,
+      bytesIn: session?.bytesIn,
+      bytesOut: session?.bytesOut,
+    });
+    // A writer that leaves takes its client's copy of what it sent: write that now.
+    if (this.life.holdsFor(socket)) this.life.writeHeld();
+    this.sessions.drop(socket, now);
+    // Complete the closing handshake the peer started (a code the runtime made up cannot be sent).
+    if ("code" in end && !UNSENDABLE_CLOSE_CODES.has(end.code)) closeQuietly(socket, end.code, end.reason);
+    if (this.sessions.openSockets().length === 0) {
+      this.life.writeHeld();
+      this.store.markActive(now);
+      if (this.hasIdleWork()) this.idleWorkDue = now + IDLE_COMPACTION_DELAY_MS;
+      // With nobody here the alarm may move later: nothing held is waiting for it any more.
+      await this.scheduleAlarm(true);
+    }
+  }
+
+  /**
+   * Runs every duty that is due (worker/room/room-duties.ts), each in isolation, and re-arms
+   * the alarm for whatever is due next, whatever they did.
+   */
+  async alarm(): Promise<void> {
+    const now = this.host.now();
+    const dueBy = Math.max(now, this.alarmAt ?? now);
+    this.alarmAt = null;
+    try {
+      await this.duties.runDue(now, dueBy);
+    } finally {
+      this.encodedThisAlarm = null;
+      this.socketDeadline = this.sessions.nextDeadline(this.host.now());
+    }
+    await this.scheduleAlarm();
+  }
+
+  /**
+   * After an update was integrated from a socket, the API or the room itself: note it for
+   * version history, webhooks and the read cache, and compact if the log has grown enough.
+   */
+  private accepted(_integrated: Uint8Array, author: string | undefined): void {
+    this.reads.documentChanged();
+    const now = this.host.now();
+    // The first change after a version sets when the interval version is due; the first after
+    // a quiet period opens a webhook burst. Either is a time the alarm must keep.
+    if (this.history.unversionedSince === null) this.alarmStale = true;
+    this.history.noteChange(now, author);
+    if (this.outbox?.noteChange(now)) this.alarmStale = true;
+    if (this.document.needsCompaction()) this.compact();
+  }
+
+  /** Whether the room has work for when nobody is connected: a log to compact, or changes without a version. */
+  hasIdleWork(): boolean {
+    return this.store.hasLog() || this.history.unversionedSince !== null;
+  }
+
+  /**
+   * Stores the current state as a version. Taken at most once per change: an automatic version
+   * of an unchanged document is skipped (a named or before-restore one never is).
+   */
+  takeVersion(reason: VersionReason, name: string | null = null, version = this.currentVersion()): ReturnType<History["take"]> {
+    const now = this.host.now();
+    const taken = this.history.take(version, reason, now, name);
+    if (!taken.ok) return taken;
+    const { id, bytes, createdAt } = taken.value;
+    logEvent("version", { room: this.name, id, reason, bytes });
+    this.outbox?.enqueue("version.created", { version: { id, name, reason, createdAt, bytes } }, now);
+    this.alarmStale = true;
+    return taken;
+  }
+
+  /** The document as a version stores it; the text is stored with it, so a preview never loads it. */
+  currentVersion(): NewVersion {
+    return { state: this.document.stateV2(), items: this.document.itemCount(), text: this.document.text() };
+  }
+
+  /**
+   * Compacts, logging the outcome. A failure is not the client's fault and loses nothing (the
+   * transaction rolls back, the log stays): logged, and retried at the next trigger; `rethrow`
+   * for the compaction duty, which then backs off.
+   */
+  compact(state?: Uint8Array, rethrow = false): void {
+    try {
+      logEvent("compaction", { room: this.name, ...this.document.compact(state) });
+    } catch (error) {
+      logEvent("compaction_failed", { room: this.name, error: String(error) });
+      if (rethrow) throw error;
+    }
+  }
+
+  /**
+   * When an idle room's storage expires (DOC_TTL_DAYS), or null when expiry is off or sockets
+   * are here. A socket its client is closing is here until the room has handled its close
+   * (and noted the activity): the runtime may stop listing it before that.
+   */
+  expiryDue(): number | null {
+    const lastActivity = this.store.lastActivity();
+    const socketsHere = this.sessions.any() || this.sessions.openSockets().length > 0;
+    if (this.limits.docTtlDays === null || lastActivity === null || socketsHere) return null;
+    return lastActivity + this.limits.docTtlDays * DAY_MS;
+  }
+
+  /**
+   * Deletes everything the room stores, version history included, and starts over with an
+   * empty document. What was held or waiting goes with it; its writers were closed (DELETE)
+   * or there were none (expiry happens only with nobody here).
+   */
+  async deleteStorage(why: "deleted" | "expired"): Promise<void> {
+    const bytes = this.store.statistics().storedBytes;
+    const existed = this.store.exists();
+    // Webhook events still to send outlive the wipe; a document never written sends none.
+    const carried = this.outbox?.carryOver() ?? [];
+    await this.host.storage.deleteAlarm();
+    await this.host.storage.deleteAll();
+    this.alarmAt = null;
+    this.idleWorkDue = null;
+    this.loadedDocument = null;
+    this.life.reset();
+    this.duties.reset();
+    this.openStorage();
+    logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
+    if (this.outbox && existed) {
+      this.outbox.restore(carried);
+      this.outbox.enqueue(why === "expired" ? "document.expired" : "document.deleted", { storedBytes: bytes }, this.host.now());
+      await this.scheduleAlarm();
+    }
+  }
+
+  private openStorage(): void {
+    const { sql } = this.host.storage;
+    const transaction = <T>(body: () => T): T => this.host.storage.transaction(body);
+    this.store = new DocumentStore(sql, transaction);
+    this.history = new History(sql, transaction, this.store);
+    this.outbox = this.config.webhooks && new Outbox(sql, this.config.webhooks, this.name ?? "");
+  }
+
+  /**
+   * Makes sure the alarm fires by the earliest time any duty is due. `mayDelay` also moves a
+   * set alarm later, which is right only when nothing held or timed by a socket waits for it:
+   * with no socket open.
+   */
+  async scheduleAlarm(mayDelay = false): Promise<void> {
+    this.alarmStale = false;
+    const due = this.duties.nextDue(this.host.now());
+    if (due === null) return;
+    if (this.alarmAt === undefined) this.alarmAt = await this.host.storage.getAlarm();
+    if (this.alarmAt === due || (!mayDelay && this.alarmAt !== null && this.alarmAt <= due)) return;
+    await this.host.storage.setAlarm(due);
+    this.alarmAt = due;
+  }
+
+  /** Figures the simulation checks its invariants against. */
+  inspect(): { stateVector: Uint8Array | null; pendingBytes: number; heldBytes: number; openSessions: number; nextDue: number | null } {
+    return {
+      stateVector: this.loadedDocument?.stateVector() ?? null,
+      pendingBytes: this.loadedDocument?.waitingBytes() ?? 0,
+      heldBytes: this.store.heldByteCount(),
+      openSessions: this.sessions.openSockets().length,
+      nextDue: this.duties.nextDue(this.host.now()),
+    };
+  }
+}

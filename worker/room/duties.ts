@@ -1,0 +1,84 @@
+/**
+ * The room's timed work as duties. Each says when it is next due and does its work when run;
+ * one alarm serves them all (Durable Objects have one alarm each, and JS timers would keep
+ * the object awake). A duty that throws is logged and retried with backoff while the others
+ * still run, and the alarm is always re-armed for whatever is still due.
+ */
+import { DUTY_RETRY_FIRST_MS, DUTY_RETRY_MAX_MS } from "../limits";
+import { logEvent } from "../log";
+
+export interface Duty {
+  /** For logs: `duty_failed` names it. */
+  readonly name: string;
+  /** When the duty must next run, or null when it has nothing to do. A time in the past means now. */
+  nextDue(now: number): number | null;
+  run(now: number): void | Promise<void>;
+}
+
+/** Failures in a row of one duty, and when it may be tried again. */
+interface Backoff {
+  failures: number;
+  retryAt: number;
+}
+
+export class Duties {
+  private readonly backoff = new Map<string, Backoff>();
+
+  constructor(
+    private readonly duties: readonly Duty[],
+    private readonly room: string | undefined,
+  ) {}
+
+  /**
+   * Runs, in order, every duty due by `dueBy`, each in isolation. `dueBy` is the later of now
+   * and the time the alarm was set for: an alarm that fires early (the runtime may, and tests
+   * do) still does the work it was set for; each duty checks its own conditions against `now`.
+   */
+  async runDue(now: number, dueBy: number): Promise<void> {
+    for (const duty of this.duties) {
+      const due = this.dueOf(duty, now);
+      if (due === null || due > dueBy) continue;
+      try {
+        await duty.run(now);
+        this.backoff.delete(duty.name);
+      } catch (error) {
+        const failures = (this.backoff.get(duty.name)?.failures ?? 0) + 1;
+        const delay = Math.min(DUTY_RETRY_MAX_MS, DUTY_RETRY_FIRST_MS * 2 ** (failures - 1));
+        this.backoff.set(duty.name, { failures, retryAt: now + delay });
+        logEvent("duty_failed", { room: this.room, duty: duty.name, error: String(error), failures, retryInMs: delay });
+      }
+    }
+  }
+
+  /** When the alarm must next fire: the earliest due time of any duty, or null when none has work. */
+  nextDue(now: number): number | null {
+    let next: number | null = null;
+    for (const duty of this.duties) {
+      const due = this.dueOf(duty, now);
+      if (due !== null && (next === null || due < next)) next = due;
+    }
+    return next;
+  }
+
+  /** Whether `name` is backing off after a failure (its work is then not overdue). */
+  backingOff(name: string, now: number): boolean {
+    return (this.backoff.get(name)?.retryAt ?? 0) > now;
+  }
+
+  /** Forgets every failure (the storage they were about was deleted). */
+  reset(): void {
+    this.backoff.clear();
+  }
+
+  /** A duty's due time, pushed back while it backs off; a duty whose question throws is due at its retry. */
+  private dueOf(duty: Duty, now: number): number | null {
+    const retryAt = this.backoff.get(duty.name)?.retryAt ?? null;
+    try {
+      const due = duty.nextDue(now);
+      return due === null ? null : retryAt === null ? due : Math.max(due, retryAt);
+    } catch (error) {
+      logEvent("duty_failed", { room: this.room, duty: duty.name, error: String(error) });
+      return retryAt ?? now + DUTY_RETRY_FIRST_MS;
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Room: the Durable Object that hosts one document's room. A shell: it adapts the runtime
+ * (hibernatable WebSockets, SQLite storage, the alarm, outbound fetch) to the ports of the
+ * room's core (worker/room/ports.ts) and delegates each entry point and RPC method to the core
+ * (worker/room/core.ts) or its HTTP API (worker/room/http-api.ts). docs/architecture.md.
+ *
+ * Text "ping" frames are answered by the runtime's auto-response without waking the object.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { grantFrom } from "../access";
+import { roomLimits } from "../config";
+import type { DocumentInfo, Outcome, StorageStats, VersionInfo } from "../documents";
+import { webhookSettings, type WebhookEventInfo } from "../webhooks";
+import { RoomCore } from "./core";
+import { RoomApi } from "./http-api";
+import type { RoomHost, StoragePort } from "./ports";
+
+export type { SocketAttachment } from "./sessions";
+
+export class Room extends DurableObject<Env> {
+  private readonly core: RoomCore<WebSocket>;
+  private readonly api: RoomApi<WebSocket>;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+    this.core = new RoomCore(durableObjectHost(ctx), { limits: roomLimits(env), webhooks: webhookSettings(env) });
+    this.api = new RoomApi(this.core);
+  }
+
+  /** Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync handshake. */
+  async fetch(request: Request): Promise<Response> {
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    await this.core.connect(server, grantFrom(request));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  async webSocketMessage(socket: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    await this.core.message(socket, message);
+  }
+
+  async webSocketClose(socket: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
+    await this.core.closed(socket, { code, reason, wasClean });
+  }
+
+  async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
+    await this.core.closed(socket, { error });
+  }
+
+  async alarm(): Promise<void> {
+    await this.core.alarm();
+  }
+
+  // The HTTP API's calls (worker/api.ts), as Durable Object RPC. `caller` names who asks a read
+  // that encodes the document (a token's owner, else an address): it is charged for it.
+
+  async stats(): Promise<StorageStats> {
+    return this.api.stats();
+  }
+
+  async info(caller: string): Promise<Outcome<DocumentInfo>> {
+    return this.api.info(caller);
+  }
+
+  async text(caller: string): Promise<Outcome<string>> {
+    return this.core.reads.text(caller);
+  }
+
+  /** The document, or what a peer with `stateVector` lacks. */
+  async encodeUpdate(caller: string, stateVector?: Uint8Array): Promise<Outcome<Uint8Array>> {
+    return this.core.reads.update(caller, stateVector);
+  }
+
+  async applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>> {
+    return this.api.applyUpdate(update, author);
+  }
+
+  async replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>> {
+    return this.api.replaceText(text, author);
+  }
+
+  async versions(): Promise<VersionInfo[]> {
+    return this.api.versions();
+  }
+
+  async version(id: number): Promise<Outcome<VersionInfo>> {
+    return this.api.version(id);
+  }
+
+  async versionText(caller: string, id: number): Promise<Outcome<string>> {
+    return this.core.reads.versionText(caller, id);
+  }
+
+  async versionUpdate(caller: string, id: number): Promise<Outcome<Uint8Array>> {
+    return this.core.reads.versionUpdate(caller, id);
+  }
+
+  async saveVersion(name: string): Promise<Outcome<VersionInfo>> {
+    return this.api.saveVersion(name);
+  }
+
+  async restoreVersion(id: number, author?: string): Promise<Outcome<{ changed: boolean }>> {
+    return this.api.restoreVersion(id, author);
+  }
+
+  async deleteVersion(id: number): Promise<Outcome<null>> {
+    return this.api.deleteVersion(id);
+  }
+
+  async destroy(): Promise<void> {
+    await this.api.destroy();
+  }
+
+  async webhookEvents(): Promise<WebhookEventInfo[]> {
+    return this.api.webhookEvents();
+  }
+}
+
+/** The core's ports over this object's state: its storage, its hibernatable sockets, the clock and fetch. */
+function durableObjectHost(ctx: DurableObjectState): RoomHost<WebSocket> {
+  const storage: StoragePort = {
+    sql: ctx.storage.sql,
+    transaction: (body) => ctx.storage.transactionSync(body),
+    getAlarm: () => ctx.storage.getAlarm(),
+    setAlarm: (at) => ctx.storage.setAlarm(at),
+    deleteAlarm: () => ctx.storage.deleteAlarm(),
+    deleteAll: () => ctx.storage.deleteAll(),
+  };
+  return {
+    storage,
+    sockets: () => ctx.getWebSockets(),
+    now: () => Date.now(),
+    fetch: (url, init) => fetch(url, init),
+    name: ctx.id.name,
+  };
+}

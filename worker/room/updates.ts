@@ -1,0 +1,232 @@
+/**
+ * The life of every update, written once. An update from a socket or the HTTP API goes:
+ *
+ *   received → checked → refused                     (its sender is closed or answered 4xx)
+ *                      → waiting → integrated | dropped
+ *                      → integrated → relayed → held → stored → confirmed
+ *
+ * `checked` is worker/update-check.ts and the document's limits; `waiting` is Yjs's pending
+ * store (dependencies missing); `relayed` is before `stored`, so others need not wait for the
+ * disk; `held` is the store's batch of accepted updates written together (worker/storage.ts);
+ * `confirmed` is what the writer is told: the echo of its own presence, or the HTTP answer.
+ *
+ * Invariants: a writer is confirmed only for updates that are stored (everything held is
+ * written before any frame but a relayed edit leaves, and a writer with an update waiting or
+ * dropped gets no echo); an update another socket was sent is stored, or its writers are asked
+ * to send it again (closed 1011, or sent sync step 1, which a y-websocket client answers with
+ * everything the room lacks). What every other path does to held and waiting updates is the
+ * table in docs/architecture.md; this module is where each row happens.
+ */
+import type { RoomDocument } from "../document";
+import { logEvent } from "../log";
+import { CloseCode, encodeAwareness, encodeSyncStep1, encodeSyncUpdate } from "../protocol";
+import type { DocumentStore } from "../storage";
+import type { PresenceRegistry } from "../awareness";
+import type { RoomSocket } from "./ports";
+import type { Sessions } from "./sessions";
+
+/** The stages of one update's life, and where each may go next. */
+export const UPDATE_LIFE = {
+  received: ["checked", "refused"],
+  checked: ["integrated", "waiting", "refused"],
+  waiting: ["integrated", "dropped"],
+  integrated: ["relayed"],
+  relayed: ["held"],
+  held: ["stored", "dropped"],
+  stored: ["confirmed"],
+  confirmed: [],
+  refused: [],
+  dropped: [],
+} as const satisfies Record<string, readonly string[]>;
+export type UpdateStage = keyof typeof UPDATE_LIFE;
+
+/**
+ * Why a writer's confirmation is withheld: an update of its `waiting` for dependencies, or
+ * dropped from waiting (TTL, the pending bound, a reload, the object leaving memory) and the
+ * writer asked to `resend` it; it is confirmed again once it has answered that request.
+ */
+export type Withheld = "waiting" | "resend";
+
+/** What the life needs from the room around it. */
+export interface LifeRoom<Socket extends RoomSocket> {
+  /** Functions: the document is loaded at first use, and DELETE replaces the storage. */
+  document(): RoomDocument;
+  store(): DocumentStore;
+  readonly sessions: Sessions<Socket>;
+  readonly presence: PresenceRegistry<Socket>;
+  now(): number;
+  /** A change was integrated: history, webhooks, the read cache and compaction take note. */
+  accepted(integrated: Uint8Array, author: string | undefined): void;
+  readonly name: string | undefined;
+}
+
+export class UpdateLife<Socket extends RoomSocket> {
+  /** Sockets whose integrated updates are held, not yet stored: a failed write closes them. */
+  private readonly heldWriters = new Set<Socket>();
+  private readonly withheld = new Map<Socket, Withheld>();
+
+  constructor(private readonly room: LifeRoom<Socket>) {}
+
+  /**
+   * An update from `socket` (sync step 2 or a sync update), through to held. Refusals throw
+   * `ProtocolError` from the document; the caller closes the sender.
+   */
+  fromSocket(socket: Socket, update: Uint8Array, author: string | undefined, syncAnswer: boolean): void {
+    const now = this.room.now();
+    // The answer to our sync step 1 carries everything the client has that the room lacks:
+    // what it was asked to send again is in it, whole or waiting again.
+    if (syncAnswer && this.withheld.get(socket) === "resend") this.confirmable(socket);
+    const applied = this.apply(update, now, socket);
+    if (applied.integrated !== null) {
+      this.heldWriters.add(socket);
+      this.room.accepted(applied.integrated, author);
+    }
+    if (applied.waits) this.withhold(socket, "waiting");
+    if (this.room.store().heldDue(now)) this.writeHeld();
+  }
+
+  /** An update from the HTTP API, through to held; the caller writes it before answering. */
+  fromApi(update: Uint8Array, author: string | undefined): { integrated: boolean; waits: boolean } {
+    const applied = this.apply(update, this.room.now());
+    if (applied.integrated !== null) this.room.accepted(applied.integrated, author);
+    return { integrated: applied.integrated !== null, waits: applied.waits };
+  }
+
+  /** A change the room makes itself (a text replacement, a restore), through to held. */
+  fromRoom(change: (relay: (integrated: Uint8Array) => void) => Uint8Array | null, author: string | undefined): boolean {
+    try {
+      const integrated = change(this.relay());
+      if (integrated !== null) this.room.accepted(integrated, author);
+      return integrated !== null;
+    } finally {
+      this.afterDocumentWork();
+    }
+  }
+
+  private apply(update: Uint8Array, now: number, sender?: Socket) {
+    try {
+      return this.room.document().apply(update, now, this.relay(sender));
+    } finally {
+      this.afterDocumentWork();
+    }
+  }
+
+  /**
+   * Relays what the document integrated to every socket but its sender: after every check that
+   * can refuse it and before it is stored (docs/storage.md). Its sender learns it is saved only
+   * from what the room sends it later, which the output gate holds until the write is durable.
+   */
+  private relay(sender?: Socket): (integrated: Uint8Array) => void {
+    return (integrated) => this.room.sessions.broadcast(encodeSyncUpdate(integrated), this.room.now(), sender);
+  }
+
+  /**
+   * Writes the held updates as one log row. Runs before the room sends anything but a relayed
+   * edit, when they are due, and at the alarm. On a storage fault the document goes back to
+   * what is stored and their writers are closed (1011): never told the edits were saved, they
+   * send them again when they reconnect. Returns whether everything accepted is now stored.
+   */
+  writeHeld(): boolean {
+    // Called before every frame but relays, per recipient: nothing held is the common case.
+    if (!this.room.store().holdsUpdates()) {
+      this.heldWriters.clear();
+      return true;
+    }
+    const writers = [...this.heldWriters];
+    this.heldWriters.clear();
+    try {
+      this.room.store().writeHeld();
+      return true;
+    } catch (error) {
+      logEvent("room_error", { room: this.room.name, error: String(error) });
+      this.room.document().discardUnstored();
+      this.afterDocumentWork();
+      const now = this.room.now();
+      for (const socket of writers) this.room.sessions.reject(socket, CloseCode.internalError, "internal error", now);
+      return false;
+    }
+  }
+
+  /**
+   * Once nothing waits, everything a waiting writer sent is integrated (and stored before the
+   * frame leaves), so each is sent the echo of its own presence: its save confirmation.
+   */
+  settle(): void {
+    if (this.room.document().hasPending()) return;
+    for (const [socket, why] of this.withheld) {
+      if (why !== "waiting") continue;
+      this.confirmable(socket);
+      const own = this.room.presence.statesOf(socket);
+      const session = this.room.sessions.get(socket);
+      if (own.length > 0 && session) this.room.sessions.send(socket, session, encodeAwareness(own));
+    }
+  }
+
+  /**
+   * Waiting updates were dropped (TTL, the pending bound, a reload, or lost when the object
+   * left memory): their senders still hold them, and a sync step 1 from the room makes a
+   * y-websocket client send them again. Their confirmation stays withheld until it answers.
+   */
+  askToResend(sockets: Iterable<Socket>): void {
+    for (const socket of sockets) {
+      const session = this.room.sessions.get(socket);
+      if (!session || this.room.sessions.isClosing(socket)) continue;
+      this.withhold(socket, "resend");
+      this.room.sessions.send(socket, session, encodeSyncStep1(this.room.document().stateVector()));
+    }
+  }
+
+  /** Whether `socket`'s save confirmation is withheld (it then gets no echo of its presence). */
+  isWithheld(socket: Socket): boolean {
+    return this.withheld.has(socket);
+  }
+
+  /** `socket` left: nothing of it is withheld or held any more (what it sent is written or its client keeps it). */
+  forget(socket: Socket): void {
+    this.withheld.delete(socket);
+    this.heldWriters.delete(socket);
+  }
+
+  /** Whether `socket` has integrated updates held, not yet stored. */
+  holdsFor(socket: Socket): boolean {
+    return this.heldWriters.has(socket);
+  }
+
+  /** Everything held or waiting is gone with the storage (DELETE, expiry): nobody waits for it. */
+  reset(): void {
+    this.heldWriters.clear();
+    this.withheld.clear();
+  }
+
+  /** Figures for tests and the simulation. */
+  counts(): { heldWriters: number; withheld: number } {
+    return { heldWriters: this.heldWriters.size, withheld: this.withheld.size };
+  }
+
+  /** After the document worked: if it dropped waiting updates or went back to storage, ask their writers again. */
+  private afterDocumentWork(): void {
+    if (this.room.document().takeLostWaiting()) {
+      logEvent("pending_dropped", { room: this.room.name });
+      this.askToResend([...this.withheld.keys()]);
+    }
+  }
+
+  /** Drops waiting updates past their TTL (the pending duty). */
+  expirePending(now: number): void {
+    this.room.document().expirePending(now);
+    this.afterDocumentWork();
+  }
+
+  private withhold(socket: Socket, why: Withheld): void {
+    const before = this.withheld.get(socket);
+    if (before === why) return;
+    this.withheld.set(socket, why);
+    // The attachment says only whether it is withheld: after a wake it is asked to resend either way.
+    if (before === undefined) this.room.sessions.save(socket);
+  }
+
+  private confirmable(socket: Socket): void {
+    if (!this.withheld.delete(socket)) return;
+    this.room.sessions.save(socket);
+  }
+}
