@@ -12,7 +12,7 @@
  * Table `edgedoc_webhooks` (created by the first event): one row per event and endpoint.
  * `state` is `collecting` (a `document.updated` burst still open; `due_at` is when it closes),
  * `pending` (`due_at` is the next attempt) or `failed` (retries exhausted; kept to be listed).
- * Delivered rows are deleted.
+ * Delivered rows are deleted. An event keeps its id and body across all its attempts.
  */
 import {
   DEFAULT_WEBHOOK_MAX_WAIT_SECONDS,
@@ -25,6 +25,7 @@ import {
   MAX_WEBHOOK_DELIVERIES_PER_ALARM,
 } from "./limits";
 import { logEvent } from "./log";
+import type { SqlPort, SqlValue } from "./room/ports";
 
 export type WebhookEventType = "document.updated" | "document.deleted" | "document.expired" | "version.created";
 
@@ -166,7 +167,7 @@ export async function signWebhook(key: Uint8Array, id: string, timestampSeconds:
   return `v1,${btoa(String.fromCharCode(...new Uint8Array(signature)))}`;
 }
 
-interface OutboxRow extends Record<string, SqlStorageValue> {
+interface OutboxRow extends Record<string, SqlValue> {
   seq: number;
   id: string;
   type: WebhookEventType;
@@ -197,7 +198,7 @@ export class Outbox {
   private cachedNextDue: number | null | undefined = undefined;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: SqlPort,
     readonly settings: WebhookSettings,
     private readonly document: string,
   ) {
@@ -231,8 +232,10 @@ export class Outbox {
   /**
    * The alarm's bookkeeping for the open burst: it closes once the document has been quiet for
    * the quiet period, or the burst has lasted the maximum wait; otherwise its close moves (one
-   * row update). A closed burst becomes a pending event with `data()` as it is now, and replaces
-   * any `document.updated` still retrying for the same endpoint (a receiver needs the newest).
+   * row update). A closed burst becomes a pending event with `data()` as it is now. It
+   * supersedes a `document.updated` never attempted (no receiver has seen its id), logged; one
+   * already attempted keeps its id and body until delivered or failed (a receiver that processed
+   * it would drop a refreshed body as a duplicate), and the new one waits behind it ({@link WAITING}).
    */
   closeBurst(now: number, data: () => EventData): void {
     if (this.burst === null || now < this.burst.closesAt) return;
@@ -244,7 +247,11 @@ export class Outbox {
       return;
     }
     this.burst = null;
-    this.change("DELETE FROM edgedoc_webhooks WHERE type = 'document.updated' AND state = 'pending'");
+    // Bursts close between delivery runs (the room's alarm closes, then delivers): no row with 0 attempts is in flight.
+    const superseded = this.change<{ id: string; endpoint: string }>(
+      "DELETE FROM edgedoc_webhooks WHERE type = 'document.updated' AND state = 'pending' AND attempts = 0 RETURNING id, endpoint",
+    );
+    this.logDropped(superseded, "superseded");
     const body = eventBody("document.updated", now, { document: this.document, ...data() });
     this.change("UPDATE edgedoc_webhooks SET state = 'pending', body = ?, due_at = ? WHERE state = 'collecting'", body, now);
   }
@@ -253,7 +260,7 @@ export class Outbox {
   due(now: number): OutboxRow[] {
     if (!this.created) return [];
     return this.sql
-      .exec<OutboxRow>("SELECT * FROM edgedoc_webhooks WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?", now, MAX_WEBHOOK_DELIVERIES_PER_ALARM)
+      .exec<OutboxRow>(`SELECT * FROM edgedoc_webhooks AS w WHERE state = 'pending' AND due_at <= ? AND NOT ${WAITING} ORDER BY due_at, seq LIMIT ?`, now, MAX_WEBHOOK_DELIVERIES_PER_ALARM)
       .toArray();
   }
 
@@ -292,7 +299,7 @@ export class Outbox {
   }
 
   private queryNextDue(): number | null {
-    const { due } = this.sql.exec<{ due: number | null }>("SELECT MIN(due_at) AS due FROM edgedoc_webhooks WHERE state != 'failed'").one();
+    const { due } = this.sql.exec<{ due: number | null }>(`SELECT MIN(due_at) AS due FROM edgedoc_webhooks AS w WHERE state != 'failed' AND NOT ${WAITING}`).one();
     if (due !== null) return due;
     const { oldest } = this.sql.exec<{ oldest: number | null }>("SELECT MIN(due_at) AS oldest FROM edgedoc_webhooks").one();
     return oldest === null ? null : oldest + WEBHOOK_FAILED_RETENTION_MS;
@@ -306,10 +313,7 @@ export class Outbox {
   tidy(now: number, keepTable: boolean): void {
     if (!this.created) return;
     this.change("DELETE FROM edgedoc_webhooks WHERE state = 'failed' AND due_at < ?", now - WEBHOOK_FAILED_RETENTION_MS);
-    this.change("DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE state = 'failed' ORDER BY seq DESC LIMIT -1 OFFSET ?)",
-      MAX_FAILED_WEBHOOKS,
-  MAX_UNDELIVERED_WEBHOOKS,
-    );
+    this.change("DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE state = 'failed' ORDER BY seq DESC LIMIT -1 OFFSET ?)", MAX_FAILED_WEBHOOKS);
     if (keepTable) return;
     const { rows } = this.sql.exec<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_webhooks").one();
     if (rows > 0) return;
@@ -320,20 +324,25 @@ export class Outbox {
   /** Every event not yet delivered, newest first. */
   list(): WebhookEventInfo[] {
     if (!this.created) return [];
-    return this.sql
-      .exec<OutboxRow>("SELECT * FROM edgedoc_webhooks ORDER BY seq DESC")
-      .toArray()
-      .map((row) => ({
+    const rows = this.sql.exec<OutboxRow>("SELECT * FROM edgedoc_webhooks ORDER BY seq DESC").toArray();
+    // Per endpoint, the oldest pending document.updated: any newer one waits for it ({@link WAITING}).
+    const ahead = new Map<string, OutboxRow>();
+    for (const row of rows) if (row.state === "pending" && row.type === "document.updated") ahead.set(row.endpoint, row);
+    return rows.map((row) => {
+      const first = ahead.get(row.endpoint);
+      const waitsFor = row.state === "pending" && row.type === "document.updated" && first !== undefined && first.seq < row.seq ? first.due_at : 0;
+      return {
         id: row.id,
         type: row.type,
         endpoint: row.endpoint,
         state: row.state,
         createdAt: new Date(row.created_at).toISOString(),
         attempts: row.attempts,
-        nextAttemptAt: row.state === "failed" ? null : new Date(row.due_at).toISOString(),
+        nextAttemptAt: row.state === "failed" ? null : new Date(Math.max(row.due_at, waitsFor)).toISOString(),
         lastStatus: row.last_status,
         lastError: row.last_error,
-      }));
+      };
+    });
   }
 
   /**
@@ -342,7 +351,9 @@ export class Outbox {
    */
   carryOver(): OutboxRow[] {
     if (!this.created) return [];
-    return this.sql.exec<OutboxRow>("SELECT * FROM edgedoc_webhooks WHERE type != 'document.updated' ORDER BY seq").toArray();
+    const rows = this.sql.exec<OutboxRow>("SELECT * FROM edgedoc_webhooks ORDER BY seq").toArray();
+    this.logDropped(rows.filter((row) => row.type === "document.updated"), "deleted");
+    return rows.filter((row) => row.type !== "document.updated");
   }
 
   restore(rows: OutboxRow[]): void {
@@ -375,19 +386,28 @@ export class Outbox {
     for (const endpoint of this.settings.endpoints) {
       const { rows } = this.sql.exec<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_webhooks WHERE endpoint = ? AND state = 'pending'", endpoint).one();
       if (rows <= MAX_UNDELIVERED_WEBHOOKS) continue;
-      const dropped = rows - MAX_UNDELIVERED_WEBHOOKS;
-      this.change(
-        "DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE endpoint = ? AND state = 'pending' ORDER BY seq LIMIT ?)",
-        endpoint, dropped,
+      const dropped = this.change<{ id: string; endpoint: string }>(
+        "DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE endpoint = ? AND state = 'pending' ORDER BY seq LIMIT ?) RETURNING id, endpoint",
+        endpoint, rows - MAX_UNDELIVERED_WEBHOOKS,
       );
-      logEvent("webhook_dropped", { room: this.document, endpoint, dropped });
+      this.logDropped(dropped, "bound");
     }
   }
 
-  /** Runs a statement that changes the table. */
-  private change(query: string, ...bindings: SqlStorageValue[]): void {
+  /**
+   * `webhook_dropped`, one line per endpoint, with the ids: every event is delivered, kept as
+   * failed, or accounted for here (past the bound, superseded unseen, or its document deleted).
+   */
+  private logDropped(rows: { id: string; endpoint: string }[], reason: "bound" | "superseded" | "deleted"): void {
+    const ids = new Map<string, string[]>();
+    for (const row of rows) ids.set(row.endpoint, (ids.get(row.endpoint) ?? []).concat(row.id));
+    for (const [endpoint, dropped] of ids) logEvent("webhook_dropped", { room: this.document, endpoint, dropped: dropped.length, reason, ids: dropped });
+  }
+
+  /** Runs a statement that changes the table; returns what it returns (`RETURNING`). */
+  private change<Row extends Record<string, SqlValue> = Record<string, SqlValue>>(query: string, ...bindings: SqlValue[]): Row[] {
     this.cachedNextDue = undefined;
-    this.sql.exec(query, ...bindings);
+    return this.sql.exec<Row>(query, ...bindings).toArray();
   }
 
   private createTable(): void {
@@ -401,20 +421,34 @@ export class Outbox {
   }
 }
 
+/**
+ * A `document.updated` waiting behind an older one still being retried for the same endpoint
+ * (`w` is the row): it is not attempted until that one is delivered or failed, so no receiver
+ * sees it meanwhile and the next burst may supersede it. An endpoint that is down thus holds at
+ * most one retrying, one waiting and one collecting `document.updated`, however long it edits.
+ */
+const WAITING = `(w.state = 'pending' AND w.type = 'document.updated' AND EXISTS (SELECT 1 FROM edgedoc_webhooks AS older
+  WHERE older.endpoint = w.endpoint AND older.type = 'document.updated' AND older.state = 'pending' AND older.seq < w.seq))`;
+
 /** The JSON body: small, never document content (receivers fetch that through the HTTP API). */
 function eventBody(type: WebhookEventType, now: number, data: EventData): string {
   return JSON.stringify({ type, timestamp: new Date(now).toISOString(), data });
 }
 
 /**
- * One attempt to deliver `row`, signed afresh (receivers reject timestamps more than a few
- * minutes old, so a retry an hour later must carry its own). Never throws.
+ * One attempt to deliver `row` with `fetcher` (the host's outbound HTTP), signed afresh
+ * (receivers reject timestamps more than a few minutes old, so a retry an hour later must
+ * carry its own). Never throws.
  */
-export async function attemptDelivery(row: OutboxRow, key: Uint8Array): Promise<AttemptResult> {
+export async function attemptDelivery(
+  row: OutboxRow,
+  key: Uint8Array,
+  fetcher: (url: string, init: RequestInit) => Promise<Response>,
+): Promise<AttemptResult> {
   try {
     const timestamp = Math.floor(Date.now() / 1000);
     const body = row.body ?? "";
-    const response = await fetch(row.endpoint, {
+    const response = await fetcher(row.endpoint, {
       method: "POST",
       headers: {
         "Content-Type": "application/json",

@@ -178,6 +178,40 @@ describe("webhooks", () => {
     expect(await (await api(server, `${room}/webhooks`)).json()).toEqual([]);
   }, 60_000);
 
+  it("an event being retried keeps its webhook-id when the document changes again; the change is its own event, sent after it, and the alarm keeps running", async () => {
+    const room = `hook-retry-edit-${randomUUID().slice(0, 8)}`;
+    receiver.script(room, [500, 500]);
+    const writer = await editor(server, room);
+    type(writer, "hello");
+    const updates = () => receiver.about(room, "document.updated");
+    await waitFor(() => updates().length === 1, "the first, failed attempt", 15_000);
+    // Edited again while the event waits for its retry: the next burst closes before it is delivered.
+    type(writer, " again");
+    await waitFor(() => updates().length === 4, "three attempts of the first event and the second event", 20_000);
+    const [first, second, third, newer] = updates();
+    const id = first!.headers["webhook-id"];
+    expect([second, third].map((attempt) => attempt!.headers["webhook-id"])).toEqual([id, id]);
+    expect([second!.body, third!.body]).toEqual([first!.body, first!.body]);
+    expect(server.output()).toContain(`"event":"webhook_delivered","room":"${room}","type":"document.updated","id":"${id}"`);
+    expect(server.output()).toMatch(new RegExp(`"event":"webhook_delivered","room":"${room}","type":"document.updated","id":"${id}"[^\n]*"attempt":3`));
+    // Retried on the event's own schedule (0.5 s, then 1 s, ±20%), not on the runtime's backoff for a failing alarm (2 s, 4 s, ...).
+    expect(second!.at - first!.at).toBeLessThan(2_000);
+    // The newer change is an event of its own, with its own id, delivered once after the first.
+    expect(newer!.headers["webhook-id"]).not.toBe(id);
+    expect(Date.parse(verify(newer!).data.updatedAt as string)).toBeGreaterThan(Date.parse(verify(first!).data.updatedAt as string));
+    expect(newer!.at).toBeGreaterThanOrEqual(third!.at);
+
+    // The alarm keeps running: a later edit is delivered too, and nothing is sent twice.
+    type(writer, " and again");
+    await waitFor(() => updates().length === 5, "a later event", 15_000);
+    expect(new Set(updates().map((update) => update.headers["webhook-id"])).size).toBe(3);
+    await sleep(QUIET_SECONDS * 1500);
+    expect(updates()).toHaveLength(5);
+    expect(await (await api(server, `${room}/webhooks`)).json()).toEqual([]);
+    expect(server.output()).not.toContain("Wrong number of parameter bindings");
+    expect(server.output()).not.toContain(`"event":"duty_failed","room":"${room}"`);
+  }, 60_000);
+
   it("after the last retry the event is kept as failed, listed and logged", async () => {
     const room = `hook-failed-${randomUUID().slice(0, 8)}`;
     receiver.script(room, [503, 503, 503]);
