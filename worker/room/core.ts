@@ -203,6 +203,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     if ("code" in end && !UNSENDABLE_CLOSE_CODES.has(end.code)) closeQuietly(socket, end.code, end.reason);
     if (this.sessions.openSockets().length === 0) {
       this.life.writeHeld();
+      this.socketDeadline = null;
       this.store.markActive(now);
       if (this.hasIdleWork()) this.idleWorkDue = now + IDLE_COMPACTION_DELAY_MS;
       // With nobody here the alarm may move later: nothing held is waiting for it any more.
@@ -224,7 +225,9 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       this.encodedThisAlarm = null;
       this.socketDeadline = this.sessions.nextDeadline(this.host.now());
     }
-    await this.scheduleAlarm();
+    // Every duty's due time is known now (socket deadlines just recomputed), so the alarm may
+    // also move later than one a duty set while it ran (an event it queued and then delivered).
+    await this.scheduleAlarm(true);
   }
 
   /**
@@ -329,8 +332,8 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
 
   /**
    * Makes sure the alarm fires by the earliest time any duty is due. `mayDelay` also moves a
-   * set alarm later, which is right only when nothing held or timed by a socket waits for it:
-   * with no socket open.
+   * set alarm later, which is right only when every due time is known: with no socket open, or
+   * at the end of the alarm (socket deadlines are otherwise a lower bound, see {@link socketDeadline}).
    */
   async scheduleAlarm(mayDelay = false): Promise<void> {
     this.alarmStale = false;
