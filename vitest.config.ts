@@ -80,6 +80,15 @@ export default defineConfig({
       },
       {
         test: {
+          // The seeded simulation of the room core (sim/, docs/architecture.md), a fixed budget.
+          name: "simulation",
+          include: ["test/sim/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 300_000,
+        },
+      },
+      {
+        test: {
           name: "node",
           include: ["test/node/**/*.test.ts", "test/browser/**/*.test.ts"],
           environment: "node",

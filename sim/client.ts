@@ -1,0 +1,469 @@
+/**
+ * Simulated clients. {@link SimClient} behaves like the stock y-websocket provider
+ * (node_modules/y-websocket/src/y-websocket.js) with y-protocols' Awareness, on the simulated
+ * clock instead of timers:
+ * - on open: sync step 1, then its awareness state;
+ * - answers sync step 1 with step 2, applies step 2 and updates (origin: the provider, so they
+ *   are not sent back), is `synced` after the first step 2;
+ * - sends every local change of its document as a sync update while connected;
+ * - re-sends every awareness change it hears of, others' included (stock providers echo);
+ * - renews its awareness 15 s after the last renewal and drops remote states not renewed for
+ *   30 s (y-protocols' 3 s check), closes a connection that heard nothing for 30 s;
+ * - reconnects with backoff (100 ms · 2^failures, at most 2.5 s) after any close but 4400-4499,
+ *   after which it stops, as the stock provider does (an app may call connect() again).
+ * Edits made while disconnected are sent by the sync handshake when it reconnects.
+ *
+ * Each client also runs a {@link SaveTracker} model of client/saved.ts: an edit is confirmed
+ * once the room echoes exactly an awareness state (clock and JSON) the client sent, while
+ * connected and synced, after the edit.
+ *
+ * Documents and awareness use deterministic client IDs from the schedule's seed. Awareness's
+ * own 3 s interval is cleared at once (it would run on the wall clock).
+ */
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import * as awarenessProtocol from "y-protocols/awareness";
+import * as syncProtocol from "y-protocols/sync";
+import * as Y from "yjs";
+import type { AccessGrant } from "../worker/access";
+import { AWARENESS_TIMEOUT_MS, MessageType, decodeAwarenessUpdate } from "../worker/protocol";
+import type { FrameToClient, SimSocket, ToClient } from "./host";
+
+/** The text type the editor uses (y-codemirror.next's convention; worker/document.ts reads the same). */
+export const SHARED_TEXT = "codemirror";
+
+/** y-websocket's watchdog: a connection that heard nothing for this long is closed and reopened. */
+const MESSAGE_RECONNECT_TIMEOUT_MS = 30_000;
+/** y-protocols' awareness check runs this often; it renews the local state once half the timeout passed. */
+const AWARENESS_CHECK_MS = AWARENESS_TIMEOUT_MS / 10;
+/** client/saved.ts: how long after the last edit it asks for a confirmation. */
+const CONFIRM_AFTER_MS = 300;
+/** y-websocket's default maxBackoffTime. */
+const MAX_BACKOFF_MS = 2_500;
+
+export type ClientKind = "honest" | "reader" | "rogue";
+
+export interface ClientSpec {
+  kind: ClientKind;
+  mode: "read" | "write" | "admin";
+  name: string;
+  clientId: number;
+  /** Token owner (docs/protocol.md "Claims"), or undefined without tokens. */
+  owner?: string;
+  /** Token lifetime; null without tokens (grants never expire). */
+  tokenTtlMs: number | null;
+}
+
+/** One save barrier: an awareness state sent while connected and synced, and what it follows. */
+export interface Barrier {
+  clock: number;
+  state: string;
+  edits: number;
+  /** The client's own Yjs clock at that moment: every edit up to it must be stored once confirmed. */
+  docClock: number;
+}
+
+/** What a client reports to the world as it processes frames. */
+export interface ClientObserver {
+  /** A save confirmation: the echo of `barrier` arrived in `item` (its storedClock was measured at release). */
+  confirmed(client: SimClient, barrier: Barrier, item: FrameToClient): void;
+  /** The client could not process a frame the room sent (a stock provider would throw or log). */
+  badFrame(client: SimClient, error: string): void;
+  /** --verbose: what the SaveTracker saw. */
+  trace?(client: SimClient, line: string): void;
+}
+
+export class SimClient {
+  readonly doc: Y.Doc;
+  readonly awareness: awarenessProtocol.Awareness;
+  socket: SimSocket | null = null;
+  /** y-websocket's wsconnected / synced. */
+  connected = false;
+  synced = false;
+  /** Wants to be connected (provider.shouldConnect). */
+  shouldConnect = true;
+  /** Set when the room closed it with 4400-4499: the stock provider stops reconnecting. */
+  stopped: { code: number; reason: string } | null = null;
+  /** A reader that edited, or a client that sent bad frames: its document may hold what the room refused. */
+  tainted = false;
+  reconnectAt: number | null = null;
+  private unsuccessfulReconnects = 0;
+  private lastMessageReceived = 0;
+  private nextAwarenessCheck: number;
+  // SaveTracker (client/saved.ts)
+  edits = 0;
+  confirmedEdits = 0;
+  /** The highest own clock a confirmation covered. */
+  confirmedClock = 0;
+  barriers: Barrier[] = [];
+  confirmAt: number | null = null;
+  /** Frames received and closes seen, for --verbose traces. */
+  closes: { code: number; reason: string; at: number }[] = [];
+  grant: AccessGrant;
+
+  constructor(
+    readonly index: number,
+    readonly spec: ClientSpec,
+    private readonly observer: ClientObserver,
+    now: number,
+  ) {
+    this.doc = new Y.Doc({ gc: true });
+    this.doc.clientID = spec.clientId;
+    this.awareness = new awarenessProtocol.Awareness(this.doc);
+    clearInterval(this.awareness._checkInterval);
+    this.nextAwarenessCheck = now + AWARENESS_CHECK_MS;
+    this.grant = this.freshGrant(now);
+    // The provider's handlers, registered first as in its constructor.
+    this.doc.on("update", (update: Uint8Array, origin: unknown) => {
+      if (origin === this) return;
+      this.sendFrame(frame((encoder) => {
+        encoding.writeVarUint(encoder, MessageType.sync);
+        syncProtocol.writeUpdate(encoder, update);
+      }));
+      // SaveTracker: a local edit.
+      this.edits += 1;
+      this.confirmAt = now0(this) + CONFIRM_AFTER_MS;
+    });
+    this.awareness.on("update", ({ added, updated, removed }: AwarenessChange) => {
+      const changed = [...added, ...updated, ...removed];
+      this.sendFrame(frame((encoder) => {
+        encoding.writeVarUint(encoder, MessageType.awareness);
+        encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed));
+      }));
+      // SaveTracker: our own state sent while connected and synced is a barrier.
+      const ours = [...updated, ...added].includes(this.doc.clientID);
+      if (ours && this.connected && this.synced) {
+        this.barriers.push({
+          clock: this.ownAwarenessClock(),
+          state: JSON.stringify(this.awareness.getLocalState()),
+          edits: this.edits,
+          docClock: Y.getState(this.doc.store, this.doc.clientID),
+        });
+      }
+    });
+    this.awareness.setLocalState({ user: { name: spec.name }, cursor: 0 });
+  }
+
+  get honest(): boolean {
+    return this.spec.kind !== "rogue" && !this.tainted;
+  }
+
+  get unconfirmed(): boolean {
+    return this.confirmedEdits < this.edits;
+  }
+
+  text(): string {
+    return this.doc.getText(SHARED_TEXT).toString();
+  }
+
+  /** A grant as the Worker would make it from a fresh token. */
+  freshGrant(now: number): AccessGrant {
+    return {
+      mode: this.spec.mode,
+      expiresAt: this.spec.tokenTtlMs === null ? null : now + this.spec.tokenTtlMs,
+      user: this.spec.name,
+      ...(this.spec.owner === undefined ? {} : { owner: this.spec.owner }),
+    };
+  }
+
+  // --- Connection ------------------------------------------------------------------------------
+
+  /** Whether the world should open a connection for it now. */
+  wantsToConnect(now: number): boolean {
+    return this.shouldConnect && this.socket === null && this.reconnectAt !== null && this.reconnectAt <= now;
+  }
+
+  /** The upgrade succeeded (the room handled its connect event): as the provider's onopen. */
+  open(socket: SimSocket, now: number): void {
+    this.socket = socket;
+    this.reconnectAt = null;
+    this.connected = true;
+    this.synced = false;
+    this.lastMessageReceived = now;
+    this.sendFrame(frame((encoder) => {
+      encoding.writeVarUint(encoder, MessageType.sync);
+      syncProtocol.writeSyncStep1(encoder, this.doc);
+    }));
+    if (this.awareness.getLocalState() !== null) {
+      this.sendFrame(frame((encoder) => {
+        encoding.writeVarUint(encoder, MessageType.awareness);
+        encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID]));
+      }));
+    }
+  }
+
+  /** The upgrade failed (the process died during it): counts as a closed connection. */
+  openFailed(now: number): void {
+    this.unsuccessfulReconnects++;
+    this.scheduleReconnect(now);
+  }
+
+  /** provider.connect(): also after a 4400-4499 close (an app deciding to try again). */
+  connect(now: number): void {
+    this.shouldConnect = true;
+    this.stopped = null;
+    if (this.socket === null) this.reconnectAt = now;
+  }
+
+  /**
+   * provider.disconnect(): announces its state as gone (same clock, `null`), closes the socket
+   * (the room sees 1005, frames already sent still arrive first), and stays offline.
+   */
+  disconnect(now: number): void {
+    this.shouldConnect = false;
+    this.reconnectAt = null;
+    if (this.socket === null) return;
+    this.sendFrame(frame((encoder) => {
+      encoding.writeVarUint(encoder, MessageType.awareness);
+      encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.doc.clientID], new Map()));
+    }));
+    const socket = this.socket;
+    this.closeConnection(null, now);
+    if (socket.state !== "closed") socket.toServer.push({ close: { code: 1005, reason: "" } });
+  }
+
+  /** The network dropped: the client sees 1006 at once; frames in flight both ways are lost. */
+  dropConnection(now: number, asError: boolean): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    this.closeConnection({ code: 1006, reason: "" }, now);
+    socket.toServer.length = 0;
+    if (socket.state !== "closed") socket.toServer.push({ drop: asError ? "error" : "close" });
+  }
+
+  /** y-websocket's closeWebsocketConnection: `event` null when the client closed it itself. */
+  private closeConnection(event: { code: number; reason: string } | null, now: number): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    socket.clientGone = true;
+    socket.toClient.length = 0;
+    this.socket = null;
+    this.barriers = []; // SaveTracker: never coming back on this connection
+    if (this.connected) {
+      this.connected = false;
+      this.synced = false;
+      awarenessProtocol.removeAwarenessStates(
+        this.awareness,
+        [...this.awareness.getStates().keys()].filter((client) => client !== this.doc.clientID),
+        this,
+      );
+    }
+    this.unsuccessfulReconnects++;
+    if (event !== null) this.closes.push({ ...event, at: now });
+    // client/token-session.ts reconnects with a fresh token after 4401; other 4400-4499 codes stop the provider.
+    const renewsToken = event?.code === 4401 && this.spec.tokenTtlMs !== null;
+    if (event !== null && event.code >= 4400 && event.code < 4500 && !renewsToken) {
+      this.shouldConnect = false;
+      this.stopped = event;
+    }
+    this.scheduleReconnect(now);
+  }
+
+  private scheduleReconnect(now: number): void {
+    if (!this.shouldConnect) return;
+    this.reconnectAt = now + Math.min(2 ** this.unsuccessfulReconnects * 100, MAX_BACKOFF_MS);
+  }
+
+  // --- Frames from the room ----------------------------------------------------------------------
+
+  /** Processes one item from the room, as the provider's onmessage / onclose. */
+  receive(item: ToClient, now: number): void {
+    if ("close" in item) {
+      const socket = this.socket;
+      if (socket === null) return;
+      this.closeConnection(item.close, now);
+      // The client completes the close handshake (unless the connection is simply gone).
+      if (item.close.code !== 1006 && socket.state !== "closed") socket.toServer.push({ close: item.close });
+      return;
+    }
+    this.lastMessageReceived = now;
+    try {
+      this.readMessage(item);
+    } catch (error) {
+      this.observer.badFrame(this, String(error));
+    }
+  }
+
+  private readMessage(item: FrameToClient): void {
+    const decoder = decoding.createDecoder(item.frame);
+    const encoder = encoding.createEncoder();
+    const messageType = decoding.readVarUint(decoder);
+    switch (messageType) {
+      case MessageType.sync: {
+        encoding.writeVarUint(encoder, MessageType.sync);
+        const syncType = syncProtocol.readSyncMessage(decoder, encoder, this.doc, this);
+        if (syncType === syncProtocol.messageYjsSyncStep2 && !this.synced) this.setSynced();
+        break;
+      }
+      case MessageType.queryAwareness:
+        encoding.writeVarUint(encoder, MessageType.awareness);
+        encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]));
+        break;
+      case MessageType.awareness: {
+        const update = decoding.readVarUint8Array(decoder);
+        this.watchEcho(update, item);
+        awarenessProtocol.applyAwarenessUpdate(this.awareness, update, this);
+        break;
+      }
+      case MessageType.auth:
+        // Permission denied: the stock provider only logs it.
+        break;
+      default:
+        throw new Error(`unknown message type ${messageType}`);
+    }
+    if (encoding.length(encoder) > 1) this.sendFrame(encoding.toUint8Array(encoder));
+  }
+
+  private setSynced(): void {
+    this.synced = true;
+    this.unsuccessfulReconnects = 0;
+    // SaveTracker: edits made while disconnected were just sent in the handshake.
+    if (this.unconfirmed) this.confirmAt = now0(this) + CONFIRM_AFTER_MS;
+  }
+
+  /** SaveTracker.confirmEcho: only an echo of exactly a state we sent counts. */
+  private watchEcho(update: Uint8Array, item: FrameToClient): void {
+    const echoed = decodeAwarenessUpdate(update).find((entry) => entry.clientId === this.doc.clientID);
+    if (echoed === undefined) return;
+    const sent = this.barriers.find((barrier) => barrier.clock === echoed.clock);
+    if (sent === undefined || sent.state !== echoed.state) {
+      if (this.unconfirmed) this.observer.trace?.(this, `own echo clock ${echoed.clock} matches no barrier (barriers at ${this.barriers.map((b) => b.clock).join(",") || "none"}; ${this.edits - this.confirmedEdits} edits unconfirmed)`);
+      return;
+    }
+    const reached = this.barriers.filter((barrier) => barrier.clock <= echoed.clock);
+    this.barriers = this.barriers.filter((barrier) => barrier.clock > echoed.clock);
+    const best = reached.reduce((a, b) => (b.edits > a.edits ? b : a), sent);
+    this.confirmedEdits = Math.max(this.confirmedEdits, best.edits);
+    this.confirmedClock = Math.max(this.confirmedClock, ...reached.map((barrier) => barrier.docClock));
+    for (const barrier of reached) this.observer.confirmed(this, barrier, item);
+  }
+
+  /**
+   * Whether an awareness frame about to be released to this client would confirm a barrier
+   * (so the world measures storage at release, when the room claimed it was saved).
+   */
+  wouldConfirm(frameBytes: Uint8Array): boolean {
+    if (frameBytes[0] !== MessageType.awareness || this.barriers.length === 0) return false;
+    try {
+      const decoder = decoding.createDecoder(frameBytes);
+      decoding.readVarUint(decoder);
+      const echoed = decodeAwarenessUpdate(decoding.readVarUint8Array(decoder)).find((entry) => entry.clientId === this.doc.clientID);
+      return echoed !== undefined && this.barriers.some((barrier) => barrier.clock === echoed.clock && barrier.state === echoed.state);
+    } catch {
+      return false;
+    }
+  }
+
+  // --- What the person does ----------------------------------------------------------------------
+
+  /** A local edit: delete `remove` characters at `at` (a fraction of the text) and insert `insert`. */
+  edit(at: number, remove: number, insert: string): void {
+    const text = this.doc.getText(SHARED_TEXT);
+    // Positions and lengths in code points, as an editor moves: never half a surrogate pair.
+    const { index, length } = codePointRange(text.toString(), at, remove);
+    this.doc.transact(() => {
+      if (length > 0) text.delete(index, length);
+      if (insert.length > 0) text.insert(index, insert);
+    });
+    if (this.spec.mode === "read") this.tainted = true;
+  }
+
+  /** Moves its cursor: a presence change (sent and echoed). */
+  setCursor(cursor: number): void {
+    this.awareness.setLocalStateField("cursor", cursor);
+  }
+
+  /** Another tab of the same browser shares its document over BroadcastChannel: applied with the provider as origin, so not sent. */
+  receiveFromTab(update: Uint8Array): void {
+    Y.applyUpdate(this.doc, update, this);
+  }
+
+  // --- Timers, on the simulated clock --------------------------------------------------------
+
+  /** The next time one of its timers is due (reconnect, confirmation, awareness check). */
+  nextTimer(): number {
+    return Math.min(this.reconnectAt ?? Infinity, this.confirmAt ?? Infinity, this.nextAwarenessCheck);
+  }
+
+  /** Runs the timers due at `now` (the world opens connections for {@link wantsToConnect}). */
+  runTimers(now: number): void {
+    if (this.confirmAt !== null && this.confirmAt <= now) {
+      this.confirmAt = null;
+      // Re-sending our state unchanged bumps its clock; the echo is the confirmation.
+      if (this.unconfirmed && this.connected && this.synced) this.awareness.setLocalState(this.awareness.getLocalState());
+    }
+    if (this.nextAwarenessCheck <= now) {
+      this.nextAwarenessCheck = now + AWARENESS_CHECK_MS;
+      this.awarenessCheck(now);
+      if (this.connected && now - this.lastMessageReceived > MESSAGE_RECONNECT_TIMEOUT_MS) {
+        const socket = this.socket!;
+        this.closeConnection(null, now);
+        if (socket.state !== "closed") socket.toServer.push({ close: { code: 1005, reason: "" } });
+      }
+    }
+  }
+
+  /** y-protocols' interval: renew our state at half the timeout, drop remote states past it. */
+  private awarenessCheck(now: number): void {
+    const local = this.awareness.meta.get(this.doc.clientID);
+    if (this.awareness.getLocalState() !== null && local !== undefined && AWARENESS_TIMEOUT_MS / 2 <= now - local.lastUpdated) {
+      this.awareness.setLocalState(this.awareness.getLocalState());
+    }
+    const remove: number[] = [];
+    this.awareness.meta.forEach((meta, client) => {
+      if (client !== this.doc.clientID && AWARENESS_TIMEOUT_MS <= now - meta.lastUpdated && this.awareness.states.has(client)) remove.push(client);
+    });
+    if (remove.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, remove, "timeout");
+  }
+
+  /** Sends like broadcastMessage: only on an open, connected socket. */
+  sendFrame(bytes: Uint8Array): void {
+    if (!this.connected || this.socket === null || this.socket.state === "closed") return;
+    this.socket.toServer.push({ data: bytes.slice().buffer });
+  }
+
+  /** Sends anything (adversarial frames), bypassing the provider's rules but for needing a socket. */
+  sendRaw(data: ArrayBuffer | string): void {
+    if (this.socket === null || this.socket.state === "closed") return;
+    this.socket.toServer.push({ data });
+  }
+
+  private ownAwarenessClock(): number {
+    return this.awareness.meta.get(this.doc.clientID)?.clock ?? 0;
+  }
+
+  destroy(): void {
+    this.awareness.destroy();
+    clearInterval(this.awareness._checkInterval);
+    this.doc.destroy();
+  }
+}
+
+interface AwarenessChange {
+  added: number[];
+  updated: number[];
+  removed: number[];
+}
+
+/** The simulated time, as the client's libraries read it (Date.now is the sim clock, sim/determinism.ts). */
+function now0(_client: SimClient): number {
+  return Date.now();
+}
+
+/**
+ * The UTF-16 offset of the code point at fraction `at` of `text`, and the UTF-16 length of the
+ * `count` code points from there: edits an editor could make (one never splits a surrogate pair).
+ */
+export function codePointRange(text: string, at: number, count: number): { index: number; length: number } {
+  const points = Array.from(text);
+  const start = Math.min(points.length, Math.floor(at * (points.length + 1)));
+  const end = Math.min(points.length, start + count);
+  const index = points.slice(0, start).join("").length;
+  return { index, length: points.slice(start, end).join("").length };
+}
+
+function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
+  const encoder = encoding.createEncoder();
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}

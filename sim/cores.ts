@@ -1,0 +1,56 @@
+/**
+ * The cores the simulation can drive. `room` is the real one (worker/room/core.ts, with its HTTP
+ * API in worker/room/http-api.ts, as the Durable Object shell wires them); the stubs test the
+ * harness itself (sim/stub-core.ts).
+ */
+import { RoomCore } from "../worker/room/core";
+import { RoomApi } from "../worker/room/http-api";
+import type { CoreFactory, SimulatedCore } from "./contract";
+import type { SimSocket } from "./host";
+import { StubCore } from "./stub-core";
+
+/** The real room: RoomCore for sockets and the alarm, RoomApi for the HTTP API, as worker/room/index.ts delegates. */
+const room: CoreFactory = (host, config) => {
+  const core = new RoomCore<SimSocket>(host, config);
+  const api = new RoomApi(core);
+  return {
+    connect: (socket, grant) => core.connect(socket, grant),
+    message: (socket, message) => core.message(socket, message),
+    closed: (socket, end) => core.closed(socket, end),
+    alarm: () => core.alarm(),
+    applyUpdate: (update, author) => api.applyUpdate(update, author),
+    replaceText: (text, author) => api.replaceText(text, author),
+    saveVersion: (name) => api.saveVersion(name),
+    restoreVersion: (id, author) => api.restoreVersion(id, author),
+    deleteVersion: async (id) => api.deleteVersion(id),
+    versions: async () => api.versions(),
+    destroy: () => api.destroy(),
+    webhookEvents: async () => api.webhookEvents(),
+    text: async (caller) => core.reads.text(caller),
+    encodeUpdate: async (caller, stateVector) => core.reads.update(caller, stateVector),
+    stats: async () => api.stats(),
+    inspect: () => core.inspect(),
+    raw: core,
+    // Diagnostics for violation messages: reaches into the private duty list (worker/room/duties.ts).
+    dutyReport: () => {
+      const duties = (core as unknown as { duties: { duties: readonly { name: string; nextDue(now: number): number | null }[] } }).duties.duties;
+      const now = host.now();
+      return duties.map((duty) => `${duty.name}=${due(duty, now)}`).join(" ");
+    },
+  } satisfies SimulatedCore;
+};
+
+function due(duty: { nextDue(now: number): number | null }, now: number): string {
+  try {
+    const at = duty.nextDue(now);
+    return at === null ? "-" : `now${at - now >= 0 ? "+" : ""}${at - now}`;
+  } catch (error) {
+    return `threw(${String(error)})`;
+  }
+}
+
+export const CORES: Readonly<Record<string, CoreFactory>> = {
+  room,
+  stub: (host, config) => new StubCore(host, config),
+  "stub-lossy": (host, config) => new StubCore(host, config, true),
+};

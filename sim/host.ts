@@ -1,0 +1,271 @@
+/**
+ * The runtime around the room core, simulated: hibernatable sockets with attachments and the
+ * output gate, a clock that moves only when the schedule says, storage (sim/sqlite.ts) and
+ * webhook endpoints.
+ *
+ * The output gate: what the core sends during an event (frames and closes) is held on the
+ * socket and released to the client only when the event's writes commit ({@link SimHost.commit});
+ * a killed event drops it ({@link SimHost.kill}). That is what lets the room send an
+ * acknowledgement in the same event as the write it acknowledges.
+ *
+ * A socket's life, as workerd runs it:
+ * - accepted (`host.sockets()` lists it) → the core sends and eventually closes it, or the
+ *   client closes it, or the network drops.
+ * - After the core calls `close`, frames the client had already sent are still delivered to
+ *   the core (they were on the wire); the client answers the close with its own close frame,
+ *   and when that arrives the runtime reports the close to the core (`core.closed`) and stops
+ *   listing the socket.
+ * - A client's own close (a stock provider calls `ws.close()` without a code: the room sees
+ *   1005) arrives after the frames it sent before it; a dropped connection arrives as 1006
+ *   (`wasClean: false`) or as an error, and frames in flight are lost.
+ */
+import { deserialize, serialize } from "node:v8";
+import { PLATFORM_ATTACHMENT_LIMIT } from "../worker/limits";
+import type { RoomHost, RoomSocket } from "../worker/room/ports";
+import type { SimStorage } from "./sqlite";
+
+/** A frame on its way to the client, or the server's close. `confirms` is filled at release for save-confirmation checks. */
+export type ToClient = FrameToClient | { close: { code: number; reason: string } };
+/** A frame on its way to the client; `storedClock` is the recipient's own clock in storage at release, measured when the frame would confirm a save. */
+export interface FrameToClient {
+  frame: Uint8Array;
+  releasedAt: number;
+  storedClock?: number;
+}
+
+/** What the client has sent: a frame, its close frame, or the connection dropping. */
+export type ToServer =
+  | { data: ArrayBuffer | string }
+  | { close: { code: number; reason: string } }
+  | { drop: "close" | "error" };
+
+export type SocketState = "open" | "closing" | "closed";
+
+export class SimSocket implements RoomSocket {
+  state: SocketState = "open";
+  /** The core called `close` on it (in a committed event): frames from it must change nothing. */
+  closedByCore: { code: number; reason: string } | null = null;
+  /** The client no longer reads it: frames released to it are discarded. */
+  clientGone = false;
+  /** The core was told it ended (`core.closed`). */
+  endReported = false;
+  readonly toClient: ToClient[] = [];
+  readonly toServer: ToServer[] = [];
+  /** What the core sent during the current event, held by the output gate. */
+  private gated: ToClient[] = [];
+  private attachment: Buffer | null = null;
+  /** A close the core asked for during the current event (gated like frames). */
+  private closeRequested: { code: number; reason: string } | null = null;
+
+  constructor(
+    /** Numbered per host (not per process), so a schedule replays the same whatever ran before it. */
+    readonly id: number,
+    /** Which simulated client opened it (index into the world's clients). */
+    readonly client: number,
+    private readonly host: SimHost,
+  ) {}
+
+  send(frame: Uint8Array): void {
+    if (this.state === "closed") throw new Error("WebSocket send() after the connection closed.");
+    if (this.closeRequested !== null || this.closedByCore !== null) throw new TypeError("Can't call WebSocket send() after close().");
+    if (!(frame instanceof Uint8Array)) throw new TypeError("simulation: the core sent a frame that is not a Uint8Array");
+    this.host.noteSend(this);
+    this.gated.push({ frame: frame.slice(), releasedAt: 0 });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === "closed") throw new Error("WebSocket close() after the connection closed.");
+    if (this.closeRequested !== null || this.closedByCore !== null) throw new TypeError("WebSocket already closed.");
+    if (!validCloseCode(code)) throw new TypeError(`Invalid WebSocket close code: ${code}.`);
+    if (new TextEncoder().encode(reason).length > 123) throw new TypeError("WebSocket close reason too long.");
+    this.host.noteSend(this);
+    this.closeRequested = { code, reason };
+    this.gated.push({ close: { code, reason } });
+  }
+
+  serializeAttachment(value: unknown): void {
+    if (this.state === "closed") throw new Error("serializeAttachment() on a closed WebSocket.");
+    const bytes = serialize(value);
+    if (bytes.byteLength > PLATFORM_ATTACHMENT_LIMIT) {
+      throw new Error(`Serialized attachment is ${bytes.byteLength} bytes, over the limit of ${PLATFORM_ATTACHMENT_LIMIT}.`);
+    }
+    this.attachment = bytes;
+  }
+
+  deserializeAttachment(): unknown {
+    return this.attachment === null ? null : deserialize(this.attachment);
+  }
+
+  /** The output gate opens: what the event sent goes on the wire. */
+  release(now: number): ToClient[] {
+    const released = this.gated;
+    this.gated = [];
+    if (this.closeRequested !== null) {
+      this.closedByCore = this.closeRequested;
+      this.closeRequested = null;
+      if (this.state === "open") this.state = "closing";
+    }
+    if (this.clientGone) return [];
+    for (const item of released) if ("frame" in item) item.releasedAt = now;
+    this.toClient.push(...released);
+    return released;
+  }
+
+  /** The event was killed: what it sent never leaves. */
+  discardGated(): void {
+    this.gated = [];
+    this.closeRequested = null;
+  }
+
+  /** Whether anything is queued in either direction. */
+  get inFlight(): number {
+    return (this.clientGone ? 0 : this.toClient.length) + (this.state === "closed" ? 0 : this.toServer.length);
+  }
+}
+
+/** RFC 6455 codes an endpoint may send (workerd refuses the reserved ones). */
+function validCloseCode(code: number): boolean {
+  if (!Number.isInteger(code)) return false;
+  if (code >= 3000 && code <= 4999) return true;
+  return code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006;
+}
+
+/** One webhook delivery attempt as the receiving endpoint saw it. */
+export interface WebhookAttempt {
+  endpoint: string;
+  id: string;
+  type: string;
+  body: string;
+  at: number;
+  outcome: number | "timeout";
+}
+
+export interface EndpointState {
+  up: boolean;
+  /** How it fails while down. */
+  failure: 500 | "timeout";
+}
+
+/** Webhook receivers: up (200) or down (500, or no answer until the request times out). */
+export class Endpoints {
+  readonly attempts: WebhookAttempt[] = [];
+  private readonly states = new Map<string, EndpointState>();
+
+  constructor(readonly urls: readonly string[]) {
+    for (const url of urls) this.states.set(url, { up: true, failure: 500 });
+  }
+
+  set(url: string, state: EndpointState): void {
+    this.states.set(url, state);
+  }
+
+  state(url: string): EndpointState | undefined {
+    return this.states.get(url);
+  }
+
+  async fetch(url: string, init: RequestInit, now: number): Promise<Response> {
+    const state = this.states.get(url);
+    if (state === undefined) throw new TypeError(`simulation: fetch to an unknown endpoint ${url}`);
+    const headers = new Headers(init.headers);
+    const body = typeof init.body === "string" ? init.body : String(init.body ?? "");
+    let type = "";
+    try {
+      type = String((JSON.parse(body) as { type?: unknown }).type ?? "");
+    } catch {
+      type = "(not JSON)";
+    }
+    const outcome: number | "timeout" = state.up ? 200 : state.failure;
+    this.attempts.push({ endpoint: url, id: headers.get("webhook-id") ?? "", type, body, at: now, outcome });
+    if (outcome === "timeout") throw new DOMException("The operation was aborted due to timeout", "TimeoutError");
+    return new Response(outcome === 200 ? "ok" : "down", { status: outcome });
+  }
+}
+
+export class SimHost implements RoomHost<SimSocket> {
+  readonly name = "sim-doc";
+  private readonly all: SimSocket[] = [];
+  private socketCount = 0;
+  /** Sockets the core sent to (or closed) during the current event. */
+  private readonly touched = new Set<SimSocket>();
+  time: number;
+  /** Called as outbound HTTP leaves (the world commits what the event wrote before it: the output gate). */
+  beforeFetch: (() => void) | null = null;
+
+  constructor(
+    readonly storage: SimStorage,
+    readonly endpoints: Endpoints,
+    epoch: number,
+  ) {
+    this.time = epoch;
+  }
+
+  sockets(): SimSocket[] {
+    return this.all.filter((socket) => socket.state !== "closed");
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  fetch(url: string, init: RequestInit): Promise<Response> {
+    this.beforeFetch?.();
+    return this.endpoints.fetch(url, init, this.time);
+  }
+
+  /** Every socket the world still tracks, those the runtime no longer lists included (frames may still be on their way to the client). */
+  everySocket(): SimSocket[] {
+    return this.all;
+  }
+
+  /** The id the next accepted socket will get (for trace labels). */
+  get nextSocketId(): number {
+    return this.socketCount + 1;
+  }
+
+  /** The runtime accepted a socket from client `client`. */
+  accept(client: number): SimSocket {
+    const socket = new SimSocket(++this.socketCount, client, this);
+    this.all.push(socket);
+    return socket;
+  }
+
+  /** The socket is gone for the runtime: no longer listed, nothing more arrives from it. */
+  remove(socket: SimSocket): void {
+    socket.state = "closed";
+  }
+
+  noteSend(socket: SimSocket): void {
+    this.touched.add(socket);
+  }
+
+  /** The event committed: the output gate releases what it sent. Returns what was released, per socket. */
+  commit(): [SimSocket, ToClient[]][] {
+    const released: [SimSocket, ToClient[]][] = [];
+    for (const socket of this.touched) released.push([socket, socket.release(this.time)]);
+    this.touched.clear();
+    return released;
+  }
+
+  /**
+   * The process died: what the event sent is dropped, and every socket is gone (its client
+   * sees 1006; the core is never told). Storage is rolled back by the caller.
+   */
+  kill(): SimSocket[] {
+    for (const socket of this.touched) socket.discardGated();
+    this.touched.clear();
+    const lost = this.sockets();
+    for (const socket of lost) {
+      socket.state = "closed";
+      socket.toServer.length = 0;
+    }
+    return lost;
+  }
+
+  /** Drops sockets the world no longer needs to remember (closed and drained). */
+  prune(): void {
+    for (let i = this.all.length - 1; i >= 0; i--) {
+      const socket = this.all[i]!;
+      if (socket.state === "closed" && (socket.clientGone || socket.toClient.length === 0)) this.all.splice(i, 1);
+    }
+  }
+}

@@ -1,0 +1,721 @@
+/**
+ * One simulated room: the host (storage, sockets, clock, endpoints), the core, the clients,
+ * and the runtime's rules for running events. A step of the schedule becomes zero or more
+ * events; every event runs as Durable Objects run one:
+ *
+ *   BEGIN → (construct the core if it was evicted or killed) → handler → COMMIT → output gate opens
+ *
+ * or, if the process dies during it, ROLLBACK with everything it sent dropped, the core gone
+ * and every socket closed abnormally (1006) for its client. The invariants (sim/invariants.ts)
+ * are checked after every event and at the end of the schedule.
+ */
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import * as Y from "yjs";
+import { HELD_UPDATES_MAX_BYTES, MAX_PENDING_UPDATE_BYTES, MAX_WEBHOOK_DELIVERIES_PER_ALARM } from "../worker/limits";
+import { decodeAwarenessUpdate, MessageType, SyncMessageType } from "../worker/protocol";
+import { codePointRange, SHARED_TEXT, SimClient, type Barrier, type ClientObserver } from "./client";
+import type { CoreFactory, CoreFigures, RoomConfig, SimulatedCore, SocketEnd } from "./contract";
+import { captureLogs, useClock, useRandom, type CapturedLog } from "./determinism";
+import { Endpoints, SimHost, type FrameToClient, type SimSocket, type ToServer } from "./host";
+import { Prng } from "./prng";
+import type { ApiCall, Attack, Schedule, Step } from "./schedule";
+import { SimStorage, SimulatedKill } from "./sqlite";
+import { StoredView } from "./stored";
+
+/** A Durable Object hibernates only after this long without events (docs/storage.md). */
+export const HIBERNATE_AFTER_IDLE_MS = 10_000;
+/** Alarm runs one clock advance may make before the simulation jumps (a runaway alarm is caught by the invariants). */
+const MAX_ALARMS_PER_ADVANCE = 200;
+/** Items one deliverAll may move; more means something loops. */
+const MAX_DELIVERIES = 5_000;
+/** A clock advance longer than this is the clients' machines sleeping: their timers do not run during it. */
+const CLIENTS_SLEEP_OVER_MS = 60_000;
+
+export interface Violation {
+  /** The step during which it was found (-1: the end of the schedule). */
+  step: number;
+  invariant: string;
+  message: string;
+}
+
+export type EventKind = "socket" | "alarm" | "rpc" | "connect";
+
+type EventResult<T> = { killed: true } | { killed: false; value: T; threw: false; fault: boolean } | { killed: false; threw: true; error: unknown; fault: boolean };
+
+export interface WorldOptions {
+  schedule: Schedule;
+  factory: CoreFactory;
+  config: RoomConfig;
+  /** Prints the trace (--verbose). */
+  trace: ((line: string) => void) | null;
+  ignore?: readonly string[];
+}
+
+export class World {
+  readonly storage = new SimStorage();
+  readonly endpoints: Endpoints;
+  readonly host: SimHost;
+  readonly stored: StoredView;
+  readonly clients: SimClient[];
+  readonly violations: Violation[] = [];
+  readonly logs: CapturedLog[];
+  core: SimulatedCore | null = null;
+  step = -1;
+  events = 0;
+  lastEventAt: number;
+  /** The HTTP API writer's document (applyUpdate builds on what is stored). */
+  private readonly apiDoc: Y.Doc;
+  /** Per rogue client: a private document for updates whose predecessor is withheld. */
+  private readonly withheld = new Map<number, { doc: Y.Doc; predecessor: Uint8Array | null }>();
+  private inEvent = false;
+  /** Alarm runs in a row that left a duty overdue (see checkAlarmProgress). */
+  private overdueStreak = 0;
+  /** A hash of what happened, to check that a replay is identical. */
+  trace = 0x811c9dc5;
+  readonly config: RoomConfig;
+  private readonly factory: CoreFactory;
+  private readonly print: ((line: string) => void) | null;
+  /** Invariants set aside while triaging (--ignore): known causes, so others can be found. */
+  private readonly ignore: ReadonlySet<string>;
+
+  constructor(options: WorldOptions) {
+    const { schedule } = options;
+    this.config = options.config;
+    this.factory = options.factory;
+    this.print = options.trace;
+    this.ignore = new Set(options.ignore ?? []);
+    useRandom(new Prng(schedule.runtimeSeed));
+    this.endpoints = new Endpoints(options.config.webhooks?.endpoints ?? []);
+    this.host = new SimHost(this.storage, this.endpoints, schedule.epoch);
+    this.host.beforeFetch = () => this.checkpoint();
+    useClock(() => this.host.time);
+    this.logs = captureLogs(options.trace === null ? null : (line) => options.trace?.(`      log ${line}`));
+    this.stored = new StoredView(this.storage);
+    if (options.trace) {
+      const print = options.trace;
+      this.storage.onStatement = (n, sql, note) => print(`      sql#${n}${note ? ` ${note}` : ""} ${sql.replace(/\s+/g, " ").trim().slice(0, 110)}`);
+    }
+    this.lastEventAt = schedule.epoch;
+    const observer: ClientObserver = {
+      confirmed: (client, barrier, item) => this.onConfirmed(client, barrier, item),
+      badFrame: (client, error) => this.violate("protocol", `client ${client.index} could not process a frame from the room: ${error}`),
+      ...(options.trace ? { trace: (client: SimClient, line: string) => options.trace?.(`      c${client.index} ${line}`) } : {}),
+    };
+    this.clients = schedule.clients.map((spec, index) => new SimClient(index, spec, observer, schedule.epoch));
+    // Every client starts wanting to connect (the explorer's connect steps open them earlier or again).
+    for (const client of this.clients) client.reconnectAt = schedule.epoch;
+    this.apiDoc = new Y.Doc({ gc: true });
+    this.apiDoc.clientID = schedule.apiClientId;
+  }
+
+  get now(): number {
+    return this.host.time;
+  }
+
+  violate(invariant: string, message: string): void {
+    if (this.ignore.has(invariant)) return;
+    this.violations.push({ step: this.step, invariant, message });
+    this.print?.(`      VIOLATION [${invariant}] ${message}`);
+  }
+
+  private note(label: string): void {
+    for (let i = 0; i < label.length; i++) this.trace = Math.imul(this.trace ^ label.charCodeAt(i), 0x01000193) >>> 0;
+  }
+
+  // --- Events ----------------------------------------------------------------------------------
+
+  /**
+   * Runs one event. `prepare` runs inside it before the core is made (the runtime clears the
+   * alarm it is firing there, so a killed alarm run is retried).
+   */
+  private async event<T>(label: string, kind: EventKind, body: (core: SimulatedCore) => Promise<T>, prepare?: () => void): Promise<EventResult<T>> {
+    this.events++;
+    this.note(label);
+    this.print?.(`    event ${label} @${this.now - this.lastEventAt >= 0 ? "+" : ""}${this.now - this.lastEventAt}ms`);
+    this.storage.beginEvent();
+    this.inEvent = true;
+    let outcome: { value: T } | { error: unknown };
+    let constructed = true;
+    const woke = this.core === null;
+    try {
+      prepare?.();
+      if (this.core === null) {
+        constructed = false;
+        this.core = this.factory(this.host, this.config);
+        constructed = true;
+      }
+      outcome = { value: await body(this.core) };
+    } catch (error) {
+      outcome = { error };
+    }
+    this.inEvent = false;
+    const faultFired = this.storage.lastFault;
+    if (this.storage.killReached || this.storage.killPending || ("error" in outcome && outcome.error instanceof SimulatedKill)) {
+      this.print?.(`    killed during ${label}`);
+      this.killProcess();
+      return { killed: true };
+    }
+    if (!constructed) {
+      // The object failed to start: the runtime resets it (as a kill, but a fault caused it).
+      if (!faultFired) this.violate("no-throw", `the core's constructor threw without an injected fault: ${describe("error" in outcome ? outcome.error : null)}`);
+      this.print?.(`    constructor failed during ${label}: reset`);
+      this.killProcess();
+      return { killed: true };
+    }
+    this.storage.endEvent();
+    this.releaseOutput();
+    this.lastEventAt = this.now;
+    if ("error" in outcome) {
+      this.print?.(`    ${label} threw: ${describe(outcome.error)}`);
+      if (kind === "socket" || kind === "alarm") {
+        this.violate("no-throw", `${label} threw out of the core: ${describe(outcome.error)}`);
+      } else if (!faultFired) {
+        this.violate("no-throw", `${label} threw without an injected storage fault (an HTTP 500): ${describe(outcome.error)}`);
+      }
+      this.afterEvent(label, woke, true);
+      return { killed: false, threw: true, error: outcome.error, fault: faultFired };
+    }
+    this.afterEvent(label, woke, false);
+    return { killed: false, threw: false, value: outcome.value, fault: faultFired };
+  }
+
+  /** Outbound HTTP leaves mid-event: what was written and sent before it is released first. */
+  private checkpoint(): void {
+    if (!this.inEvent) return;
+    this.storage.checkpoint();
+    this.releaseOutput();
+  }
+
+  /** The output gate opens. Awareness echoes that would confirm a client's save are stamped with what storage holds now. */
+  private releaseOutput(): void {
+    for (const [socket, items] of this.host.commit()) {
+      const client = this.clients[socket.client];
+      for (const item of items) {
+        if (!("frame" in item)) {
+          this.note(`close${item.close.code}`);
+          this.print?.(`      -> s${socket.id} close ${item.close.code} ${item.close.reason}`);
+          continue;
+        }
+        this.note(`f${item.frame.length}`);
+        this.print?.(`      -> s${socket.id} ${describeFrame(item.frame.slice().buffer)}`);
+        if (client !== undefined && client.socket === socket && client.wouldConfirm(item.frame)) {
+          item.storedClock = this.stored.clock(client.spec.clientId);
+        }
+      }
+    }
+  }
+
+  /** The process died: storage rolls back, output is dropped, the core is gone, every socket closes (1006). */
+  killProcess(): void {
+    this.storage.killEvent();
+    this.inEvent = false;
+    for (const socket of this.host.kill()) {
+      if (!socket.clientGone) socket.toClient.push({ close: { code: 1006, reason: "" } });
+    }
+    this.core = null;
+    this.overdueStreak = 0;
+    this.note("kill");
+  }
+
+  /** The core's figures, read between events on committed storage; null (and a violation) if it cannot say. */
+  figures(): CoreFigures | null {
+    if (this.core === null) return null;
+    try {
+      const { value, wrote } = this.storage.read(() => this.core!.inspect());
+      if (wrote) this.violate("inspect", "inspect() wrote to storage");
+      return value;
+    } catch (error) {
+      this.violate("inspect", `inspect() threw: ${describe(error)}`);
+      return null;
+    }
+  }
+
+  /**
+   * After every committed event: bounds, and the alarm covering every due duty. Alarm
+   * violations are named by what the event was (a wake, a throw, a DELETE), so that shrinking
+   * keeps to one cause and --ignore can set a known one aside while looking for others.
+   */
+  private afterEvent(label: string, woke: boolean, threw: boolean): void {
+    const figures = this.figures();
+    if (figures === null) return;
+    const maxHeld = HELD_UPDATES_MAX_BYTES + this.config.limits.maxFrameBytes;
+    if (figures.pendingBytes > MAX_PENDING_UPDATE_BYTES) this.violate("bounds", `pendingBytes ${figures.pendingBytes} > MAX_PENDING_UPDATE_BYTES ${MAX_PENDING_UPDATE_BYTES}`);
+    if (figures.heldBytes > maxHeld) this.violate("bounds", `heldBytes ${figures.heldBytes} > HELD_UPDATES_MAX_BYTES + maxFrameBytes ${maxHeld}`);
+    if (figures.openSessions > this.config.limits.maxSocketsPerRoom) {
+      this.violate("bounds", `openSessions ${figures.openSessions} > maxSocketsPerRoom ${this.config.limits.maxSocketsPerRoom}`);
+    }
+    if (figures.nextDue !== null) {
+      const alarm = this.storage.alarm;
+      // An overdue duty is served by any alarm at or before now.
+      if (alarm === null || alarm > Math.max(figures.nextDue, this.now)) {
+        const context = woke
+          ? "alarm:wake"
+          : threw
+            ? "alarm:after-throw"
+            : this.storage.lastFault
+              ? "alarm:after-fault"
+              : label === "api destroy"
+                ? "alarm:after-destroy"
+                : "alarm";
+        this.violate(context, `a duty is due at ${this.rel(figures.nextDue)} but the alarm is ${alarm === null ? "not set" : `set for ${this.rel(alarm)}`} (${this.dutyReport()})`);
+      }
+    }
+  }
+
+  /** Each duty's due time, for messages (read like inspect(), between events). */
+  dutyReport(): string {
+    const core = this.core;
+    if (core?.dutyReport === undefined) return "no duty report";
+    try {
+      return this.storage.read(() => core.dutyReport!()).value;
+    } catch (error) {
+      return `duty report threw: ${describe(error)}`;
+    }
+  }
+
+  /** A time relative to the last event, for messages. */
+  rel(time: number): string {
+    const delta = time - this.now;
+    return `now${delta >= 0 ? "+" : ""}${delta}ms`;
+  }
+
+  // --- Sockets -------------------------------------------------------------------------------------
+
+  /**
+   * The client opens a connection. The upgrade request wakes the object first (its constructor
+   * runs before the socket exists, as in the Durable Object shell's fetch), then the runtime
+   * accepts the socket and the core handles the connect.
+   */
+  async connect(client: SimClient): Promise<void> {
+    if (client.socket !== null) return;
+    client.grant = client.freshGrant(this.now);
+    let socket: SimSocket | null = null;
+    const result = await this.event(`connect c${client.index} s${this.host.nextSocketId}`, "connect", (core) => {
+      socket = this.host.accept(client.index);
+      return core.connect(socket, client.grant);
+    });
+    const accepted = socket as SimSocket | null;
+    if (result.killed || accepted === null) {
+      client.openFailed(this.now);
+      return;
+    }
+    if (result.threw) {
+      // The upgrade answered 500: the client never opened.
+      this.host.remove(accepted);
+      client.openFailed(this.now);
+      return;
+    }
+    client.open(accepted, this.now);
+  }
+
+  /** Delivers the next item a client sent on `socket` to the core. */
+  async deliverToServer(socket: SimSocket): Promise<void> {
+    const item = socket.toServer.shift();
+    if (item === undefined || socket.state === "closed") return;
+    if ("data" in item) return this.deliverFrame(socket, item);
+    // Half the time the runtime has already stopped listing the socket when the close handler
+    // runs (room.ts expiryDue: "the runtime may stop listing it before that").
+    const unlistFirst = socket.id % 2 === 0;
+    if (unlistFirst) this.host.remove(socket);
+    const end: SocketEnd = "close" in item ? { ...item.close, wasClean: true } : item.drop === "close" ? { code: 1006, reason: "", wasClean: false } : { error: new Error("Network connection lost.") };
+    const result = await this.event(`closed c${socket.client} s${socket.id} ${"code" in end ? end.code : "error"}`, "socket", (core) => core.closed(socket, end));
+    socket.endReported = true;
+    if (!result.killed) this.host.remove(socket);
+  }
+
+  private async deliverFrame(socket: SimSocket, item: ToServer & { data: ArrayBuffer | string }): Promise<void> {
+    const afterClose = socket.closedByCore !== null;
+    const before = afterClose ? this.documentState() : null;
+    const result = await this.event(`message c${socket.client} s${socket.id} ${describeFrame(item.data)}`, "socket", (core) => core.message(socket, item.data));
+    if (before === null || result.killed) return;
+    const after = this.documentState();
+    if (after !== before) {
+      this.violate("closed-means-closed", `a frame from socket s${socket.id}, which the room closed (${socket.closedByCore?.code}), changed the document: ${before} -> ${after}`);
+    }
+  }
+
+  /** The document's state vector as the core holds it (or storage, when not loaded), as text. */
+  private documentState(): string {
+    const vector = this.figures()?.stateVector ?? null;
+    const map = vector === null ? this.stored.document().stateVector : Y.decodeStateVector(vector);
+    return [...map].sort(([a], [b]) => a - b).map(([client, clock]) => `${client}:${clock}`).join(",");
+  }
+
+  /** Delivers the next item the room sent on `socket` to its client. */
+  deliverToClient(socket: SimSocket): void {
+    const item = socket.toClient.shift();
+    if (item === undefined || socket.clientGone) return;
+    const client = this.clients[socket.client];
+    if (client === undefined || client.socket !== socket) return;
+    this.note("close" in item ? `rxclose${item.close.code}` : "rx");
+    if (this.print) this.print(`    c${client.index} s${socket.id} <- ${"close" in item ? `close ${item.close.code} ${item.close.reason}` : describeFrame(item.frame.slice().buffer)}`);
+    client.receive(item, this.now);
+  }
+
+  /** Sockets with something queued for client `c` or from it, oldest first. */
+  socketsOf(c: number): SimSocket[] {
+    return this.host.everySocket().filter((socket) => socket.client === c && socket.inFlight > 0);
+  }
+
+  async deliver(step: Extract<Step, { k: "deliver" }>): Promise<void> {
+    const sockets = this.socketsOf(step.c);
+    if (sockets.length === 0) return;
+    const socket = sockets[Math.min(sockets.length - 1, Math.floor(step.pick * sockets.length))]!;
+    for (let i = 0; i < step.n; i++) {
+      const out = step.dir === "out" || (step.dir === "both" && i % 2 === 0);
+      if (out && socket.toClient.length > 0 && !socket.clientGone) this.deliverToClient(socket);
+      else if (socket.toServer.length > 0 && socket.state !== "closed") await this.deliverToServer(socket);
+      else if (step.dir === "both" && socket.toClient.length > 0 && !socket.clientGone) this.deliverToClient(socket);
+      else break;
+    }
+  }
+
+  /** Delivers everything in flight, round robin over sockets, each socket's items in order. Returns whether it finished. */
+  async deliverAll(): Promise<boolean> {
+    let moved = 0;
+    for (;;) {
+      const sockets = this.host.everySocket().filter((socket) => socket.inFlight > 0);
+      if (sockets.length === 0) return true;
+      for (const socket of sockets) {
+        // Stop at the first violation: what follows is noise, and shrinking wants it fast.
+        if (this.violations.length > 0) return true;
+        if (!socket.clientGone && socket.toClient.length > 0) this.deliverToClient(socket);
+        if (socket.state !== "closed" && socket.toServer.length > 0) await this.deliverToServer(socket);
+        if (++moved > MAX_DELIVERIES) return false;
+      }
+      this.host.prune();
+    }
+  }
+
+  get inFlight(): number {
+    return this.host.everySocket().reduce((sum, socket) => sum + socket.inFlight, 0);
+  }
+
+  // --- Time, alarms, hibernation ---------------------------------------------------------------------
+
+  /** Client timers due now; clients that want a connection get one. */
+  async runClientTimers(): Promise<void> {
+    for (const client of this.clients) {
+      client.runTimers(this.now);
+      if (client.wantsToConnect(this.now)) await this.connect(client);
+    }
+  }
+
+  /**
+   * Moves the clock forward by `ms`. With `alarms`, the runtime fires the alarm on time on the
+   * way (without, it is late). Client timers run in time order, unless the jump is long: then
+   * the clients' machines sleep through it and their timers run once at the end.
+   */
+  async advance(ms: number, alarms: boolean): Promise<void> {
+    const target = this.now + ms;
+    const sleeping = ms > CLIENTS_SLEEP_OVER_MS;
+    let firings = 0;
+    for (let guard = 0; guard < 100_000 && this.violations.length === 0; guard++) {
+      const alarm = alarms && firings < MAX_ALARMS_PER_ADVANCE ? this.storage.alarm : null;
+      const clientNext = sleeping ? Infinity : Math.min(...this.clients.map((client) => client.nextTimer()));
+      const next = Math.min(alarm ?? Infinity, clientNext, target);
+      this.host.time = Math.max(this.now, next);
+      if (alarm !== null && alarm <= this.now) {
+        firings++;
+        await this.fireAlarm("due");
+        continue;
+      }
+      if (!sleeping) await this.runClientTimers();
+      if (this.now >= target) break;
+    }
+    if (sleeping) await this.runClientTimers();
+  }
+
+  /**
+   * The runtime runs the alarm handler. It clears the alarm as it starts (the handler may set
+   * it again); a run that dies is retried, so a kill rolls the clearing back too.
+   */
+  async fireAlarm(how: "due" | "early"): Promise<void> {
+    const scheduled = this.storage.alarm;
+    if (scheduled === null) return;
+    const firedAt = this.now;
+    const dueBefore = this.figures()?.nextDue ?? null;
+    const logsBefore = this.logs.length;
+    const result = await this.event(`alarm (${how}, set for ${this.rel(scheduled)})`, "alarm", (core) => core.alarm(), () => this.storage.clearAlarmForRun());
+    if (result.killed) return;
+    if (result.threw && this.storage.alarm === null) {
+      // The runtime retries a failed alarm handler with backoff.
+      this.storage.restoreAlarm(this.now + 2_000);
+    }
+    this.checkAlarmProgress(dueBefore, firedAt, this.logs.slice(logsBefore));
+  }
+
+  /**
+   * A duty the alarm fired for must move forward: overdue before the run and still overdue
+   * after it, twice in a row, with no failure (backoff) and no batch bound logged, is a duty the
+   * alarm cannot make progress on, which would keep the object awake firing at once forever.
+   */
+  private checkAlarmProgress(dueBefore: number | null, firedAt: number, logs: CapturedLog[]): void {
+    if (dueBefore === null || dueBefore > firedAt) return;
+    const dueAfter = this.figures()?.nextDue ?? null;
+    if (dueAfter === null || dueAfter > firedAt) {
+      this.overdueStreak = 0;
+      return;
+    }
+    const backoff = logs.some((log) => log.event.endsWith("_failed") || log.event === "room_error" || log.event === "webhook_retry");
+    const attempts = logs.filter((log) => log.event.startsWith("webhook_")).length;
+    if (backoff || attempts >= MAX_WEBHOOK_DELIVERIES_PER_ALARM) {
+      this.overdueStreak = 0;
+      return;
+    }
+    this.overdueStreak++;
+    if (this.overdueStreak >= 2) {
+      this.violate("alarm-progress", `a duty due at ${this.rel(dueBefore)} is still due at ${this.rel(dueAfter)} after ${this.overdueStreak} alarm runs in a row, with no failure logged (${this.dutyReport()})`);
+      this.overdueStreak = 0;
+    }
+  }
+
+  /**
+   * Hibernation: the runtime drops the object once it has had no event for
+   * {@link HIBERNATE_AFTER_IDLE_MS} (firing a due alarm first). Sockets and storage stay; the
+   * next event constructs a new core from them.
+   */
+  async evict(): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const alarm = this.storage.alarm;
+      if (alarm !== null && alarm <= this.now) {
+        await this.fireAlarm("due");
+        continue;
+      }
+      const idleUntil = this.lastEventAt + HIBERNATE_AFTER_IDLE_MS;
+      if (this.now >= idleUntil) {
+        if (this.core !== null) this.print?.("    evicted (hibernation)");
+        this.core = null;
+        this.overdueStreak = 0;
+        this.note("evict");
+        return;
+      }
+      await this.advance(idleUntil - this.now, true);
+    }
+  }
+
+  // --- Save confirmations ----------------------------------------------------------------------------
+
+  /** confirmed ⇒ stored: the echo that confirmed `barrier` was released when storage held the client's edits. */
+  private onConfirmed(client: SimClient, barrier: Barrier, item: FrameToClient): void {
+    this.print?.(`      c${client.index} confirmed ${barrier.edits} edits (own clock ${barrier.docClock})`);
+    // A read-only client's edits are refused by design (it was told so, permission denied);
+    // its SaveTracker counting them as saved is the app's concern (a reader's editor is read-only).
+    if (client.spec.mode === "read") return;
+    const stored = item.storedClock;
+    if (stored === undefined) {
+      this.violate("confirmed-stored", `client ${client.index} confirmed clock ${barrier.docClock} from a frame not measured at release`);
+      return;
+    }
+    if (stored < barrier.docClock) {
+      this.violate(
+        "confirmed-stored",
+        `client ${client.index} was told its edits up to clock ${barrier.docClock} are saved, but storage held only up to ${stored} when the echo was released`,
+      );
+    }
+  }
+
+  // --- HTTP API ------------------------------------------------------------------------------------------
+
+  async api(call: ApiCall): Promise<void> {
+    // A request takes time: two calls never share a millisecond, so two events never carry identical bodies by accident.
+    this.host.time += 1;
+    switch (call.op) {
+      case "applyUpdate": {
+        const stored = this.stored.document();
+        Y.applyUpdate(this.apiDoc, stored.update);
+        const text = this.apiDoc.getText(SHARED_TEXT);
+        const before = Y.encodeStateVector(this.apiDoc);
+        let update: Uint8Array;
+        text.insert(codePointRange(text.toString(), call.at, 0).index, call.insert);
+        if (call.skipPredecessor) {
+          const middle = Y.encodeStateVector(this.apiDoc);
+          text.insert(0, call.insert);
+          update = Y.encodeStateAsUpdate(this.apiDoc, middle);
+        } else {
+          update = Y.encodeStateAsUpdate(this.apiDoc, before);
+        }
+        const result = await this.event("api applyUpdate", "rpc", (core) => core.applyUpdate(update, "api"));
+        if (result.killed || result.threw || !result.value.ok) return;
+        if (!result.value.value.pending) this.checkStoredCovers(update, "applyUpdate answered ok");
+        return;
+      }
+      case "replaceText": {
+        const current = this.stored.document().text;
+        const { index, length } = codePointRange(current, call.at, call.remove);
+        const next = current.slice(0, index) + call.insert + current.slice(index + length);
+        const result = await this.event("api replaceText", "rpc", (core) => core.replaceText(next, "api"));
+        if (result.killed || result.threw || !result.value.ok) return;
+        const stored = this.stored.document().text;
+        if (stored !== next) this.violate("api-stored", `replaceText answered ok but storage holds ${JSON.stringify(stored.slice(0, 80))}, not ${JSON.stringify(next.slice(0, 80))}`);
+        return;
+      }
+      case "saveVersion":
+        await this.event("api saveVersion", "rpc", (core) => core.saveVersion(call.name));
+        return;
+      case "restoreVersion":
+      case "deleteVersion": {
+        const ids = this.stored.versionIds();
+        if (ids.length === 0) return;
+        const id = ids[Math.min(ids.length - 1, Math.floor(call.pick * ids.length))]!;
+        if (call.op === "deleteVersion") {
+          await this.event(`api deleteVersion ${id}`, "rpc", (core) => core.deleteVersion(id));
+          return;
+        }
+        const versionText = this.stored.versionText(id);
+        const result = await this.event(`api restoreVersion ${id}`, "rpc", (core) => core.restoreVersion(id, "api"));
+        if (result.killed || result.threw || !result.value.ok || !result.value.value.changed || versionText === null) return;
+        const stored = this.stored.document().text;
+        if (stored !== versionText) this.violate("api-stored", `restoreVersion(${id}) answered changed, but storage holds ${JSON.stringify(stored.slice(0, 80))}, not the version's ${JSON.stringify(versionText.slice(0, 80))}`);
+        return;
+      }
+      case "destroy": {
+        const open = this.host.sockets().filter((socket) => socket.closedByCore === null);
+        const result = await this.event("api destroy", "rpc", (core) => core.destroy());
+        if (result.killed || result.threw) return;
+        const stored = this.stored.document();
+        if (stored.exists || stored.text !== "") this.violate("api-stored", "after DELETE the document is still stored");
+        for (const socket of open) {
+          if (socket.state === "closed" || socket.endReported) continue;
+          // A socket whose token had expired may be closed for that first (4401).
+          if (socket.closedByCore?.code === 4401) continue;
+          if (socket.closedByCore?.code !== 4410) this.violate("api-stored", `after DELETE socket s${socket.id} was not closed with 4410 (${socket.closedByCore?.code ?? "still open"})`);
+        }
+        return;
+      }
+      case "read":
+        await this.event(`api read ${call.what}`, "rpc", async (core) => {
+          switch (call.what) {
+            case "text":
+              return core.text("sim-reader");
+            case "update":
+              return core.encodeUpdate("sim-reader");
+            case "stats":
+              return core.stats();
+            case "versions":
+              return core.versions();
+            case "webhooks":
+              return core.webhookEvents();
+          }
+        });
+    }
+  }
+
+  /** After an HTTP write answered ok, storage holds every struct of `update`. */
+  private checkStoredCovers(update: Uint8Array, what: string): void {
+    const stored = this.stored.document().stateVector;
+    for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update))) {
+      if ((stored.get(client) ?? 0) < clock) this.violate("api-stored", `${what}, but storage holds client ${client} only up to ${stored.get(client) ?? 0} < ${clock}`);
+    }
+  }
+
+  // --- Adversaries ----------------------------------------------------------------------------------------
+
+  attack(client: SimClient, attack: Attack): void {
+    if (client.socket === null) return;
+    client.tainted = true;
+    const maxFrame = this.config.limits.maxFrameBytes;
+    switch (attack.kind) {
+      case "missingDeps": {
+        // A later update of another document, sent without its predecessor.
+        const entry = this.withheld.get(client.index) ?? { doc: privateDoc(client.spec.clientId), predecessor: null };
+        this.withheld.set(client.index, entry);
+        const text = entry.doc.getText(SHARED_TEXT);
+        const start = Y.encodeStateVector(entry.doc);
+        text.insert(0, attack.insert);
+        const middle = Y.encodeStateVector(entry.doc);
+        entry.predecessor = Y.encodeStateAsUpdate(entry.doc, start);
+        text.insert(text.length, attack.insert);
+        client.sendRaw(syncFrame(SyncMessageType.update, Y.encodeStateAsUpdate(entry.doc, middle)));
+        return;
+      }
+      case "completeDeps": {
+        const entry = this.withheld.get(client.index);
+        if (entry?.predecessor) client.sendRaw(syncFrame(SyncMessageType.update, entry.predecessor));
+        if (entry) entry.predecessor = null;
+        return;
+      }
+      case "oversized":
+        client.sendRaw(syncFrame(SyncMessageType.update, new Uint8Array(maxFrame)));
+        return;
+      case "malformed": {
+        const bytes = new Prng(attack.seed).fill(new Uint8Array(attack.bytes));
+        client.sendRaw(bytes.buffer as ArrayBuffer);
+        return;
+      }
+      case "truncated": {
+        const whole = syncFrame(SyncMessageType.update, Y.encodeStateAsUpdate(client.doc));
+        const cut = Math.max(1, Math.floor(attack.cut * whole.byteLength));
+        client.sendRaw(whole.slice(0, cut));
+        return;
+      }
+      case "text":
+        client.sendRaw("hello");
+        return;
+      case "spoof": {
+        // Client IDs it has heard of (a rogue learns them from the presence the room relays), with newer clocks.
+        const others = [...client.awareness.getStates().keys()].filter((id) => id !== client.spec.clientId);
+        if (others.length === 0) return;
+        client.sendRaw(awarenessFrame(others.map((id) => ({ id, clock: 1_000 + (id % 7), state: attack.state }))));
+        return;
+      }
+      case "badAwareness":
+        client.sendRaw(awarenessFrame([{ id: client.spec.clientId, clock: 10_000, state: attack.tooLarge ? JSON.stringify({ pad: "x".repeat(9_000) }) : "{not json" }]));
+        return;
+    }
+  }
+}
+
+/** The private document a rogue makes updates with missing dependencies from (its own client ID, offset). */
+function privateDoc(clientId: number): Y.Doc {
+  const doc = new Y.Doc({ gc: true });
+  doc.clientID = (clientId ^ 0x5bd1e995) >>> 0;
+  return doc;
+}
+
+function syncFrame(syncType: number, payload: Uint8Array): ArrayBuffer {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageType.sync);
+  encoding.writeVarUint(encoder, syncType);
+  encoding.writeVarUint8Array(encoder, payload);
+  return encoding.toUint8Array(encoder).slice().buffer;
+}
+
+function awarenessFrame(entries: { id: number; clock: number; state: string }[]): ArrayBuffer {
+  const inner = encoding.createEncoder();
+  encoding.writeVarUint(inner, entries.length);
+  for (const { id, clock, state } of entries) {
+    encoding.writeVarUint(inner, id);
+    encoding.writeVarUint(inner, clock);
+    encoding.writeVarString(inner, state);
+  }
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageType.awareness);
+  encoding.writeVarUint8Array(encoder, encoding.toUint8Array(inner));
+  return encoding.toUint8Array(encoder).slice().buffer;
+}
+
+function describeFrame(data: ArrayBuffer | string): string {
+  if (typeof data === "string") return `text(${data.length})`;
+  const bytes = new Uint8Array(data);
+  const names: Record<string, string> = { "0,0": "step1", "0,1": "step2", "0,2": "update", "1": "awareness", "3": "query" };
+  const name = names[`${bytes[0]},${bytes[1]}`] ?? names[String(bytes[0])] ?? "binary";
+  if (name === "awareness") {
+    // Who and which clock: enough to follow presence rules in a trace.
+    try {
+      const decoder = decoding.createDecoder(bytes);
+      decoding.readVarUint(decoder);
+      const entries = decodeAwarenessUpdate(decoding.readVarUint8Array(decoder));
+      return `awareness(${entries.map((entry) => `${entry.clientId}@${entry.clock}${entry.state === null ? "=null" : ""}`).join(" ")})`;
+    } catch {
+      return `awareness(malformed ${bytes.byteLength}B)`;
+    }
+  }
+  return `${name}(${bytes.byteLength}B)`;
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
