@@ -29,6 +29,8 @@ export interface CoreFigures {
 }
 
 export interface SimulatedCore {
+  /** Right after construction, in the same event (the shell's blockConcurrencyWhile). */
+  wake(): Promise<void>;
   connect(socket: SimSocket, grant: AccessGrant): Promise<void>;
   message(socket: SimSocket, message: ArrayBuffer | string): Promise<void>;
   closed(socket: SimSocket, end: SocketEnd): Promise<void>;

@@ -14,6 +14,7 @@ const room: CoreFactory = (host, config) => {
   const core = new RoomCore<SimSocket>(host, config);
   const api = new RoomApi(core);
   return {
+    wake: () => core.wake(),
     connect: (socket, grant) => core.connect(socket, grant),
     message: (socket, message) => core.message(socket, message),
     closed: (socket, end) => core.closed(socket, end),

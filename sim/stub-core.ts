@@ -50,6 +50,8 @@ export class StubCore implements SimulatedCore {
     return this.host.sockets().filter((socket) => !this.attachment(socket)?.closing);
   }
 
+  async wake(): Promise<void> {}
+
   async connect(socket: SimSocket, grant: AccessGrant): Promise<void> {
     socket.serializeAttachment({ grant, presence: {} } satisfies StubAttachment);
     socket.send(encodeSyncStep1(Y.encodeStateVector(this.doc)));

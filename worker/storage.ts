@@ -138,9 +138,14 @@ export class DocumentStore {
    * first update is written at once (it creates the tables; throws on a storage fault).
    */
   hold(update: Uint8Array, at: number): void {
+    // The first update creates the tables, which the rest of the room's bookkeeping needs at once
+    // (and the document exists only once it is written).
+    if (!this.created) {
+      this.append(update, at);
+      this.lastUpdateAt = at;
+      return;
+    }
     this.lastUpdateAt = at;
-    // The first update creates the tables, which the rest of the room's bookkeeping needs at once.
-    if (!this.created) return this.append(update, at);
     this.held.push(update);
     this.heldBytes += update.length;
     this.heldSince ??= at;
@@ -180,7 +185,8 @@ export class DocumentStore {
     if (this.held.length === 0) return;
     const held = this.held;
     this.discardHeld();
-    this.append(held.length === 1 ? held[0]! : mergeUpdates(held), this.lastUpdateAt ?? Date.now());
+    // Holding an update set lastUpdateAt.
+    this.append(held.length === 1 ? held[0]! : mergeUpdates(held), this.lastUpdateAt!);
   }
 
   /** Forgets the held updates (after a failed write, when the room goes back to what is stored). */

@@ -201,6 +201,8 @@ export class Outbox {
     private readonly sql: SqlPort,
     readonly settings: WebhookSettings,
     private readonly document: string,
+    /** Runs `body` in a transaction (a throw rolls it back): an event is all its endpoints' rows or none. */
+    private readonly transaction: <T>(body: () => T) => T,
   ) {
     this.created = sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'edgedoc_webhooks'").toArray().length > 0;
     if (!this.created) return;
@@ -219,8 +221,8 @@ export class Outbox {
     this.lastChangeAt = now;
     if (this.burst !== null) return false;
     const closesAt = now + this.settings.quietMs;
-    this.burst = { startedAt: now, closesAt };
     this.insert("document.updated", null, "collecting", now, closesAt);
+    this.burst = { startedAt: now, closesAt };
     return true;
   }
 
@@ -246,14 +248,18 @@ export class Outbox {
       this.change("UPDATE edgedoc_webhooks SET due_at = ? WHERE state = 'collecting'", quietAt);
       return;
     }
-    this.burst = null;
-    // Bursts close between delivery runs (the room's alarm closes, then delivers): no row with 0 attempts is in flight.
-    const superseded = this.change<{ id: string; endpoint: string }>(
-      "DELETE FROM edgedoc_webhooks WHERE type = 'document.updated' AND state = 'pending' AND attempts = 0 RETURNING id, endpoint",
-    );
-    this.logDropped(superseded, "superseded");
     const body = eventBody("document.updated", now, { document: this.document, ...data() });
-    this.change("UPDATE edgedoc_webhooks SET state = 'pending', body = ?, due_at = ? WHERE state = 'collecting'", body, now);
+    // One transaction, and the burst forgotten only once it is written: a fault leaves it open, to close at the next alarm.
+    const superseded = this.transaction(() => {
+      // Bursts close between delivery runs (the room's alarm closes, then delivers): no row with 0 attempts is in flight.
+      const rows = this.change<{ id: string; endpoint: string }>(
+        "DELETE FROM edgedoc_webhooks WHERE type = 'document.updated' AND state = 'pending' AND attempts = 0 RETURNING id, endpoint",
+      );
+      this.change("UPDATE edgedoc_webhooks SET state = 'pending', body = ?, due_at = ? WHERE state = 'collecting'", body, now);
+      return rows;
+    });
+    this.burst = null;
+    this.logDropped(superseded, "superseded");
   }
 
   /** Events due for an attempt, oldest first, at most {@link MAX_WEBHOOK_DELIVERIES_PER_ALARM}. */
@@ -357,24 +363,37 @@ export class Outbox {
   }
 
   restore(rows: OutboxRow[]): void {
-    for (const row of rows) {
-      this.createTable();
-      this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-        row.id, row.type, row.endpoint, row.body, row.state, row.created_at, row.due_at, row.attempts, row.last_status, row.last_error,
-      );
+    if (rows.length === 0) return;
+    try {
+      this.transaction(() => {
+        this.createTable();
+        for (const row of rows) {
+          this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            row.id, row.type, row.endpoint, row.body, row.state, row.created_at, row.due_at, row.attempts, row.last_status, row.last_error,
+          );
+        }
+      });
+      this.created = true;
+    } catch (error) {
+      // A storage fault just after the wipe: these events are lost with it, and said so.
+      this.logDropped(rows, "fault");
+      throw error;
     }
   }
 
   private insert(type: WebhookEventType, body: string | null, state: "collecting" | "pending", now: number, dueAt: number): void {
-    this.createTable();
     // One id per event, the same for every endpoint and every attempt: receivers drop duplicates by it.
     const id = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
-    for (const endpoint of this.settings.endpoints) {
-      this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
-        id, type, endpoint, body, state, now, dueAt, state === "collecting" ? now : null,
-      );
-    }
-    this.dropPastBound();
+    this.transaction(() => {
+      this.createTable();
+      for (const endpoint of this.settings.endpoints) {
+        this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+          id, type, endpoint, body, state, now, dueAt, state === "collecting" ? now : null,
+        );
+      }
+      this.dropPastBound();
+    });
+    this.created = true;
   }
 
   /**
@@ -394,14 +413,8 @@ export class Outbox {
     }
   }
 
-  /**
-   * `webhook_dropped`, one line per endpoint, with the ids: every event is delivered, kept as
-   * failed, or accounted for here (past the bound, superseded unseen, or its document deleted).
-   */
-  private logDropped(rows: { id: string; endpoint: string }[], reason: "bound" | "superseded" | "deleted"): void {
-    const ids = new Map<string, string[]>();
-    for (const row of rows) ids.set(row.endpoint, (ids.get(row.endpoint) ?? []).concat(row.id));
-    for (const [endpoint, dropped] of ids) logEvent("webhook_dropped", { room: this.document, endpoint, dropped: dropped.length, reason, ids: dropped });
+  private logDropped(rows: { id: string; endpoint: string }[], reason: DropReason): void {
+    logDroppedEvents(this.document, rows, reason);
   }
 
   /** Runs a statement that changes the table; returns what it returns (`RETURNING`). */
@@ -410,6 +423,7 @@ export class Outbox {
     return this.sql.exec<Row>(query, ...bindings).toArray();
   }
 
+  /** Creates the table inside the caller's transaction; the caller notes it {@link created} once that commits. */
   private createTable(): void {
     if (this.created) return;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS edgedoc_webhooks (
@@ -417,7 +431,6 @@ export class Outbox {
       state TEXT NOT NULL, created_at INTEGER NOT NULL, due_at INTEGER NOT NULL, burst_started_at INTEGER,
       attempts INTEGER NOT NULL, last_status INTEGER, last_error TEXT
     )`);
-    this.created = true;
   }
 }
 
@@ -429,6 +442,19 @@ export class Outbox {
  */
 const WAITING = `(w.state = 'pending' AND w.type = 'document.updated' AND EXISTS (SELECT 1 FROM edgedoc_webhooks AS older
   WHERE older.endpoint = w.endpoint AND older.type = 'document.updated' AND older.state = 'pending' AND older.seq < w.seq))`;
+
+/** Why events will not be sent: past the bound, superseded unseen, their document deleted, or lost to a storage fault. */
+export type DropReason = "bound" | "superseded" | "deleted" | "fault";
+
+/**
+ * `webhook_dropped`, one line per endpoint, with the ids: every event is delivered, kept as
+ * failed, or accounted for here.
+ */
+export function logDroppedEvents(document: string, rows: readonly { id: string; endpoint: string }[], reason: DropReason): void {
+  const ids = new Map<string, string[]>();
+  for (const row of rows) ids.set(row.endpoint, (ids.get(row.endpoint) ?? []).concat(row.id));
+  for (const [endpoint, dropped] of ids) logEvent("webhook_dropped", { room: document, endpoint, dropped: dropped.length, reason, ids: dropped });
+}
 
 /** The JSON body: small, never document content (receivers fetch that through the HTTP API). */
 function eventBody(type: WebhookEventType, now: number, data: EventData): string {

@@ -71,7 +71,7 @@ describe("the outbox", () => {
   it("writes one row per endpoint for a burst of 1,000 edits, not one per edit, and closes it after the quiet period or the maximum wait", async () => {
     const stub = env.ROOM.get(env.ROOM.idFromName(roomName("outbox")));
     await runInDurableObject(stub, (_room: Room, state) => {
-      const outbox = new Outbox(state.storage.sql, settings(), "doc");
+      const outbox = new Outbox(state.storage.sql, settings(), "doc", (body) => state.storage.transactionSync(body));
       const rows = () => state.storage.sql.exec<{ state: string; due_at: number }>("SELECT state, due_at FROM edgedoc_webhooks").toArray();
       const t0 = 1_000_000;
       let opened = 0;
@@ -102,7 +102,7 @@ describe("the outbox", () => {
   it(`keeps at most ${MAX_UNDELIVERED_WEBHOOKS} undelivered events per endpoint, dropping the oldest`, async () => {
     const stub = env.ROOM.get(env.ROOM.idFromName(roomName("outbox-bound")));
     await runInDurableObject(stub, (_room: Room, state) => {
-      const outbox = new Outbox(state.storage.sql, settings(), "doc");
+      const outbox = new Outbox(state.storage.sql, settings(), "doc", (body) => state.storage.transactionSync(body));
       // A token cycling named versions while the endpoints are down.
       for (let id = 1; id <= MAX_UNDELIVERED_WEBHOOKS + 5; id++) outbox.enqueue("version.created", { version: { id } }, 1_000_000 + id);
       const kept = state.storage.sql
@@ -143,7 +143,7 @@ describe("a document.updated being retried", () => {
   it("keeps its id and body; the next burst waits behind it, and supersedes only an event no receiver has seen", async () => {
     const stub = env.ROOM.get(env.ROOM.idFromName(roomName("outbox-retrying")));
     await runInDurableObject(stub, (_room: Room, state) => {
-      const outbox = new Outbox(state.storage.sql, settings(), "doc");
+      const outbox = new Outbox(state.storage.sql, settings(), "doc", (body) => state.storage.transactionSync(body));
       const t0 = 1_000_000;
       const close = (at: number, storedBytes: number) => {
         outbox.noteChange(at - 10_000);
@@ -225,10 +225,11 @@ describe("the room's alarm with webhooks on", () => {
 
   async function withWebhooks(name: string, settings: WebhookSettings): Promise<DurableObjectStub<Room>> {
     const stub = env.ROOM.get(env.ROOM.idFromName(name));
-    await runInDurableObject(stub, (room: Room, state) => {
+    await runInDurableObject(stub, (room: Room) => {
       const core = (room as unknown as { core: RoomCore }).core;
       core.config.webhooks = settings;
-      core.outbox = new Outbox(state.storage.sql, settings, name);
+      // The core opens its storage handles (the outbox among them) again at their next use.
+      (core as unknown as { opened: null }).opened = null;
     });
     return stub;
   }

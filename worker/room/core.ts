@@ -14,7 +14,7 @@
  * it, so deleting or expiring a document never loads it.
  */
 import type { AccessGrant } from "../access";
-import { PresenceRegistry } from "../awareness";
+import { PresenceRegistry, type ClaimChange } from "../awareness";
 import type { RoomLimits } from "../config";
 import { RoomDocument } from "../document";
 import type { VersionReason } from "../documents";
@@ -26,7 +26,7 @@ import { CloseCode, ProtocolError, encodeAwareness, encodeSyncStep1 } from "../p
 import { TokenBucket } from "../rate";
 import { DocumentStore } from "../storage";
 import { isBenignTeardownError } from "../teardown";
-import { Outbox, type WebhookSettings } from "../webhooks";
+import { Outbox, logDroppedEvents, type WebhookSettings } from "../webhooks";
 import { Duties } from "./duties";
 import { FrameHandler } from "./frames";
 import type { RoomHost, RoomSocket } from "./ports";
@@ -39,6 +39,13 @@ export interface RoomConfig {
   webhooks: WebhookSettings | null;
 }
 
+interface OpenStorage {
+  store: DocumentStore;
+  history: History;
+  /** Null when webhooks are off. */
+  outbox: Outbox | null;
+}
+
 /** How the runtime reported a socket's end: a close (with its code) or an error. */
 export type SocketEnd = { code: number; reason: string; wasClean: boolean } | { error: unknown };
 
@@ -46,10 +53,8 @@ export type SocketEnd = { code: number; reason: string; wasClean: boolean } | { 
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
 
 export class RoomCore<Socket extends RoomSocket = RoomSocket> {
-  store!: DocumentStore;
-  history!: History;
-  /** Webhook events not yet delivered, or null when webhooks are off (docs/webhooks.md). */
-  outbox!: Outbox | null;
+  /** The storage handles, opened at first use: DELETE drops them, and a fault reopening them is retried at the next use. */
+  private opened: OpenStorage | null = null;
   readonly presence: PresenceRegistry<Socket>;
   readonly sessions: Sessions<Socket>;
   readonly life: UpdateLife<Socket>;
@@ -80,8 +85,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     readonly host: RoomHost<Socket>,
     readonly config: RoomConfig,
   ) {
-    this.openStorage();
-    this.presence = new PresenceRegistry<Socket>((claims) => this.store.saveClaims(claims, host.now()));
+    this.presence = new PresenceRegistry<Socket>((claims) => this.saveClaims(claims));
     this.presence.restoreClaims(this.store.loadClaims());
     this.sessions = new Sessions(() => host.sockets(), config.limits, this.presence, host.name);
     this.life = new UpdateLife<Socket>({
@@ -96,7 +100,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     this.sessions.hooks = {
       storeBeforeTelling: () => this.life.writeHeld(),
       unconfirmed: (socket) => this.life.isWithheld(socket),
-      forget: (socket) => this.life.forget(socket),
+      forget: (socket) => this.socketGone(socket),
     };
     this.answers = new TokenBucket(ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND, host.now());
     this.reads = new HttpReads(this.answers, {
@@ -113,6 +117,41 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     this.socketDeadline = this.sessions.nextDeadline(host.now());
     // What waited or was held lived in memory only, so it was lost with the object: ask again.
     this.life.askToResend(withheld);
+  }
+
+  /**
+   * After construction, before any event (the shell runs it in `blockConcurrencyWhile`): the
+   * alarm set before the object left memory may be later than what is due now (sockets that
+   * vanished with a restart, presence and deadlines rebuilt from attachment stamps).
+   */
+  async wake(): Promise<void> {
+    await this.scheduleAlarm(true);
+  }
+
+  get store(): DocumentStore {
+    return this.storage().store;
+  }
+
+  get history(): History {
+    return this.storage().history;
+  }
+
+  /** Webhook events not yet delivered, or null when webhooks are off (docs/webhooks.md). */
+  get outbox(): Outbox | null {
+    return this.storage().outbox;
+  }
+
+  /**
+   * Mirrors the presence registry's claims to storage. A storage fault here is logged, not
+   * thrown: presence goes on from memory, where the claims stay right while the object lives;
+   * only a wake after the fault may find a claim stale (a removed one back, a new one missing).
+   */
+  private saveClaims(claims: readonly ClaimChange[]): void {
+    try {
+      this.store.saveClaims(claims, this.host.now());
+    } catch (error) {
+      logEvent("room_error", { room: this.name, error: String(error) });
+    }
   }
 
   get limits(): RoomLimits {
@@ -177,6 +216,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
         this.sessions.reject(socket, CloseCode.internalError, "internal error", this.host.now());
       }
     }
+    await this.rearmIfStale();
   }
 
   /**
@@ -196,18 +236,42 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       bytesIn: session?.bytesIn,
       bytesOut: session?.bytesOut,
     });
-    // A writer that leaves takes its client's copy of what it sent: write that now.
-    if (this.life.holdsFor(socket)) this.life.writeHeld();
-    this.sessions.drop(socket, now);
     // Complete the closing handshake the peer started (a code the runtime made up cannot be sent).
     if ("code" in end && !UNSENDABLE_CLOSE_CODES.has(end.code)) closeQuietly(socket, end.code, end.reason);
-    if (this.sessions.openSockets().length === 0) {
-      this.life.writeHeld();
-      this.socketDeadline = null;
-      this.store.markActive(now);
-      if (this.hasIdleWork()) this.idleWorkDue = now + IDLE_COMPACTION_DELAY_MS;
-      // With nobody here the alarm may move later: nothing held is waiting for it any more.
-      await this.scheduleAlarm(true);
+    try {
+      // A writer that leaves takes its client's copy of what it sent: write that now.
+      if (this.life.holdsFor(socket)) this.life.writeHeld();
+      this.sessions.drop(socket, now);
+      if (this.sessions.openSockets().length === 0) {
+        this.life.writeHeld();
+        this.store.markActive(now);
+      }
+    } catch (error) {
+      // A storage fault: the socket is gone whatever happened; the duties retry what is left.
+      logEvent("room_error", { room: this.name, error: String(error) });
+    }
+    await this.rearmIfStale();
+  }
+
+  /**
+   * A socket left the room, closed by its peer or by the room. The last one to leave ends the
+   * session: its idle work (version, compaction) is due a moment later.
+   */
+  private socketGone(socket: Socket): void {
+    this.life.forget(socket);
+    if (this.sessions.openSockets().length > 0) return;
+    this.socketDeadline = null;
+    if (this.hasIdleWork()) this.idleWorkDue = this.host.now() + IDLE_COMPACTION_DELAY_MS;
+    this.alarmStale = true;
+  }
+
+  /** At the end of an event: moves the alarm if the event changed what is due. Never throws (the duties retry). */
+  private async rearmIfStale(): Promise<void> {
+    if (!this.alarmStale) return;
+    try {
+      await this.scheduleAlarm();
+    } catch (error) {
+      logEvent("room_error", { room: this.name, error: String(error) });
     }
   }
 
@@ -238,10 +302,17 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     this.reads.documentChanged();
     const now = this.host.now();
     // The first change after a version sets when the interval version is due; the first after
-    // a quiet period opens a webhook burst. Either is a time the alarm must keep.
+    // a quiet period opens a webhook burst. Either is a time the alarm must keep. The change is
+    // integrated, relayed and held already: a storage fault in this bookkeeping is logged (the
+    // change may then miss its version or event), never thrown at its writer.
     if (this.history.unversionedSince === null) this.alarmStale = true;
-    this.history.noteChange(now, author);
-    if (this.outbox?.noteChange(now)) this.alarmStale = true;
+    try {
+      this.history.noteChange(now, author);
+      if (this.outbox?.noteChange(now)) this.alarmStale = true;
+    } catch (error) {
+      this.alarmStale = true;
+      logEvent("room_error", { room: this.name, error: String(error) });
+    }
     if (this.document.needsCompaction()) this.compact();
   }
 
@@ -308,39 +379,54 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     const carried = this.outbox?.carryOver() ?? [];
     await this.host.storage.deleteAlarm();
     await this.host.storage.deleteAll();
+    this.opened = null;
     this.alarmAt = null;
     this.idleWorkDue = null;
     this.loadedDocument = null;
+    this.socketDeadline = this.sessions.nextDeadline(this.host.now());
     this.life.reset();
     this.duties.reset();
-    this.openStorage();
     logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
-    if (this.outbox && existed) {
-      this.outbox.restore(carried);
-      this.outbox.enqueue(why === "expired" ? "document.expired" : "document.deleted", { storedBytes: bytes }, this.host.now());
-      await this.scheduleAlarm();
+    if (this.config.webhooks === null || (carried.length === 0 && !existed)) return;
+    let outbox: Outbox;
+    try {
+      outbox = this.outbox!;
+    } catch (error) {
+      // The storage could not be opened again (a fault): what was carried is lost, and said so.
+      logDroppedEvents(this.name ?? "", carried, "fault");
+      throw error;
     }
+    outbox.restore(carried);
+    if (existed) outbox.enqueue(why === "expired" ? "document.expired" : "document.deleted", { storedBytes: bytes }, this.host.now());
+    await this.scheduleAlarm();
   }
 
-  private openStorage(): void {
+  /** The storage handles, opened now if DELETE (or a fault reopening them) left none. */
+  private storage(): OpenStorage {
+    if (this.opened !== null) return this.opened;
     const { sql } = this.host.storage;
     const transaction = <T>(body: () => T): T => this.host.storage.transaction(body);
-    this.store = new DocumentStore(sql, transaction);
-    this.history = new History(sql, transaction, this.store);
-    this.outbox = this.config.webhooks && new Outbox(sql, this.config.webhooks, this.name ?? "");
+    const store = new DocumentStore(sql, transaction);
+    const history = new History(sql, transaction, store);
+    const outbox = this.config.webhooks && new Outbox(sql, this.config.webhooks, this.name ?? "", transaction);
+    this.opened = { store, history, outbox };
+    return this.opened;
   }
 
   /**
-   * Makes sure the alarm fires by the earliest time any duty is due. `mayDelay` also moves a
-   * set alarm later, which is right only when every due time is known: with no socket open, or
-   * at the end of the alarm (socket deadlines are otherwise a lower bound, see {@link socketDeadline}).
+   * Makes sure the alarm fires by the earliest time any duty is due; `exact` (or nobody here)
+   * also moves a set alarm later. Every duty's due time is a lower bound of when it has work
+   * (a socket deadline is, see {@link socketDeadline}), so firing at it is never late.
    */
-  async scheduleAlarm(mayDelay = false): Promise<void> {
+  async scheduleAlarm(exact = false): Promise<void> {
     this.alarmStale = false;
     const due = this.duties.nextDue(this.host.now());
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.host.storage.getAlarm();
-    if (this.alarmAt === due || (!mayDelay && this.alarmAt !== null && this.alarmAt <= due)) return;
+    if (this.alarmAt === due) return;
+    // An earlier alarm is kept while sockets are open (moving it on every frame would cost a
+    // write each time); it fires, finds less to do, and re-arms exactly.
+    if (this.alarmAt !== null && this.alarmAt < due && !exact && this.sessions.openSockets().length > 0) return;
     await this.host.storage.setAlarm(due);
     this.alarmAt = due;
   }

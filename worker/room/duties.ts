@@ -42,10 +42,7 @@ export class Duties {
         await duty.run(now);
         this.backoff.delete(duty.name);
       } catch (error) {
-        const failures = (this.backoff.get(duty.name)?.failures ?? 0) + 1;
-        const delay = Math.min(DUTY_RETRY_MAX_MS, DUTY_RETRY_FIRST_MS * 2 ** (failures - 1));
-        this.backoff.set(duty.name, { failures, retryAt: now + delay });
-        logEvent("duty_failed", { room: this.room, duty: duty.name, error: String(error), failures, retryInMs: delay });
+        this.failed(duty, now, error);
       }
     }
   }
@@ -70,6 +67,21 @@ export class Duties {
     this.backoff.clear();
   }
 
+  /**
+   * Records a failure of `duty` (its work, or the question when it is due) and returns when it
+   * is retried: 30 s later, doubling with each failure in a row. A question that throws again
+   * while the duty backs off keeps the retry time it has.
+   */
+  private failed(duty: Duty, now: number, error: unknown): number {
+    const before = this.backoff.get(duty.name);
+    if (before !== undefined && before.retryAt > now) return before.retryAt;
+    const failures = (before?.failures ?? 0) + 1;
+    const delay = Math.min(DUTY_RETRY_MAX_MS, DUTY_RETRY_FIRST_MS * 2 ** (failures - 1));
+    this.backoff.set(duty.name, { failures, retryAt: now + delay });
+    logEvent("duty_failed", { room: this.room, duty: duty.name, error: String(error), failures, retryInMs: delay });
+    return now + delay;
+  }
+
   /** A duty's due time, pushed back while it backs off; a duty whose question throws is due at its retry. */
   private dueOf(duty: Duty, now: number): number | null {
     const retryAt = this.backoff.get(duty.name)?.retryAt ?? null;
@@ -77,8 +89,7 @@ export class Duties {
       const due = duty.nextDue(now);
       return due === null ? null : retryAt === null ? due : Math.max(due, retryAt);
     } catch (error) {
-      logEvent("duty_failed", { room: this.room, duty: duty.name, error: String(error) });
-      return retryAt ?? now + DUTY_RETRY_FIRST_MS;
+      return this.failed(duty, now, error);
     }
   }
 }

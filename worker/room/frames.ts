@@ -60,9 +60,8 @@ export class FrameHandler<Socket extends RoomSocket> {
         const waitedBefore = room.document.hasPending();
         room.life.fromSocket(socket, message.update, this.authorOf(socket, session), message.type === "sync-step2");
         // The first held update must be written by the alarm at the latest; the first waiting
-        // one dropped past its TTL.
+        // one dropped past its TTL (the core moves the alarm once the frame is handled).
         if ((!heldBefore && room.store.holdsUpdates()) || (!waitedBefore && room.document.hasPending())) room.alarmStale = true;
-        if (room.alarmStale) await room.scheduleAlarm();
         return room.life.settle();
       }
       case "awareness":
@@ -103,7 +102,7 @@ export class FrameHandler<Socket extends RoomSocket> {
     this.room.sessions.send(socket, session, encodePermissionDenied("read-only access: edits are not saved"));
   }
 
-  private async applyAwareness(socket: Socket, session: Session, update: Uint8Array): Promise<void> {
+  private applyAwareness(socket: Socket, session: Session, update: Uint8Array): void {
     const { presence, sessions } = this.room;
     const now = this.room.host.now();
     const heldBefore = presence.heldCount(socket);
@@ -131,7 +130,8 @@ export class FrameHandler<Socket extends RoomSocket> {
     // A client back at the clock its removal went out with: its provider answers this removal
     // with its state under the next clock, which peers that saw the removal take (awareness.ts).
     if (renew.length > 0) sessions.send(socket, session, encodeAwareness(renew));
-    await this.room.scheduleAlarm();
+    // Presence is swept when not renewed: the core moves the alarm if that is now the earliest.
+    this.room.alarmStale = true;
   }
 
   /**

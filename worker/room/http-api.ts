@@ -155,8 +155,7 @@ export class RoomApi<Socket extends RoomSocket> {
     const { room } = this;
     // The answer tells the caller its edit is saved.
     if (!room.life.writeHeld()) throw new Error("storage write failed");
-    const nobodyHere = room.sessions.openSockets().length === 0;
-    if (nobodyHere && room.hasIdleWork()) room.idleWorkDue = room.host.now() + IDLE_COMPACTION_DELAY_MS;
-    await room.scheduleAlarm(nobodyHere);
+    if (room.sessions.openSockets().length === 0 && room.hasIdleWork()) room.idleWorkDue = room.host.now() + IDLE_COMPACTION_DELAY_MS;
+    await room.scheduleAlarm();
   }
 }

@@ -26,6 +26,7 @@ export class Room extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.core = new RoomCore(durableObjectHost(ctx), { limits: roomLimits(env), webhooks: webhookSettings(env) });
     this.api = new RoomApi(this.core);
+    void ctx.blockConcurrencyWhile(() => this.core.wake());
   }
 
   /** Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync handshake. */

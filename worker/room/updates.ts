@@ -104,8 +104,11 @@ export class UpdateLife<Socket extends RoomSocket> {
   }
 
   private apply(update: Uint8Array, now: number, sender?: Socket) {
+    // An update may let waiting ones of others integrate with it: what is relayed then holds
+    // edits its sender lacks, so it goes to the sender too (Yjs skips what it has).
+    const relayToSender = this.room.document().hasPending();
     try {
-      return this.room.document().apply(update, now, this.relay(sender));
+      return this.room.document().apply(update, now, this.relay(relayToSender ? undefined : sender));
     } finally {
       this.afterDocumentWork();
     }
