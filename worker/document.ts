@@ -50,6 +50,8 @@ export interface Applied {
   integrated: Uint8Array | null;
   /** Part of the update waits for dependencies: it is not stored, so its sender is not told it is saved. */
   waits: boolean;
+  /** The clients whose structs in the update wait (empty when only deletions wait, or nothing). */
+  waitingClients?: number[];
 }
 
 /** The `Y.Text` the editor shows (y-codemirror.next's convention). */
@@ -161,8 +163,9 @@ export class RoomDocument {
     });
     this.pendingDeleteRanges = this.doc.store.pendingDs === null ? 0 : this.pendingDeleteRanges + shape.waitingDeleteRanges;
     this.boundPending(now);
-    const structsWait = [...shape.reach].some(([client, clock]) => Y.getState(this.doc.store, client) < clock);
-    return { integrated, waits: structsWait || (shape.waitingDeleteRanges > 0 && this.doc.store.pendingDs !== null) };
+    const waitingClients = [...shape.reach].filter(([client, clock]) => Y.getState(this.doc.store, client) < clock).map(([client]) => client);
+    const deletesWait = shape.waitingDeleteRanges > 0 && this.doc.store.pendingDs !== null;
+    return { integrated, waits: waitingClients.length > 0 || deletesWait, waitingClients };
   }
 
   /** Bytes of updates waiting for dependencies (at most {@link MAX_PENDING_UPDATE_BYTES}). */

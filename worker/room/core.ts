@@ -266,7 +266,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   }
 
   /** At the end of an event: moves the alarm if the event changed what is due. Never throws (the duties retry). */
-  private async rearmIfStale(): Promise<void> {
+  async rearmIfStale(): Promise<void> {
     if (!this.alarmStale) return;
     try {
       await this.scheduleAlarm();

@@ -46,23 +46,28 @@ export class RoomApi<Socket extends RoomSocket> {
     };
   }
 
-  /** `POST /api/docs/:name/update`: validated, stored and relayed like an edit from a socket. */
+  /** `POST /api/docs/:name/update`: validated, stored, then relayed like an edit from a socket. */
   async applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>> {
-    const result = outcomeOf(() => {
-      const { integrated, waits } = this.room.life.fromApi(update, author);
-      return { changed: integrated, ...(waits ? { pending: true as const } : {}) };
+    const { room } = this;
+    return this.write(() => {
+      const result = outcomeOf(() => {
+        const { integrated, waits } = room.life.fromHttp((relay) => room.document.apply(update, room.host.now(), relay), author);
+        return { changed: integrated !== null, ...(waits ? { pending: true as const } : {}) };
+      });
+      room.life.settle();
+      return result;
     });
-    this.room.life.settle();
-    await this.afterWrite();
-    return result;
   }
 
-  /** `PUT /api/docs/:name/text`: replaces the text as a small edit, relayed live. */
+  /** `PUT /api/docs/:name/text`: replaces the text as a small edit, stored, then relayed live. */
   async replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>> {
-    const now = this.room.host.now();
-    const result = outcomeOf(() => ({ changed: this.room.life.fromRoom((relay) => this.room.document.replaceText(text, now, relay), author) }));
-    await this.afterWrite();
-    return result;
+    const { room } = this;
+    return this.write(() =>
+      outcomeOf(() => {
+        const { integrated } = room.life.fromHttp((relay) => ({ integrated: room.document.replaceText(text, room.host.now(), relay), waits: false }), author);
+        return { changed: integrated !== null };
+      }),
+    );
   }
 
   versions(): VersionInfo[] {
@@ -98,23 +103,24 @@ export class RoomApi<Socket extends RoomSocket> {
     const { room } = this;
     const version = room.history.load(id);
     if (!version) return noSuchVersion(id);
-    const result = outcomeOf(() => {
-      const update = room.document.restoreUpdate(version);
-      if (update === null) return { changed: false };
-      // The version of what the restore replaces is read first but written only once the
-      // apply, which can still refuse the restore (4413), has taken it: a refused restore
-      // leaves no version and no webhook event behind.
-      const replaced = room.currentVersion();
-      const changed = room.life.fromRoom((relay) => {
-        const { integrated } = room.document.apply(update, room.host.now(), relay);
-        // Before the restore counts as a change, so the restored state is the one left unversioned.
-        if (integrated !== null) room.takeVersion("before-restore", null, replaced);
-        return integrated;
-      }, author);
-      return { changed };
-    });
+    const result = await this.write(() =>
+      outcomeOf(() => {
+        const update = room.document.restoreUpdate(version);
+        if (update === null) return { changed: false };
+        // The version of what the restore replaces is read first but written only once the
+        // apply, which can still refuse the restore (4413), has taken it: a refused restore
+        // leaves no version and no webhook event behind.
+        const replaced = room.currentVersion();
+        const { integrated } = room.life.fromHttp((relay) => {
+          const applied = room.document.apply(update, room.host.now(), relay);
+          // Before the restore counts as a change, so the restored state is the one left unversioned.
+          if (applied.integrated !== null) room.takeVersion("before-restore", null, replaced);
+          return applied;
+        }, author);
+        return { changed: integrated !== null };
+      }),
+    );
     if (result.ok && result.value.changed) logEvent("version_restored", { room: room.name, id });
-    await this.afterWrite();
     return result;
   }
 
@@ -135,7 +141,13 @@ export class RoomApi<Socket extends RoomSocket> {
     const { room } = this;
     const now = room.host.now();
     for (const socket of room.sessions.openSockets()) room.sessions.reject(socket, CloseCode.documentDeleted, "document deleted", now);
-    await room.deleteStorage("deleted");
+    try {
+      await room.deleteStorage("deleted");
+    } finally {
+      // A fault part way (after the alarm was deleted) must not leave what is due without one.
+      room.alarmStale = true;
+      await room.rearmIfStale();
+    }
   }
 
   /** `GET /api/docs/:name/webhooks`: events not yet delivered, failed ones included (none with webhooks off). */
@@ -144,18 +156,21 @@ export class RoomApi<Socket extends RoomSocket> {
   }
 
   /**
-   * After a write through the API: the same timed work as after a socket session, so a
+   * Runs a write through the API, then the same timed work as after a socket session, so a
    * document only ever written over HTTP is compacted, versioned and expires too. With nobody
    * connected, a run of writes is a session: each write pushes the idle work back, so its
    * version is taken once writes pause (and every interval while they go on), not every
-   * few seconds. An update with missing dependencies waits, and the alarm drops it if they
-   * never come.
+   * few seconds. Whatever the write did, even when it threw, the alarm is moved for it.
    */
-  private async afterWrite(): Promise<void> {
+  private async write<T>(change: () => T): Promise<T> {
     const { room } = this;
-    // The answer tells the caller its edit is saved.
-    if (!room.life.writeHeld()) throw new Error("storage write failed");
-    if (room.sessions.openSockets().length === 0 && room.hasIdleWork()) room.idleWorkDue = room.host.now() + IDLE_COMPACTION_DELAY_MS;
-    await room.scheduleAlarm();
+    try {
+      const result = change();
+      if (room.sessions.openSockets().length === 0 && room.hasIdleWork()) room.idleWorkDue = room.host.now() + IDLE_COMPACTION_DELAY_MS;
+      return result;
+    } finally {
+      room.alarmStale = true;
+      await room.rearmIfStale();
+    }
   }
 }

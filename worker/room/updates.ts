@@ -17,7 +17,7 @@
  * everything the room lacks). What every other path does to held and waiting updates is the
  * table in docs/architecture.md; this module is where each row happens.
  */
-import type { RoomDocument } from "../document";
+import type { Applied, RoomDocument } from "../document";
 import { logEvent } from "../log";
 import { CloseCode, encodeAwareness, encodeSyncStep1, encodeSyncUpdate } from "../protocol";
 import type { DocumentStore } from "../storage";
@@ -81,26 +81,42 @@ export class UpdateLife<Socket extends RoomSocket> {
       this.heldWriters.add(socket);
       this.room.accepted(applied.integrated, author);
     }
-    if (applied.waits) this.withhold(socket, "waiting");
+    if (applied.waits && this.waitsForOwnEdits(socket, applied)) this.withhold(socket, "waiting");
     if (this.room.store().heldDue(now)) this.writeHeld();
   }
 
-  /** An update from the HTTP API, through to held; the caller writes it before answering. */
-  fromApi(update: Uint8Array, author: string | undefined): { integrated: boolean; waits: boolean } {
-    const applied = this.apply(update, this.room.now());
-    if (applied.integrated !== null) this.room.accepted(applied.integrated, author);
-    return { integrated: applied.integrated !== null, waits: applied.waits };
+  /**
+   * Whether what waits of a socket's update holds its own edits: structs under a client ID of
+   * its presence (a y-websocket client edits under the ID it announces), or deletions (which
+   * name no author). Structs of other clients it forwards may wait for good (a client that
+   * was relayed edits and lost their base to a DELETE sends them with every sync), and must
+   * not keep its own saved edits from being confirmed. Without presence, anything waiting counts.
+   */
+  private waitsForOwnEdits(socket: Socket, applied: Applied): boolean {
+    const waitingClients = applied.waitingClients ?? [];
+    const own = this.room.presence.heldBy(socket);
+    if (waitingClients.length === 0 || Object.keys(own).length === 0) return true;
+    return waitingClients.some((client) => client in own);
   }
 
-  /** A change the room makes itself (a text replacement, a restore), through to held. */
-  fromRoom(change: (relay: (integrated: Uint8Array) => void) => Uint8Array | null, author: string | undefined): boolean {
+  /**
+   * A write over HTTP (an update, a text replacement, a restore), through to stored. Its caller
+   * is answered only once it is written anyway, so it is relayed only then: a storage fault
+   * leaves nobody holding it (a reader could never send it back). Throws when the write failed.
+   */
+  fromHttp(change: (relay: (integrated: Uint8Array) => void) => Applied, author: string | undefined): Applied {
+    const relayed: Uint8Array[] = [];
+    let applied: Applied;
     try {
-      const integrated = change(this.relay());
-      if (integrated !== null) this.room.accepted(integrated, author);
-      return integrated !== null;
+      applied = change((integrated) => relayed.push(integrated));
+      if (applied.integrated !== null) this.room.accepted(applied.integrated, author);
     } finally {
       this.afterDocumentWork();
     }
+    if (!this.writeHeld()) throw new Error("storage write failed");
+    const now = this.room.now();
+    for (const integrated of relayed) this.room.sessions.broadcast(encodeSyncUpdate(integrated), now);
+    return applied;
   }
 
   private apply(update: Uint8Array, now: number, sender?: Socket) {
