@@ -441,7 +441,12 @@ export class World {
     const dueBefore = this.figures()?.nextDue ?? null;
     const logsBefore = this.logs.length;
     const result = await this.event(`alarm (${how}, set for ${this.rel(scheduled)})`, "alarm", (core) => core.alarm(), () => this.storage.clearAlarmForRun());
-    if (result.killed) return;
+    if (result.killed) {
+      // A run that died did not complete: the runtime fires it again (an outbound request in
+      // the run may have committed the clearing already, which the rollback cannot undo).
+      if (this.storage.alarm === null) this.storage.restoreAlarm(scheduled);
+      return;
+    }
     if (result.threw && this.storage.alarm === null) {
       // The runtime retries a failed alarm handler with backoff.
       this.storage.restoreAlarm(this.now + 2_000);

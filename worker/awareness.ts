@@ -113,6 +113,8 @@ export class PresenceRegistry<Socket> {
       if (owner !== undefined && this.claims.get(Number(id)) !== owner) this.remember(Number(id), owner, changes);
     }
     this.bySocket.set(socket, records);
+    // What it held counts against what it may claim, as before the wake (an echo must not claim).
+    if (owner !== undefined) this.claimsBySocket.set(socket, records.size);
     this.report(changes);
   }
 
@@ -179,7 +181,7 @@ export class PresenceRegistry<Socket> {
       // Back at the clock its removal went out with: peers that saw the removal ignore this state.
       if (!this.owners.has(clientId) && this.removedClocks.get(clientId) === clock) renew.push({ clientId, clock, state: null });
       this.owners.set(clientId, socket);
-      if (owner !== undefined && !this.claims.has(clientId) && claimsBefore + claimed < MAX_CLAIMS_PER_SOCKET) {
+      if (owner !== undefined && !this.claims.has(clientId) && claimsBefore + claimed < MAX_CLAIMS_PER_SOCKET && !this.holdsClaimOf(held, owner, clientId)) {
         claimed++;
         this.remember(clientId, owner, claimChanges);
       }
@@ -188,6 +190,16 @@ export class PresenceRegistry<Socket> {
     this.report(claimChanges);
     this.bySocket.set(socket, held);
     return { changes: [...changes.values()], renew };
+  }
+
+  /**
+   * Whether a socket holding `held` already holds an ID other than `clientId` claimed by its
+   * owner (one it brought back, claimed before): its claim is used, whether it made it now or
+   * its owner did before.
+   */
+  private holdsClaimOf(held: Map<number, PresenceRecord>, owner: string, clientId: number): boolean {
+    for (const id of held.keys()) if (id !== clientId && this.claims.get(id) === owner) return true;
+    return false;
   }
 
   /** Removes everything `socket` controls; returns the removals to announce. */

@@ -82,11 +82,15 @@ export const MAX_PRESENCE_CLAIMS = 4_096;
 export const MAX_CLAIMS_PER_OWNER = 64;
 
 /**
- * How many client IDs one socket may claim. A stock provider uses one per connection; without
- * a cap, a socket cycling through new IDs would make the room write hundreds of claim rows per
- * frame (measured: 240 new IDs a frame cost about 4 ms of the room's time).
+ * How many client IDs one socket may claim: the first it sets a state for. A stock provider
+ * uses one per connection and sends its own state first on open; every other ID it sends is an
+ * echo of a state the room relayed (stock providers re-send every presence change they
+ * receive), shown but never claimed. With more, an echo of a departed client's state after a
+ * wake that forgot its claim (a document never written keeps claims in memory only) claimed
+ * its ID for the echoer and locked its owner out (found by the simulation). Without a cap, a
+ * socket cycling through new IDs would also make the room write claim rows per frame.
  */
-export const MAX_CLAIMS_PER_SOCKET = 16;
+export const MAX_CLAIMS_PER_SOCKET = 1;
 
 /** How many removed awareness clocks the room remembers to refuse stale resurrections. */
 export const MAX_PRESENCE_TOMBSTONES = 1024;

@@ -232,7 +232,7 @@ export class DocumentStore {
 
   /** Presence claims kept by {@link saveClaims}, oldest first. */
   loadClaims(): [clientId: number, owner: string][] {
-    if (!this.created) return [];
+    if (!this.created && !this.tableExists("edgedoc_presence_claims")) return [];
     return this.sql
       .exec<{ client_id: number; owner: string }>("SELECT client_id, owner FROM edgedoc_presence_claims ORDER BY at, client_id")
       .toArray()
@@ -244,17 +244,24 @@ export class DocumentStore {
    * wake) made: a client ID with its owner is claimed, with `null` forgotten. The presence
    * registry decides which claims to forget (its caps are per owner, not by age alone), so the
    * table holds what it holds and loads back the same. A handful of rows per update: a socket
-   * claims at most {@link MAX_CLAIMS_PER_SOCKET}. A document never written keeps its claims in
-   * memory only, so probing a name still stores nothing.
+   * claims at most {@link MAX_CLAIMS_PER_SOCKET}. A document never written keeps them too, in
+   * that table alone, while sockets are here (a wake would otherwise forget them, and an echo of
+   * a departed client's state claim its ID for another owner): {@link dropUnwrittenClaims}
+   * removes it when the last one leaves, so visiting a name leaves nothing behind.
    */
   saveClaims(changes: readonly [clientId: number, owner: string | null][], at: number): void {
-    if (!this.created) return;
     this.transaction(() => {
+      if (!this.created) this.sql.exec(CLAIMS_TABLE);
       for (const [clientId, owner] of changes) {
         if (owner === null) this.sql.exec("DELETE FROM edgedoc_presence_claims WHERE client_id = ?", clientId);
         else this.sql.exec("INSERT OR REPLACE INTO edgedoc_presence_claims (client_id, owner, at) VALUES (?, ?, ?)", clientId, owner, at);
       }
     });
+  }
+
+  /** The last socket left a document never written: its presence claims go (see {@link saveClaims}). */
+  dropUnwrittenClaims(): void {
+    if (!this.created) this.sql.exec("DROP TABLE IF EXISTS edgedoc_presence_claims");
   }
 
   /** Records when the last socket left, for idle expiry; a document never written has nothing to expire. */

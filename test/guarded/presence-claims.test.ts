@@ -5,7 +5,7 @@
  */
 import { env, evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { MAX_CLAIMS_PER_SOCKET, MAX_PRESENCE_CLAIMS } from "../../worker/limits";
+import { MAX_CLAIMS_PER_OWNER, MAX_CLAIMS_PER_SOCKET } from "../../worker/limits";
 import { MessageType, decodeAwarenessUpdate, encodeAwareness, type AwarenessEntry } from "../../worker/protocol";
 import { signToken } from "../../worker/tokens";
 import * as decoding from "lib0/decoding";
@@ -85,11 +85,12 @@ describe("presence claims", () => {
     await waitFor(() => nameSeenBy(alice, ALICE_ID) === "Alice", "alice's presence echoed");
     alice.close();
 
-    // Enough sockets, each claiming as many new IDs as one may, to have pushed every other
-    // claim out of the room under a room-wide oldest-first rule. This room admits 3 sockets,
-    // so they come one after another, as reloads would.
+    // More sockets, each claiming as many new IDs as one may, than one owner may hold claims:
+    // under an oldest-first rule, Alice's would be the first to go. (Past the room's cap the
+    // owner holding the most loses its oldest: presence-registry.test.ts.) This room admits 3
+    // sockets, so they come one after another, as reloads would.
     const token = await tokenFor(room, "mallory");
-    const sockets = Math.ceil(MAX_PRESENCE_CLAIMS / MAX_CLAIMS_PER_SOCKET) + 1;
+    const sockets = Math.ceil(MAX_CLAIMS_PER_OWNER / MAX_CLAIMS_PER_SOCKET) + 2;
     for (let socket = 0; socket < sockets; socket++) {
       const mallory = await TestClient.connect(room, { token });
       const ids = Array.from({ length: MAX_CLAIMS_PER_SOCKET }, (_, i) => 1_000_000 + socket * MAX_CLAIMS_PER_SOCKET + i);

@@ -245,6 +245,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       if (this.sessions.openSockets().length === 0) {
         this.life.writeHeld();
         this.store.markActive(now);
+        this.store.dropUnwrittenClaims();
       }
     } catch (error) {
       // A storage fault: the socket is gone whatever happened; the duties retry what is left.
