@@ -318,7 +318,7 @@ export class Outbox {
    */
   tidy(now: number, keepTable: boolean): void {
     if (!this.created) return;
-    this.change("DELETE FROM edgedoc_webhooks WHERE state = 'failed' AND due_at < ?", now - WEBHOOK_FAILED_RETENTION_MS);
+    this.change("DELETE FROM edgedoc_webhooks WHERE state = 'failed' AND due_at <= ?", now - WEBHOOK_FAILED_RETENTION_MS);
     this.change("DELETE FROM edgedoc_webhooks WHERE seq IN (SELECT seq FROM edgedoc_webhooks WHERE state = 'failed' ORDER BY seq DESC LIMIT -1 OFFSET ?)", MAX_FAILED_WEBHOOKS);
     if (keepTable) return;
     const { rows } = this.sql.exec<{ rows: number }>("SELECT COUNT(*) AS rows FROM edgedoc_webhooks").one();

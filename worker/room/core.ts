@@ -379,9 +379,9 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     // Webhook events still to send outlive the wipe; a document never written sends none.
     const carried = this.outbox?.carryOver() ?? [];
     await this.host.storage.deleteAlarm();
+    this.alarmAt = null;
     await this.host.storage.deleteAll();
     this.opened = null;
-    this.alarmAt = null;
     this.idleWorkDue = null;
     this.loadedDocument = null;
     this.socketDeadline = this.sessions.nextDeadline(this.host.now());
