@@ -12,4 +12,33 @@ export type PinnedSchedule =
   | { file: string; note: string }
   | { seed: number; schedule: number; steps?: number; note: string };
 
-export const PINNED: readonly PinnedSchedule[] = [];
+export const PINNED: readonly PinnedSchedule[] = [
+  { file: "2306641257-1271-liveness.json", note: "an echo after a wake claimed another client's ID (never-written document)" },
+  { file: "3116050816-1453-liveness.json", note: "an echo after a wake claimed another client's ID (never-written document)" },
+  { file: "3116050816-684-liveness.json", note: "an echo after a wake held an owner's ID, and the owner's own state was refused" },
+  { file: "3116050816-719-liveness.json", note: "a socket restored after a wake had its claim count reset, so its echo claimed" },
+  { file: "3116050816-835-liveness.json", note: "claims made before the first write were never saved; after a wake an echo claimed" },
+  { file: "3162504673-8142-alarm-progress.json", note: "failed webhook events were tidied a millisecond after the alarm set for them: hot alarm" },
+  { file: "3162504673-8298-alarm-after-throw.json", note: "a fault in deleteAll after deleteAlarm left what was due without an alarm" },
+  { file: "3255196998-559-liveness.json", note: "an echo after a wake claimed another client's ID (never-written document)" },
+  { file: "3255196998-686-webhooks.json", note: "a killed alarm run after an outbound request was not fired again (simulation model)" },
+  { file: "555-1347-alarm-after-throw.json", note: "an HTTP write that threw under a fault skipped moving the alarm for what it held" },
+  { file: "555-1372-convergence.json", note: "an HTTP write relayed before its failed write left a reader with an edit nobody stored" },
+  { file: "555-1911-liveness.json", note: "orphaned edits from a DELETE kept a client's own saved edits unconfirmed" },
+  { file: "555-482-liveness.json", note: "own edits made on top of orphans can never be stored (a known limit, exempt)" },
+  { file: "accepted-bookkeeping-throws.json", note: "a storage fault in history/webhook bookkeeping after an integrated edit escaped and left the alarm unset" },
+  { file: "claims-lost-presence-lockout.json", note: "after a wake on a never-written document an echo claimed a departed client's ID and locked its owner out" },
+  { file: "close-burst-fault-duplicate-ids.json", note: "a fault closing a webhook burst left it collecting; the next burst sent one event under two ids" },
+  { file: "close-burst-fault-hot-alarm.json", note: "a fault closing a webhook burst left a due row nobody closed: the alarm fired back to back" },
+  { file: "closed-fault-skips-rearm.json", note: "a storage fault in closed() skipped moving the alarm" },
+  { file: "delete-after-expiry-drops-webhooks.json", note: "a DELETE after expiry dropped carried-over webhook events silently" },
+  { file: "delete-bookkeeping-fault-partial-event.json", note: "an event's rows for several endpoints were not one transaction" },
+  { file: "delete-half-done-bricks-room.json", note: "a fault reopening storage after DELETE left handles to deleted tables" },
+  { file: "destroy-leaves-stale-deadline.json", note: "DELETE kept a socket deadline for sockets it closed" },
+  { file: "failed-due-question-delays-alarm.json", note: "a duty whose due-time question threw pushed the alarm later on every event" },
+  { file: "failed-first-write-leaves-last-update.json", note: "a failed first write left the document reported as existing" },
+  { file: "last-socket-rejected-no-rearm.json", note: "the room closing the last socket itself did not schedule the session's end" },
+  { file: "orphan-pending-never-confirmed.json", note: "a client holding edits whose base a DELETE removed was never confirmed for its own" },
+  { file: "relay-skips-sender.json", note: "an update that let others' waiting updates integrate was not relayed to its sender" },
+  { file: "wake-does-not-rearm.json", note: "a wake did not re-arm the alarm for what was due" },
+];
