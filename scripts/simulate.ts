@@ -2,7 +2,7 @@
  * `npm run simulate`: the deterministic simulation of the room core (sim/, docs in sim/main.ts).
  *
  * The worker's modules import without extensions (bundler resolution), which Node cannot load
- * directly, so this bundles sim/main.ts with esbuild (a dependency of wrangler and vite) into
+ * directly, so this bundles sim/main.ts with esbuild (the version wrangler and vite use) into
  * node_modules/.cache/edgedoc-sim/sim.mjs, every run (about a tenth of a second), and runs it.
  * The bundle is also what the worker threads load.
  */
