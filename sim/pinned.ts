@@ -41,4 +41,9 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "orphan-pending-never-confirmed.json", note: "a client holding edits whose base a DELETE removed was never confirmed for its own" },
   { file: "relay-skips-sender.json", note: "an update that let others' waiting updates integrate was not relayed to its sender" },
   { file: "wake-does-not-rearm.json", note: "a wake did not re-arm the alarm for what was due" },
+  { file: "20261206-1227-liveness.json", note: "a removal spoofed under a high clock left an owner's lower clocks refused for good (now sent that removal back)" },
+  { file: "3786060189-15614-api-stored.json", note: "DELETE closing one socket wrote what was held, and a failed write closed another 1011 before its 4410" },
+  { file: "3786060189-21350-no-throw.json", note: "an empty version text bound as NULL (an empty array without backing store)" },
+  { file: "3786060189-49530-confirmed-stored.json", note: "a failed write discarded another tab's shared edit; its author was confirmed by the next echo" },
+  { file: "3786060189-81008-convergence.json", note: "a sync answer encoded before a failed write carried what the write discarded" },
 ];

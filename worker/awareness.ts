@@ -13,9 +13,9 @@
  * - Refused entries leave no trace: an entry dropped by any rule is neither relayed nor
  *   recorded, so no clock the room keeps (held states, removal tombstones) moves for it.
  * - Returns are seen: a client that comes back at the clock its removal was announced with (a
- *   stock provider re-sends its state unchanged when it reconnects) would be ignored by every
- *   peer that saw the removal, since y-protocols takes a state only with a newer clock. The
- *   sender is sent that removal back ({@link PresenceUpdate.renew}); y-protocols never lets a
+ *   stock provider re-sends its state unchanged when it reconnects), or below it (a removal
+ *   spoofed under a high clock), would be ignored by every peer that saw the removal, since
+ *   y-protocols takes a state only with a newer clock. The sender is sent that removal back ({@link PresenceUpdate.renew}); y-protocols never lets a
  *   remote removal drop its local state and answers it with the state under the next clock,
  *   which every peer takes.
  * - Claims: with tokens, a client ID belongs to the owner (token subject) whose socket first
@@ -140,6 +140,8 @@ export class PresenceRegistry<Socket> {
     let heldBytes = presenceBytes(held);
     // Keyed by client ID: an update naming one client many times changes it once.
     const changes = new Map<number, AwarenessEntry>();
+    // IDs sent under a clock older than their removal, by that removal's clock (see below).
+    const behindRemoval = new Map<number, number>();
     for (const entry of entries) {
       const holder = this.owners.get(entry.clientId);
       if (holder !== undefined && holder !== socket) continue;
@@ -149,7 +151,15 @@ export class PresenceRegistry<Socket> {
       const floor = current?.clock ?? (this.removedClocks.get(entry.clientId) ?? 0) - 1;
       // A removal may repeat the current clock; a state must be newer. Either way, nothing
       // older than the floor is decoded.
-      if (entry.clock < floor || (entry.clock === floor && current === undefined)) continue;
+      if (entry.clock < floor || (entry.clock === floor && current === undefined)) {
+        // Behind a removal the room announced (a spoofed one under a high clock, say): its
+        // owner would never be shown again below that clock. Sent that removal back, a stock
+        // provider whose own ID it is answers with its state under the next clock; anyone
+        // else just drops a state it held for a departed client.
+        const removedAt = this.removedClocks.get(entry.clientId);
+        if (current === undefined && removedAt !== undefined && entry.clock < removedAt) behindRemoval.set(entry.clientId, removedAt);
+        continue;
+      }
       const afterBytes = heldBytes - (current ? recordBytes(current.state) : 0) + entry.state.length + PRESENCE_ENTRY_OVERHEAD_BYTES;
       if (afterBytes > MAX_PRESENCE_BYTES_PER_SOCKET) {
         throw new ProtocolError(
@@ -186,6 +196,7 @@ export class PresenceRegistry<Socket> {
         this.remember(clientId, owner, claimChanges);
       }
     }
+    for (const [clientId, clock] of behindRemoval) if (!changes.has(clientId)) renew.push({ clientId, clock, state: null });
     if (claimed > 0) this.claimsBySocket.set(socket, claimsBefore + claimed);
     this.report(claimChanges);
     this.bySocket.set(socket, held);

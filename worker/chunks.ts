@@ -4,7 +4,10 @@
  */
 
 export function splitIntoChunks(bytes: Uint8Array, chunkBytes: number): Uint8Array[] {
-  if (bytes.length === 0) return [bytes];
+  // One empty part, freshly made: an empty array from TextEncoder has no backing store, which a
+  // SQLite binding may read as NULL (node:sqlite does, found by the simulation) and a BLOB NOT NULL
+  // column refuses.
+  if (bytes.length === 0) return [new Uint8Array(0)];
   const chunks: Uint8Array[] = [];
   for (let offset = 0; offset < bytes.length; offset += chunkBytes) {
     chunks.push(bytes.subarray(offset, offset + chunkBytes));

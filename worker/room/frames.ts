@@ -51,6 +51,9 @@ export class FrameHandler<Socket extends RoomSocket> {
     const room = this.room;
     switch (message.type) {
       case "sync-step1":
+        // Written before the answer is encoded: a failed write sends the room back to what is
+        // stored, and the answer must not carry what it discarded.
+        room.life.writeHeld();
         return this.answer(socket, session, encodeSyncStep2(room.document.missingFrom(message.stateVector)));
       case "sync-step2":
       case "sync-update": {
@@ -67,6 +70,8 @@ export class FrameHandler<Socket extends RoomSocket> {
       case "awareness":
         return this.applyAwareness(socket, session, message.update);
       case "query-awareness":
+        // Written first: a failed write withholds this socket's confirmation, so its own state is left out.
+        room.life.writeHeld();
         return this.answer(socket, session, encodeAwareness(room.presence.states(room.life.isWithheld(socket) ? socket : undefined)));
       default:
         // A message type added to the protocol but not handled here fails to compile.
@@ -112,6 +117,8 @@ export class FrameHandler<Socket extends RoomSocket> {
       // provider in a busy room is never closed for it, and a flood cannot pose as echoes.
       if (session.echoCredit >= update.byteLength) session.echoCredit -= update.byteLength;
       else if (!session.messages.take(1, now)) throw this.rateExceeded();
+      // A state behind its removal changes nothing, but its sender is told (see below).
+      if (renew.length > 0) sessions.send(socket, session, encodeAwareness(renew));
       return;
     }
     if (!session.messages.take(1, now)) throw this.rateExceeded();
@@ -126,9 +133,12 @@ export class FrameHandler<Socket extends RoomSocket> {
     // otherwise hears nothing and reconnects after 30 s of silence. The echo also tells the
     // sender that everything it sent before is stored (client/saved.ts relies on it), so a
     // sender whose confirmation is withheld does not get it.
+    // Whether its confirmation is withheld is asked once what is held is written: a failed write withholds it.
+    this.room.life.writeHeld();
     sessions.broadcast(encodeAwareness(changes), now, this.room.life.isWithheld(socket) ? socket : undefined);
-    // A client back at the clock its removal went out with: its provider answers this removal
-    // with its state under the next clock, which peers that saw the removal take (awareness.ts).
+    // A client back at (or behind) the clock its removal went out with: its provider answers
+    // this removal with its state under the next clock, which peers that saw the removal take
+    // (awareness.ts).
     if (renew.length > 0) sessions.send(socket, session, encodeAwareness(renew));
     // Presence is swept when not renewed: the core moves the alarm if that is now the earliest.
     this.room.alarmStale = true;

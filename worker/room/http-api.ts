@@ -139,8 +139,7 @@ export class RoomApi<Socket extends RoomSocket> {
    */
   async destroy(): Promise<void> {
     const { room } = this;
-    const now = room.host.now();
-    for (const socket of room.sessions.openSockets()) room.sessions.reject(socket, CloseCode.documentDeleted, "document deleted", now);
+    room.sessions.closeAll(CloseCode.documentDeleted, "document deleted", room.host.now());
     try {
       await room.deleteStorage("deleted");
     } finally {

@@ -257,6 +257,21 @@ export class Sessions<Socket extends RoomSocket> {
     this.drop(socket, now);
   }
 
+  /**
+   * Closes every open socket with `code`, all before any is forgotten: forgetting one tells the
+   * others its presence left, which first writes what is held, and a write that fails would
+   * close its writers with 1011 instead (DELETE closes everyone with 4410).
+   */
+  closeAll(code: CloseCode, reason: string, now: number): void {
+    const sockets = this.openSockets();
+    for (const socket of sockets) {
+      this.markClosing(socket);
+      logEvent("frame_rejected", { room: this.room, code, reason });
+      closeQuietly(socket, code, reason);
+    }
+    for (const socket of sockets) this.drop(socket, now);
+  }
+
   /** Closes a socket just accepted (1013): the room cannot take it now. */
   refuseNew(socket: Socket, reason: string): void {
     this.sessions.delete(socket);

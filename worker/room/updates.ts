@@ -14,9 +14,11 @@
  * written before any frame but a relayed edit leaves, and a writer with an update waiting or
  * dropped gets no echo); an update another socket was sent is stored, or its writers are asked
  * to send it again (closed 1011, or sent sync step 1, which a y-websocket client answers with
- * everything the room lacks). What every other path does to held and waiting updates is the
+ * everything the room lacks). After a failed write every writer is asked: the discarded batch
+ * may hold edits of clients other than the sockets that sent them. What every other path does to held and waiting updates is the
  * table in docs/architecture.md; this module is where each row happens.
  */
+import * as Y from "yjs";
 import type { Applied, RoomDocument } from "../document";
 import { logEvent } from "../log";
 import { CloseCode, encodeAwareness, encodeSyncStep1, encodeSyncUpdate } from "../protocol";
@@ -110,6 +112,11 @@ export class UpdateLife<Socket extends RoomSocket> {
     try {
       applied = change((integrated) => relayed.push(integrated));
       if (applied.integrated !== null) this.room.accepted(applied.integrated, author);
+    } catch (error) {
+      // A fault after the change was integrated (a restore's before-restore version, say): the
+      // caller is answered 500, so nothing of it may stay.
+      if (relayed.length > 0) this.goBackToStored(error);
+      throw error;
     } finally {
       this.afterDocumentWork();
     }
@@ -152,18 +159,34 @@ export class UpdateLife<Socket extends RoomSocket> {
       return true;
     }
     const writers = [...this.heldWriters];
+    const held = [...this.room.store().heldUpdates()];
     this.heldWriters.clear();
     try {
       this.room.store().writeHeld();
       return true;
     } catch (error) {
-      logEvent("room_error", { room: this.room.name, error: String(error) });
-      this.room.document().discardUnstored();
-      this.afterDocumentWork();
-      const now = this.room.now();
-      for (const socket of writers) this.room.sessions.reject(socket, CloseCode.internalError, "internal error", now);
+      this.goBackToStored(error, writers, held);
       return false;
     }
+  }
+
+  /**
+   * After a storage fault: the document goes back to what is stored and the sockets that sent
+   * what was held are closed (1011). What was discarded may hold edits of others than those
+   * sockets (another tab's, shared with the one that sent them): a socket whose presence names
+   * an author of a discarded update is asked to send what the room lacks, and told nothing
+   * until it has; so is one whose waiting update the reload forgot.
+   */
+  private goBackToStored(error: unknown, writers = [...this.heldWriters], lost = [...this.room.store().heldUpdates()]): void {
+    logEvent("room_error", { room: this.room.name, error: String(error) });
+    const authors = authorsOf(lost);
+    this.heldWriters.clear();
+    this.room.document().discardUnstored();
+    this.room.document().takeLostWaiting();
+    const now = this.room.now();
+    for (const socket of writers) this.room.sessions.reject(socket, CloseCode.internalError, "internal error", now);
+    const authoredLost = (socket: Socket) => Object.keys(this.room.presence.heldBy(socket)).some((client) => authors.has(Number(client)));
+    this.askToResend([...this.withheld.keys(), ...this.room.sessions.openSockets().filter(authoredLost)]);
   }
 
   /**
@@ -171,7 +194,9 @@ export class UpdateLife<Socket extends RoomSocket> {
    * frame leaves), so each is sent the echo of its own presence: its save confirmation.
    */
   settle(): void {
-    if (this.room.document().hasPending()) return;
+    if (this.withheld.size === 0 || this.room.document().hasPending()) return;
+    // Written first: a failed write asks writers to resend, and those are not confirmed here.
+    this.writeHeld();
     for (const [socket, why] of this.withheld) {
       if (why !== "waiting") continue;
       this.confirmable(socket);
@@ -248,4 +273,11 @@ export class UpdateLife<Socket extends RoomSocket> {
     if (!this.withheld.delete(socket)) return;
     this.room.sessions.save(socket);
   }
+}
+
+/** The client IDs whose structs the updates carry (read from each update's state vector, without loading it). */
+function authorsOf(updates: readonly Uint8Array[]): Set<number> {
+  const authors = new Set<number>();
+  for (const update of updates) for (const client of Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update)).keys()) authors.add(client);
+  return authors;
 }
