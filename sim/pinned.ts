@@ -46,4 +46,5 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "3786060189-21350-no-throw.json", note: "an empty version text bound as NULL (an empty array without backing store)" },
   { file: "3786060189-49530-confirmed-stored.json", note: "a failed write discarded another tab's shared edit; its author was confirmed by the next echo" },
   { file: "3786060189-81008-convergence.json", note: "a sync answer encoded before a failed write carried what the write discarded" },
+  { file: "2878581601-37587-confirmed-stored.json", note: "a joiner's sync step 1 encoded before a failed write asked for less than the room had lost" },
 ];

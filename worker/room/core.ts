@@ -189,6 +189,9 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     }
     const now = this.host.now();
     const session = this.sessions.open(socket, grant, now);
+    // Written before the state vector is encoded: a failed write goes back to what is stored,
+    // and the joiner must be asked for everything the room lacks after it.
+    this.life.writeHeld();
     this.sessions.send(socket, session, encodeSyncStep1(this.document.stateVector()));
     const states = this.presence.states();
     if (states.length > 0) {

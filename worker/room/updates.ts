@@ -211,7 +211,10 @@ export class UpdateLife<Socket extends RoomSocket> {
    * left memory): their senders still hold them, and a sync step 1 from the room makes a
    * y-websocket client send them again. Their confirmation stays withheld until it answers.
    */
-  askToResend(sockets: Iterable<Socket>): void {
+  askToResend(sockets: readonly Socket[]): void {
+    if (sockets.length === 0) return;
+    // Written first, so the state vector asked against is what is stored (a fault re-enters here).
+    this.writeHeld();
     for (const socket of sockets) {
       const session = this.room.sessions.get(socket);
       if (!session || this.room.sessions.isClosing(socket)) continue;
