@@ -84,7 +84,7 @@ export default defineConfig({
           name: "simulation",
           include: ["test/sim/**/*.test.ts"],
           environment: "node",
-          testTimeout: 300_000,
+          testTimeout: 600_000,
         },
       },
       {
