@@ -57,11 +57,6 @@ export class Duties {
     return next;
   }
 
-  /** Whether `name` is backing off after a failure (its work is then not overdue). */
-  backingOff(name: string, now: number): boolean {
-    return (this.backoff.get(name)?.retryAt ?? 0) > now;
-  }
-
   /** Forgets every failure (the storage they were about was deleted). */
   reset(): void {
     this.backoff.clear();

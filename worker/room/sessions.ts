@@ -157,11 +157,6 @@ export class Sessions<Socket extends RoomSocket> {
     return this.listed().filter((socket) => !this.closing.has(socket));
   }
 
-  /** How many sockets the runtime lists that the room has closed. */
-  closingCount(): number {
-    return this.listed().length - this.openSockets().length;
-  }
-
   isClosing(socket: Socket): boolean {
     return this.closing.has(socket);
   }

@@ -245,11 +245,6 @@ export class UpdateLife<Socket extends RoomSocket> {
     this.withheld.clear();
   }
 
-  /** Figures for tests and the simulation. */
-  counts(): { heldWriters: number; withheld: number } {
-    return { heldWriters: this.heldWriters.size, withheld: this.withheld.size };
-  }
-
   /** After the document worked: if it dropped waiting updates or went back to storage, ask their writers again. */
   private afterDocumentWork(): void {
     if (this.room.document().takeLostWaiting()) {
