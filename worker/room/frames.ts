@@ -140,8 +140,10 @@ export class FrameHandler<Socket extends RoomSocket> {
     // this removal with its state under the next clock, which peers that saw the removal take
     // (awareness.ts).
     if (renew.length > 0) sessions.send(socket, session, encodeAwareness(renew));
-    // Presence is swept when not renewed: the core moves the alarm if that is now the earliest.
-    this.room.alarmStale = true;
+    // Presence is swept when not renewed: a new or removed client may change when that is next
+    // due, and the core then moves the alarm. A renewal (a cursor move, per keystroke) only
+    // moves its own sweep later, which the alarm already set covers.
+    if (whoChanged) this.room.alarmStale = true;
   }
 
   /**
