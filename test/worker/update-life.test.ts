@@ -37,6 +37,22 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * A room whose one writer stored `text` and left, with `table` renamed away (a storage fault for
+ * the duty that writes it), after the alarm ran for the session's end. The clock is faked.
+ */
+async function sessionEndedWithoutTable(label: string, text: string, table: string): Promise<string> {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  const room = roomName(label);
+  const writer = await TestClient.connect(room);
+  writer.insert(0, text);
+  await writer.saved();
+  await sql(room, `ALTER TABLE ${table} RENAME TO ${table}_away`);
+  writer.close();
+  await runAlarmWhenSet(stub(room), "the session's end");
+  return room;
+}
+
 describe("a writer whose waiting update is dropped", () => {
   it("by another writer past the pending bound is asked to resend, and is told it is saved only once it is", async () => {
     const room = roomName("pending-bound");
@@ -79,14 +95,7 @@ describe("a writer whose waiting update is dropped", () => {
 
 describe("duties", () => {
   it("one that fails (versions) backs off while compaction and expiry still run, and the alarm is re-armed", async () => {
-    vi.useFakeTimers({ toFake: ["Date"] });
-    const room = roomName("duty-fault");
-    const writer = await TestClient.connect(room);
-    writer.insert(0, "kept");
-    await writer.saved();
-    await sql(room, "ALTER TABLE edgedoc_version_parts RENAME TO edgedoc_version_parts_away");
-    writer.close();
-    await runAlarmWhenSet(stub(room), "the session's end");
+    const room = await sessionEndedWithoutTable("duty-fault", "kept", "edgedoc_version_parts");
     // The session-end version failed, the compaction after it ran.
     const stats = await stub(room).stats();
     expect(stats.logUpdates).toBe(0);
@@ -102,14 +111,7 @@ describe("duties", () => {
   });
 
   it("one that fails (compaction) is retried after its backoff, without waiting for a new trigger", async () => {
-    vi.useFakeTimers({ toFake: ["Date"] });
-    const room = roomName("compaction-fault");
-    const writer = await TestClient.connect(room);
-    writer.insert(0, "folded later");
-    await writer.saved();
-    await sql(room, "ALTER TABLE edgedoc_snapshot RENAME TO edgedoc_snapshot_away");
-    writer.close();
-    await runAlarmWhenSet(stub(room), "the session's end");
+    const room = await sessionEndedWithoutTable("compaction-fault", "folded later", "edgedoc_snapshot");
     // The version was taken; the compaction failed and keeps the log.
     expect(await stub(room).versions()).toMatchObject([{ reason: "session-end" }]);
     expect((await stub(room).stats()).logUpdates).toBe(1);
