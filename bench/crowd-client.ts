@@ -121,7 +121,7 @@ class Times {
 }
 
 /** `ws` without permessage-deflate (which it, like browsers, negotiates by default). */
-class NoDeflate extends WebSocket {
+export class NoDeflate extends WebSocket {
   constructor(url: string, protocols?: string | string[]) {
     super(url, protocols, { perMessageDeflate: false });
   }

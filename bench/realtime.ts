@@ -316,13 +316,13 @@ function awarenessFrame(clock: number): Uint8Array {
   return encodeAwareness([{ clientId: WRITER_CLIENT_ID, clock, state }]);
 }
 
-function percentiles(values: number[]): LatencyStats {
+export function percentiles(values: number[]): LatencyStats {
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
   return { samples: sorted.length, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
-const roomName = (target: Target, kind: string) => `bench-${target.name.replace(/\W/g, "-")}-${kind}-${Math.random().toString(36).slice(2, 8)}`;
+export const roomName = (target: Target, kind: string) => `bench-${target.name.replace(/\W/g, "-")}-${kind}-${Math.random().toString(36).slice(2, 8)}`;
 
 // ---------------------------------------------------------------------------------------------
 // Server CPU
@@ -426,7 +426,7 @@ async function awaitQuietMachine(cpu: CpuClock): Promise<number> {
  * Before the first, waits (bounded) for other programs to leave the machine quiet, and
  * records how much CPU they used during the run. Without a clock, just runs `body`.
  */
-async function withCpu<R extends { edits: number }>(target: Target, cpu: CpuClock | undefined, body: () => Promise<R>): Promise<R & { cpu: CpuCost | null }> {
+export async function withCpu<R extends { edits: number }>(target: Target, cpu: CpuClock | undefined, body: () => Promise<R>): Promise<R & { cpu: CpuCost | null }> {
   if (!cpu) return { ...(await body()), cpu: null };
   const waitedForQuietMs = await awaitQuietMachine(cpu);
   const before = cpu();

@@ -23,10 +23,12 @@ import { parseArgs } from "node:util";
 import { removePersistDir, startDevServer, type DevServer } from "../test/node/wrangler.ts";
 import { IDLE_COMPACTION_DELAY_MS } from "../worker/limits.ts";
 import { measureColdLoad, type ColdLoadResult } from "./cold-load.ts";
-import { measureCrowd, reportCrowd, type CrowdResult } from "./crowd.ts";
+import { PEER_TARGET, measureCrowd, reportCrowd, type CrowdResult } from "./crowd.ts";
 import { measureHistory, type HistoryResult } from "./history.ts";
 import { MEMORY_TARGET_BYTES, measureHostile, type HostileResult } from "./hostile.ts";
 import { measureIdleMemory, type MemoryResult } from "./memory.ts";
+import { profiled } from "./profile.ts";
+import { measureTypingLatency, measureTypingThroughput, type DriverCost, type TypingLatencyResult, type TypingThroughputResult } from "./typing.ts";
 import {
   measureLatency,
   measureSaturation,
@@ -44,7 +46,7 @@ import {
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "latency,throughput,cold-load,memory,hostile,history,crowd" },
+    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,cold-load,memory,hostile,history,crowd" },
     clients: { type: "string", default: "5,10,50" },
     runs: { type: "string", default: "3" },
     // The issue's harness: 300 edits at 20/s (--latency-rate 200 --latency-edits 600: the load of earlier runs).
@@ -52,6 +54,9 @@ const { values } = parseArgs({
     "latency-edits": { type: "string", default: "300" },
     url: { type: "string" },
     attacks: { type: "string" },
+    profile: { type: "string" },
+    // Stock clients negotiate permessage-deflate; this measures typing without it (a diagnostic).
+    "no-deflate": { type: "boolean", default: false },
   },
 });
 const scenarios = new Set(values.scenario.split(","));
@@ -62,6 +67,10 @@ const latencyRate = Number(values["latency-rate"]);
 const latencyEdits = Number(values["latency-edits"]);
 /** Saturation, the issue's throughput harness: 4 writers and a reader, 32 edits in flight per writer, 5 s. */
 const SATURATION = { writers: 4, inFlight: 32, seconds: 5, editsPerWriter: 30_000 };
+/** The headline (issue 23): stock providers all typing, each keeping 32 edits not yet at the reader, 5 s. */
+const TYPING = { clients: 5, inFlight: 32, seconds: 5 };
+/** The headline crowd (issue 23): 12 stock providers, 4 keys/s each, a cursor move per key. */
+const CROWD = { clients: 12, keysPerSecond: 4 };
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
@@ -123,22 +132,34 @@ const othersNote = (cpu: CpuCost | null) =>
   cpu && (cpu.othersCores >= CONTENDED_CORES || cpu.waitedForQuietMs > 1_000)
     ? `; other programs used ${cpu.othersCores.toFixed(2)} cores (waited ${(cpu.waitedForQuietMs / 1000).toFixed(0)} s for quiet)`
     : "";
+const driverNote = (driver: DriverCost) => `; driver ${driver.cores.toFixed(2)} cores, ELU ${driver.elu.toFixed(2)}`;
 const cpuNote = (cpu: CpuCost | null) => (cpu ? ` CPU ${cpu.perThousandEdits.toFixed(0)} ms/1,000 edits${othersNote(cpu)}` : "");
 const othersCell = (cpu: CpuCost | null) => (cpu ? cpu.othersCores.toFixed(2) : "");
 
+/** With --profile, `body` under the runtime's CPU profiler (bench/profile.ts), its hottest functions printed. */
+async function withProfile<R>(server: DevServer | null, name: string, body: () => Promise<R>): Promise<R> {
+  if (!values.profile || !server) return body();
+  const result = await profiled(server.inspectorPort, values.profile, name, body);
+  console.log(`  profile ${result.profile.file}: ${result.profile.busyMs.toFixed(0)} ms in JavaScript; most self time:`);
+  for (const hot of result.profile.top.slice(0, 15)) console.log(`    ${(hot.share * 100).toFixed(1).padStart(5)}% ${hot.selfMs.toFixed(0).padStart(6)} ms  ${hot.name}`);
+  return result;
+}
+
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Results = { runs, build: null, latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [] };
+  const results: Results = { runs, build: null, typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [] };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
-  const live = scenarios.has("latency") || scenarios.has("throughput");
+  const live = scenarios.has("typing") || scenarios.has("typing-latency") || scenarios.has("latency") || scenarios.has("throughput");
   // Only latency and throughput use this server; the other scenarios start their own.
   const bundle = values.url || !live ? null : bundleBenchWorker();
   if (bundle) results.build = { ...sourceVersion(), bundleSha256: bundle.bundleSha256 };
   const server = bundle ? await startDevServer({ config: bundle.config }) : null;
   try {
     const targets = live ? targetsFor(server) : [];
+    // Stock providers need a server that speaks the protocol: the relay floors only forward frames.
+    const stockTargets = targets.filter((target) => target.name === "edgedoc" || target.name === "peer");
     const cpu: CpuClock | undefined = server ? workerdCpuClock(server.pid) : undefined;
     const trace = live ? traceFrames() : null;
     const saturationFrames = scenarios.has("throughput") ? writerFrames(SATURATION.writers, SATURATION.editsPerWriter) : null;
@@ -146,6 +167,30 @@ async function main(): Promise<void> {
     // interleaved within each figure, and the whole set repeated.
     for (let run = 1; run <= runs; run++) {
       const at = `run ${run}/${runs}`;
+      if (scenarios.has("typing")) {
+        for (const target of stockTargets) {
+          const r = await withProfile(server, `typing-${target.name}-run${run}`, () =>
+            measureTypingThroughput(target, { clients: TYPING.clients, inFlight: TYPING.inFlight, seconds: TYPING.seconds, deflate: !values["no-deflate"], run, cpu }),
+          );
+          results.typingThroughput.push(r);
+          console.log(
+            `${at} typing ${r.clients} stock providers ${target.name}: ${r.editsPerSecond.toFixed(0)} remote edits/s at the reader` +
+              `${r.converged ? "" : " NOT CONVERGED"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
+          );
+        }
+      }
+      if (scenarios.has("typing-latency")) {
+        for (const clients of clientCounts) {
+          for (const target of stockTargets) {
+            const r = await measureTypingLatency(target, { clients, rate: latencyRate, edits: latencyEdits, deflate: !values["no-deflate"], run, cpu });
+            results.typingLatency.push(r);
+            console.log(
+              `${at} typing latency ${clients} stock providers ${target.name}: every reader p50 ${msOrNone(r.everyReader.p50)} p99 ${msOrNone(r.everyReader.p99)}` +
+                `${r.converged ? "" : " NOT CONVERGED"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
+            );
+          }
+        }
+      }
       if (scenarios.has("latency")) {
         for (const clients of clientCounts) {
           for (const target of targets) {
@@ -160,7 +205,9 @@ async function main(): Promise<void> {
       }
       if (scenarios.has("throughput")) {
         for (const target of targets) {
-          const r = await measureSaturation(target, saturationFrames!, { inFlight: SATURATION.inFlight, seconds: SATURATION.seconds, run, cpu });
+          const r = await withProfile(server, `saturation-${target.name}-run${run}`, () =>
+            measureSaturation(target, saturationFrames!, { inFlight: SATURATION.inFlight, seconds: SATURATION.seconds, run, cpu }),
+          );
           results.saturation.push(r);
           console.log(
             `${at} saturation ${target.name}: ${r.editsPerSecond.toFixed(0)} edits/s at the reader` +
@@ -186,7 +233,13 @@ async function main(): Promise<void> {
   if (!values.url && scenarios.has("hostile")) results.hostile = await measureHostile(values.attacks?.split(","));
   if (!values.url && scenarios.has("history")) results.history = await measureHistory();
   // Stock providers in crowds of their own sizes (not --clients), on fresh servers with wrangler.toml's default limits.
-  if (!values.url && scenarios.has("crowd")) results.crowd = await measureCrowd({ sizes: [20, 50] });
+  if (!values.url && scenarios.has("crowd")) {
+    for (let run = 1; run <= runs; run++) {
+      for (const r of await measureCrowd({ sizes: [CROWD.clients], keysPerSecond: CROWD.keysPerSecond })) results.crowd.push({ ...r, run });
+    }
+    for (const r of await measureCrowd({ sizes: [20, 50] })) results.crowd.push({ ...r, run: 1 });
+  }
+  results.summary.push(...summarizeCrowd(results.crowd));
   report(results);
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   // One file per run (never overwrite a run kept for the README).
@@ -200,6 +253,9 @@ interface Results {
   runs: number;
   /** What latency and throughput measured: the commit, uncommitted changes under worker/ or bench/, the bundle's hash. */
   build: { commit?: string; dirty?: boolean; bundleSha256: string } | null;
+  /** The headline: stock providers typing (bench/typing.ts). */
+  typingThroughput: TypingThroughputResult[];
+  typingLatency: TypingLatencyResult[];
   latency: LatencyResult[];
   /** Stepped throughput (one writer, rising rates). */
   throughput: ThroughputResult[];
@@ -211,8 +267,8 @@ interface Results {
   memory: MemoryResult[];
   hostile: HostileResult[];
   history: HistoryResult | null;
-  /** Stock providers typing together: bench/crowd.ts. */
-  crowd: CrowdResult[];
+  /** Stock providers typing together: bench/crowd.ts; the headline size repeated (`run`), the larger ones once. */
+  crowd: (CrowdResult & { run: number })[];
 }
 
 /** A figure over the runs, for one target. */
@@ -229,7 +285,8 @@ interface Spread {
 
 /** One figure of the issue (a latency percentile, a throughput, a CPU cost) across targets and runs. */
 interface Figure {
-  kind: "latency" | "throughput" | "cpu";
+  /** "typing" and "crowd": the headline, stock providers (issue 23); the others: raw-socket clients replaying a trace (issue 14). */
+  kind: "typing" | "crowd" | "latency" | "throughput" | "cpu";
   figure: string;
   unit: string;
   perTarget: Record<string, Spread>;
@@ -299,9 +356,50 @@ function figure<R extends { target: string; run: number; cpu: CpuCost | null }>(
   };
 }
 
-/** The figures of issue 14, each with its target: latency and CPU at most, throughput at least, a multiple of the peer's. */
-function summarize({ latency, saturation, throughput }: Results): Figure[] {
+/** The headline figures of issue 23 (stock providers), each with its target, a multiple of the peer's in the same run. */
+function summarizeTyping({ typingThroughput, typingLatency }: Results): (Figure | null)[] {
   const figures: (Figure | null)[] = [];
+  const converged = (r: { converged: boolean }) => r.converged;
+  figures.push(
+    figure("typing", `typing throughput, ${TYPING.clients} stock providers x ${TYPING.inFlight} in flight`, "remote edits/s at a reader", typingThroughput, (r) => r.editsPerSecond, converged, {
+      text: ">= 1.0x peer",
+      limit: 1.0,
+      atLeast: true,
+    }),
+  );
+  const perThousand = (r: { cpu: CpuCost | null }) => r.cpu?.perThousandEdits ?? NaN;
+  const cpuGoal = { text: "<= 1.2x peer", limit: 1.2, atLeast: false };
+  if (typingThroughput.some((r) => r.cpu)) figures.push(figure("typing", "CPU, typing throughput", "ms per 1,000 edits", typingThroughput, perThousand, converged, cpuGoal));
+  for (const clients of clientCounts) {
+    const at = typingLatency.filter((r) => r.clients === clients);
+    figures.push(figure("typing", `typing latency p50, ${clients} stock providers`, "ms", at, (r) => r.everyReader.p50, converged, { text: "<= 1.1x peer", limit: 1.1, atLeast: false }));
+    figures.push(figure("typing", `typing latency p99, ${clients} stock providers`, "ms", at, (r) => r.everyReader.p99, converged, { text: "<= 1.2x peer", limit: 1.2, atLeast: false }));
+  }
+  for (const clients of clientCounts) {
+    const at = typingLatency.filter((r) => r.clients === clients);
+    if (at.some((r) => r.cpu)) figures.push(figure("typing", `CPU, typing latency, ${clients} stock providers`, "ms per 1,000 edits", at, perThousand, converged, cpuGoal));
+  }
+  return figures;
+}
+
+/** The headline crowd's edit latency, its runs' medians against the peer's (bench/crowd.ts names the peer y-partyserver). */
+function summarizeCrowd(crowd: Results["crowd"]): Figure[] {
+  const runsOf = crowd
+    .filter((r) => r.clients === CROWD.clients && r.keysPerSecond === CROWD.keysPerSecond)
+    .map((r) => ({ ...r, target: r.target === PEER_TARGET.name ? "peer" : r.target, cpu: null }));
+  const ok = (r: CrowdResult) => r.converged && !r.error && Object.keys(r.serverCloses).length === 0;
+  const goal = { text: "<= 1.2x peer", limit: 1.2, atLeast: false };
+  const name = `crowd, ${CROWD.clients} stock providers x ${CROWD.keysPerSecond} keys/s with cursor moves`;
+  return [
+    figure("crowd", `${name}, edit p50`, "ms", runsOf, (r) => r.editLatency.p50, ok, goal),
+    figure("crowd", `${name}, edit p99`, "ms", runsOf, (r) => r.editLatency.p99, ok, goal),
+  ].filter((f): f is Figure => f !== null);
+}
+
+/** The figures of issue 14, each with its target: latency and CPU at most, throughput at least, a multiple of the peer's. */
+function summarize(results: Results): Figure[] {
+  const { latency, saturation, throughput } = results;
+  const figures: (Figure | null)[] = summarizeTyping(results);
   const p50Goal = { text: "<= 1.2x peer", limit: 1.2, atLeast: false };
   const p99Goal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
   const cpuGoal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
@@ -352,7 +450,49 @@ function reportFigures(title: string, figures: Figure[]): void {
   );
 }
 
-function report({ runs: repetitions, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
+function report({ runs: repetitions, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
+  const over =
+    `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
+    ` ~n: other programs used at least ${CONTENDED_CORES} of a core during n runs`;
+  const driverCell = (driver: DriverCost) => `${driver.cores.toFixed(2)} cores, ELU ${driver.elu.toFixed(2)}`;
+  if (typingThroughput.length > 0) {
+    console.log(
+      `\nTyping, each run (the headline): ${TYPING.clients} stock y-websocket providers type at their own carets, each keeping ${TYPING.inFlight} keys not yet at the reader, for ${TYPING.seconds} s;` +
+        " remote edits/s arriving at the reader. Driver: this process, where the providers run (ELU near 1: the driver set the pace)",
+    );
+    console.table(
+      typingThroughput.map((r) => ({
+        run: r.run,
+        target: r.target,
+        "edits/s at reader": Math.round(r.editsPerSecond),
+        typed: r.typed,
+        converged: r.converged ? "yes" : "NO",
+        "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
+        "CPU split": r.cpu ? Object.entries(r.cpu.perProcessMs).map(([role, cpuMs]) => `${role} ${cpuMs.toFixed(0)} ms`).join(", ") : "",
+        driver: driverCell(r.driver),
+        "others (cores)": othersCell(r.cpu),
+      })),
+    );
+  }
+  if (typingLatency.length > 0) {
+    console.log(`\nTyping latency, each run: one stock provider types ${latencyEdits} keys at ${latencyRate}/s, the others read; keystroke to the edit in every reader's document`);
+    console.table(
+      typingLatency.map((r) => ({
+        run: r.run,
+        target: r.target,
+        clients: r.clients,
+        converged: r.converged ? "yes" : "NO",
+        "delivery p50": ms(r.updates.p50),
+        "delivery p99": ms(r.updates.p99),
+        "every reader p50": msOrNone(r.everyReader.p50),
+        "every reader p99": msOrNone(r.everyReader.p99),
+        "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
+        driver: driverCell(r.driver),
+        "others (cores)": othersCell(r.cpu),
+      })),
+    );
+  }
+  reportFigures(`The headline: stock providers (issue 23), ${over}`, summary.filter((f) => f.kind === "typing" || f.kind === "crowd"));
   if (latency.length > 0) {
     console.log(
       `\nLatency, each run: one writer replays automerge-paper at ${latencyRate} edits/s (a cursor move every 5 edits), ${latencyEdits} edits;` +
@@ -411,9 +551,6 @@ function report({ runs: repetitions, latency, throughput, saturation, summary, c
       })),
     );
   }
-  const over =
-    `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
-    ` ~n: other programs used at least ${CONTENDED_CORES} of a core during n runs`;
   reportFigures(`Latency until every reader has the edit, ${over}`, summary.filter((f) => f.kind === "latency"));
   reportFigures(`Throughput, ${over}`, summary.filter((f) => f.kind === "throughput"));
   reportFigures(

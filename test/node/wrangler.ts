@@ -18,6 +18,8 @@ export interface DevServer {
   /** ws://127.0.0.1:PORT/ws, the serverUrl for y-websocket's WebsocketProvider. */
   wsUrl: string;
   persistDir: string;
+  /** wrangler's DevTools port (the runtime's inspector): the benchmark's --profile takes CPU profiles through it. */
+  inspectorPort: number;
   /** Everything wrangler printed, for assertions on logs and for failure messages. */
   output: () => string;
   /** Stops wrangler and its workerd: SIGTERM by default, SIGKILL to simulate a crash. */
@@ -102,6 +104,7 @@ async function startOnFreePorts({ persistDir = newPersistDir(), vars = {}, confi
     pid: child.pid!,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     persistDir,
+    inspectorPort,
     output: () => output,
     stop: (signal = "SIGTERM") => stopProcess(child, signal),
   };

@@ -1,0 +1,262 @@
+/**
+ * The headline workload (issue 23): stock `y-websocket` providers typing, as real clients do.
+ * Every client is a `WebsocketProvider` (Node, `ws`, permessage-deflate as negotiated by
+ * default) with its own Y.Doc and Awareness, in this process. Each types single letters at its
+ * own caret, kept as a Yjs relative position (so remote edits move it as they would in an
+ * editor), and jumps to a random place 2% of the time. No cursor moves ride along here (the
+ * crowd scenario has them); presence is the provider's own: its state on open.
+ *
+ * - Typing throughput: `clients` clients all type; each keeps at most `inFlight` of its edits
+ *   typed and not yet in the reader's document (client 0 is the reader; its own edits are
+ *   counted at client 1). The figure is the remote edits that became part of the reader's
+ *   document during the window, per second. Then every client must end with the same text,
+ *   holding every edit typed.
+ * - Typing latency: one client types at a steady rate, the others read; per edit, the time from
+ *   the keystroke until every reader's document has it (and per delivery, to each reader).
+ *
+ * Edits are identified by their Yjs ID: a client's n-th key is its item n (one character per
+ * key), so a document holds a client's first k keys exactly when its state vector says k.
+ * Server CPU comes from the bench's clock ({@link withCpu}); this process's own CPU and event
+ * loop utilisation over the window are reported beside it, so that a saturated driver is
+ * never read as a slow server.
+ */
+import { performance } from "node:perf_hooks";
+import { WebSocket } from "ws";
+import { WebsocketProvider } from "y-websocket";
+import { Awareness } from "y-protocols/awareness";
+import * as Y from "yjs";
+import { NoDeflate } from "./crowd-client.ts";
+import { percentiles, roomName, withCpu, type CpuCost, type LatencyStats, type MeasureOptions, type Target } from "./realtime.ts";
+
+type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
+
+/** The text y-codemirror.next binds to, as the app does. */
+const TEXT = "codemirror";
+/** Share of keys typed at a random place instead of at the caret. */
+const JUMP_CHANCE = 0.02;
+const SYNC_TIMEOUT_MS = 15_000;
+/** After the last key, how long the clients get to end with the same text. */
+const CONVERGE_TIMEOUT_MS = 15_000;
+/** After the handshakes, before the first key. */
+const SETTLE_BEFORE_MS = 200;
+const POLL_MS = 10;
+
+/** This process's CPU and event loop over a window. */
+export interface DriverCost {
+  cpuMs: number;
+  /** CPU over wall time: 1 = one core busy all along. */
+  cores: number;
+  /** Event loop utilisation, 0-1: near 1 the driver, not the server, set the pace. */
+  elu: number;
+}
+
+export interface TypingThroughputResult {
+  target: string;
+  run: number;
+  clients: number;
+  inFlight: number;
+  seconds: number;
+  deflate: boolean;
+  /** Edits of the other clients that became part of the reader's document in the window, per second. */
+  editsPerSecond: number;
+  /** Keys typed by all clients. */
+  typed: number;
+  /** Every client ended with the same text, holding every key typed. */
+  converged: boolean;
+  driver: DriverCost;
+  cpu: CpuCost | null;
+}
+
+export interface TypingLatencyResult {
+  target: string;
+  run: number;
+  clients: number;
+  rate: number;
+  edits: number;
+  deflate: boolean;
+  converged: boolean;
+  /** Per delivery: keystroke to one reader's document. */
+  updates: LatencyStats;
+  /** Per edit: keystroke until every reader's document has it. */
+  everyReader: LatencyStats;
+  driver: DriverCost;
+  cpu: CpuCost | null;
+}
+
+export interface TypingOptions extends MeasureOptions {
+  clients?: number;
+  /** permessage-deflate, which `ws` (like browsers) negotiates by default. Default true. */
+  deflate?: boolean;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One stock provider and the editor it stands in for. */
+class Typist {
+  readonly doc = new Y.Doc();
+  readonly text = this.doc.getText(TEXT);
+  readonly awareness = new Awareness(this.doc);
+  readonly provider: WebsocketProvider;
+  keys = 0;
+  /** Sticks to the client's own last character (assoc -1), so it keeps typing where it was. */
+  private caret: Y.RelativePosition | null = null;
+
+  constructor(
+    readonly index: number,
+    url: string,
+    deflate: boolean,
+  ) {
+    this.awareness.setLocalState({ user: { name: `typist ${index}`, color: "#30638e" }, cursor: null });
+    const slash = url.lastIndexOf("/");
+    this.provider = new WebsocketProvider(url.slice(0, slash), url.slice(slash + 1), this.doc, {
+      awareness: this.awareness,
+      WebSocketPolyfill: (deflate ? WebSocket : NoDeflate) as unknown as ProviderOptions["WebSocketPolyfill"],
+      // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
+      disableBc: true,
+    });
+  }
+
+  /** One key: a letter at the caret (or, now and then, at a random place), sent by the provider at once. */
+  typeKey(): void {
+    const caret = this.caret && Math.random() >= JUMP_CHANCE ? Y.createAbsolutePositionFromRelativePosition(this.caret, this.doc) : null;
+    const at = caret && caret.type === this.text ? caret.index : Math.floor(Math.random() * (this.text.length + 1));
+    this.text.insert(at, String.fromCharCode(97 + ((this.index + this.keys++) % 26)));
+    this.caret = Y.createRelativePositionFromTypeIndex(this.text, at + 1, -1);
+  }
+
+  /** How many keys of `other` this document holds. */
+  holds(other: Typist): number {
+    return Y.getState(this.doc.store, other.doc.clientID);
+  }
+
+  close(): void {
+    this.provider.destroy();
+    this.doc.destroy();
+  }
+}
+
+async function openTypists(target: Target, kind: string, count: number, deflate: boolean): Promise<Typist[]> {
+  const url = target.roomUrl(roomName(target, kind));
+  const typists = Array.from({ length: count }, (_, index) => new Typist(index, url, deflate));
+  const deadline = performance.now() + SYNC_TIMEOUT_MS;
+  while (!typists.every((typist) => typist.provider.synced)) {
+    if (performance.now() > deadline) {
+      for (const typist of typists) typist.close();
+      throw new Error(`${target.name}: ${typists.filter((typist) => !typist.provider.synced).length} of ${count} providers not synced after ${SYNC_TIMEOUT_MS} ms`);
+    }
+    await sleep(POLL_MS);
+  }
+  await sleep(SETTLE_BEFORE_MS);
+  return typists;
+}
+
+/** Waits (bounded) until every client's text is the same and holds `keys` characters. */
+async function converge(typists: Typist[], keys: number): Promise<boolean> {
+  const deadline = performance.now() + CONVERGE_TIMEOUT_MS;
+  const same = () => {
+    const text = typists[0]!.text.toString();
+    return text.length === keys && typists.every((typist) => typist.text.toString() === text);
+  };
+  while (!same()) {
+    if (performance.now() > deadline) return false;
+    await sleep(POLL_MS * 5);
+  }
+  return true;
+}
+
+/** Measures `body`'s driver cost: this process's CPU and event loop utilisation. */
+async function measuringDriver<R>(body: () => Promise<R>): Promise<R & { driver: DriverCost }> {
+  const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
+  const started = performance.now();
+  const result = await body();
+  const used = process.cpuUsage(cpu);
+  const cpuMs = (used.user + used.system) / 1000;
+  return { ...result, driver: { cpuMs, cores: cpuMs / Math.max(1, performance.now() - started), elu: performance.eventLoopUtilization(elu).utilization } };
+}
+
+export async function measureTypingThroughput(
+  target: Target,
+  { clients = 5, inFlight = 32, seconds = 5, deflate = true, run = 1, cpu }: TypingOptions & { inFlight?: number; seconds?: number } = {},
+): Promise<TypingThroughputResult> {
+  const result = await withCpu(target, cpu, async () => {
+    const typists = await openTypists(target, `typing-${clients}`, clients, deflate);
+    try {
+      const reader = typists[0]!;
+      // Where each client's edits count as visible: the reader, or for the reader's own, client 1.
+      const observerOf = (typist: Typist) => (typist === reader ? typists[1]! : reader);
+      let end = 0;
+      const pump = (typist: Typist) => {
+        const observer = observerOf(typist);
+        while (typist.keys - observer.holds(typist) < inFlight && performance.now() < end) typist.typeKey();
+      };
+      let remoteInWindow = 0;
+      const { driver } = await measuringDriver(async () => {
+        end = performance.now() + seconds * 1000;
+        for (const typist of typists) {
+          typist.doc.on("afterTransaction", (transaction: Y.Transaction) => {
+            if (transaction.origin !== typist.provider) return;
+            if (typist === reader && performance.now() <= end) {
+              transaction.afterState.forEach((clock, client) => {
+                if (client !== reader.doc.clientID) remoteInWindow += clock - (transaction.beforeState.get(client) ?? 0);
+              });
+            }
+            // A remote edit arrived: whoever it showed progress for may type again.
+            for (const writer of typists) if (observerOf(writer) === typist) pump(writer);
+          });
+        }
+        for (const typist of typists) pump(typist);
+        await sleep(seconds * 1000);
+        return {};
+      });
+      const typed = typists.reduce((sum, typist) => sum + typist.keys, 0);
+      const converged = await converge(typists, typed);
+      return { editsPerSecond: remoteInWindow / seconds, typed, converged, driver, edits: typed };
+    } finally {
+      for (const typist of typists) typist.close();
+    }
+  });
+  return { target: target.name, run, clients, inFlight, seconds, deflate, ...result, cpu: result.cpu };
+}
+
+export async function measureTypingLatency(
+  target: Target,
+  { clients = 5, rate = 20, edits = 300, deflate = true, run = 1, cpu }: TypingOptions & { rate?: number; edits?: number } = {},
+): Promise<TypingLatencyResult> {
+  const result = await withCpu(target, cpu, async () => {
+    const typists = await openTypists(target, `typing-latency-${clients}`, clients, deflate);
+    try {
+      const [writer, ...readers] = typists as [Typist, ...Typist[]];
+      const typedAt: number[] = [];
+      /** Per reader, when each of the writer's keys became part of its document. */
+      const arrivedAt = readers.map(() => [] as number[]);
+      readers.forEach((reader, index) =>
+        reader.doc.on("afterTransaction", (transaction: Y.Transaction) => {
+          const before = transaction.beforeState.get(writer.doc.clientID) ?? 0;
+          const after = transaction.afterState.get(writer.doc.clientID) ?? 0;
+          const at = performance.now();
+          for (let key = before; key < after; key++) arrivedAt[index]![key] = at;
+        }),
+      );
+      const { driver } = await measuringDriver(async () => {
+        const started = performance.now();
+        while (writer.keys < edits) {
+          const due = Math.min(edits, Math.floor(((performance.now() - started) * rate) / 1000) + 1);
+          while (writer.keys < due) {
+            typedAt.push(performance.now());
+            writer.typeKey();
+          }
+          await sleep(1);
+        }
+        return {};
+      });
+      const converged = await converge(typists, edits);
+      const updates = arrivedAt.flatMap((times) => times.map((at, key) => at - typedAt[key]!));
+      const everyReader = typedAt.flatMap((typed, key) => (arrivedAt.every((times) => times[key] !== undefined) ? [Math.max(...arrivedAt.map((times) => times[key]!)) - typed] : []));
+      return { converged, updates: percentiles(updates), everyReader: percentiles(everyReader), driver, edits };
+    } finally {
+      for (const typist of typists) typist.close();
+    }
+  });
+  return { target: target.name, run, clients, rate, deflate, ...result, cpu: result.cpu };
+}
