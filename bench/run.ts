@@ -46,7 +46,7 @@ import {
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,cold-load,memory,hostile,history,crowd" },
+    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,peer-check,cold-load,memory,hostile,history,crowd" },
     clients: { type: "string", default: "5,10,50" },
     runs: { type: "string", default: "3" },
     // The issue's harness: 300 edits at 20/s (--latency-rate 200 --latency-edits 600: the load of earlier runs).
@@ -136,6 +136,60 @@ const driverNote = (driver: DriverCost) => `; driver ${driver.cores.toFixed(2)} 
 const cpuNote = (cpu: CpuCost | null) => (cpu ? ` CPU ${cpu.perThousandEdits.toFixed(0)} ms/1,000 edits${othersNote(cpu)}` : "");
 const othersCell = (cpu: CpuCost | null) => (cpu ? cpu.othersCores.toFixed(2) : "");
 
+/**
+ * From this many stock providers on, each typing-latency run gets a `wrangler dev` of its own:
+ * y-partyserver never gets through the presence echoes of 50 (see bench/typing.ts), and one
+ * workerd serves every room, so the next run, of either target, would only measure that.
+ */
+const OWN_SERVER_CLIENTS = 50;
+
+/** Runs `body` against the target named `name` on a fresh server of the bench bundle, with that server's CPU clock. */
+async function onOwnServer<R>(config: string, name: string, body: (target: Target, cpu: CpuClock) => Promise<R>): Promise<R> {
+  const server = await startDevServer({ config });
+  try {
+    return await body(targetsFor(server).find((target) => target.name === name)!, workerdCpuClock(server.pid));
+  } finally {
+    await server.stop();
+    removePersistDir(server.persistDir);
+  }
+}
+
+let preparedSaturationFrames: Uint8Array[][] | null = null;
+const saturationFramesFor = () => (preparedSaturationFrames ??= writerFrames(SATURATION.writers, SATURATION.editsPerWriter));
+
+/**
+ * The peer alone in a Worker of its own under a plain `wrangler dev` (bench/peer-only), under
+ * both workloads: stock providers typing and the raw-socket saturation. Issue 23: an outside
+ * run with stock providers disagreed with the bench's peer by 4x; these runs, with the bench
+ * peer's in the same run, show whether the bench's peer or its workload costs more than a
+ * standalone y-partyserver under real clients.
+ */
+async function checkPeer(results: Results, frames: Uint8Array[][]): Promise<PeerCheck[]> {
+  const server = await startDevServer({ config: "bench/peer-only/wrangler.toml" });
+  const checks: PeerCheck[] = [];
+  try {
+    const cpu = workerdCpuClock(server.pid);
+    const origin = server.origin.replace(/^http/, "ws");
+    const target: Target = { name: "peer (own worker)", roomUrl: (room) => `${origin}/parties/peer/${room}`, settleMs: PEER_SAVE_DEBOUNCE_MS + 1_000 };
+    for (let run = 1; run <= runs; run++) {
+      const typing = await measureTypingThroughput(target, { clients: TYPING.clients, inFlight: TYPING.inFlight, seconds: TYPING.seconds, deflate: !values["no-deflate"], run, cpu });
+      const saturation = await measureSaturation(target, frames, { inFlight: SATURATION.inFlight, seconds: SATURATION.seconds, run, cpu });
+      console.log(
+        `run ${run}/${runs} peer check, own worker: typing ${typing.editsPerSecond.toFixed(0)} edits/s${cpuNote(typing.cpu)}${driverNote(typing.driver)};` +
+          ` saturation ${saturation.editsPerSecond.toFixed(0)} edits/s${cpuNote(saturation.cpu)}`,
+      );
+      checks.push({ worker: "own", workload: "typing", run, editsPerSecond: typing.editsPerSecond, cpuPerThousand: typing.cpu?.perThousandEdits ?? NaN, ok: typing.converged });
+      checks.push({ worker: "own", workload: "saturation", run, editsPerSecond: saturation.editsPerSecond, cpuPerThousand: saturation.cpu?.perThousandEdits ?? NaN, ok: saturation.converged });
+    }
+  } finally {
+    await server.stop();
+    removePersistDir(server.persistDir);
+  }
+  const peerRuns = <R extends { target: string; run: number; editsPerSecond: number; converged: boolean; cpu: CpuCost | null }>(list: R[], workload: PeerCheck["workload"]) =>
+    list.filter((r) => r.target === "peer").map((r) => ({ worker: "bench" as const, workload, run: r.run, editsPerSecond: r.editsPerSecond, cpuPerThousand: r.cpu?.perThousandEdits ?? NaN, ok: r.converged }));
+  return [...peerRuns(results.typingThroughput, "typing"), ...peerRuns(results.saturation, "saturation"), ...checks];
+}
+
 /** With --profile, `body` under the runtime's CPU profiler (bench/profile.ts), its hottest functions printed. */
 async function withProfile<R>(server: DevServer | null, name: string, body: () => Promise<R>): Promise<R> {
   if (!values.profile || !server) return body();
@@ -147,7 +201,7 @@ async function withProfile<R>(server: DevServer | null, name: string, body: () =
 
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Results = { runs, build: null, typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [] };
+  const results: Results = { runs, build: null, peerCheck: [], typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [] };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
@@ -162,7 +216,7 @@ async function main(): Promise<void> {
     const stockTargets = targets.filter((target) => target.name === "edgedoc" || target.name === "peer");
     const cpu: CpuClock | undefined = server ? workerdCpuClock(server.pid) : undefined;
     const trace = live ? traceFrames() : null;
-    const saturationFrames = scenarios.has("throughput") ? writerFrames(SATURATION.writers, SATURATION.editsPerWriter) : null;
+    const saturationFrames = scenarios.has("throughput") ? saturationFramesFor() : null;
     // One measurement at a time (they share one workerd, whose CPU each one reads), the targets
     // interleaved within each figure, and the whole set repeated.
     for (let run = 1; run <= runs; run++) {
@@ -175,18 +229,22 @@ async function main(): Promise<void> {
           results.typingThroughput.push(r);
           console.log(
             `${at} typing ${r.clients} stock providers ${target.name}: ${r.editsPerSecond.toFixed(0)} remote edits/s at the reader` +
-              `${r.converged ? "" : " NOT CONVERGED"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
+              `${r.converged ? "" : " NOT CONVERGED"}${r.error ? ` (${r.error})` : ""}${r.presenceSettled ? "" : " (presence never settled)"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
           );
         }
       }
       if (scenarios.has("typing-latency")) {
         for (const clients of clientCounts) {
           for (const target of stockTargets) {
-            const r = await measureTypingLatency(target, { clients, rate: latencyRate, edits: latencyEdits, deflate: !values["no-deflate"], run, cpu });
+            const options = { clients, rate: latencyRate, edits: latencyEdits, deflate: !values["no-deflate"], run };
+            const r =
+              clients >= OWN_SERVER_CLIENTS && bundle
+                ? await onOwnServer(bundle.config, target.name, (own, ownCpu) => measureTypingLatency(own, { ...options, cpu: ownCpu }))
+                : await measureTypingLatency(target, { ...options, cpu });
             results.typingLatency.push(r);
             console.log(
               `${at} typing latency ${clients} stock providers ${target.name}: every reader p50 ${msOrNone(r.everyReader.p50)} p99 ${msOrNone(r.everyReader.p99)}` +
-                `${r.converged ? "" : " NOT CONVERGED"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
+                `${r.converged ? "" : " NOT CONVERGED"}${r.error ? ` (${r.error})` : ""}${r.presenceSettled ? "" : " (presence never settled)"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
             );
           }
         }
@@ -226,6 +284,7 @@ async function main(): Promise<void> {
     if (server) removePersistDir(server.persistDir);
     if (bundle) rmSync(bundle.dir, { recursive: true, force: true });
   }
+  if (!values.url && scenarios.has("peer-check")) results.peerCheck = await checkPeer(results, saturationFramesFor());
   results.summary = summarize(results);
   if (!values.url && scenarios.has("cold-load")) {
     results.coldLoad = [await measureColdLoad({ copies: 1 }), await measureColdLoad({ copies: 10 })];
@@ -267,8 +326,20 @@ interface Results {
   memory: MemoryResult[];
   hostile: HostileResult[];
   history: HistoryResult | null;
+  /** The peer in the bench Worker and alone in its own, under both workloads (checkPeer). */
+  peerCheck: PeerCheck[];
   /** Stock providers typing together: bench/crowd.ts; the headline size repeated (`run`), the larger ones once. */
   crowd: (CrowdResult & { run: number })[];
+}
+
+interface PeerCheck {
+  /** The bench Worker (beside edgedoc, bench/worker.ts) or a Worker of its own (bench/peer-only). */
+  worker: "bench" | "own";
+  workload: "typing" | "saturation";
+  run: number;
+  editsPerSecond: number;
+  cpuPerThousand: number;
+  ok: boolean;
 }
 
 /** A figure over the runs, for one target. */
@@ -450,7 +521,7 @@ function reportFigures(title: string, figures: Figure[]): void {
   );
 }
 
-function report({ runs: repetitions, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
+function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
   const over =
     `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
     ` ~n: other programs used at least ${CONTENDED_CORES} of a core during n runs`;
@@ -486,9 +557,26 @@ function report({ runs: repetitions, typingThroughput, typingLatency, latency, t
         "delivery p99": ms(r.updates.p99),
         "every reader p50": msOrNone(r.everyReader.p50),
         "every reader p99": msOrNone(r.everyReader.p99),
+        "presence settled": r.presenceSettled ? "yes" : "NO",
         "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
         driver: driverCell(r.driver),
         "others (cores)": othersCell(r.cpu),
+      })),
+    );
+  }
+  if (peerCheck.length > 0) {
+    console.log("\nThe peer in the bench Worker and alone in a Worker of its own (bench/peer-only), each workload: median (min-max) of the runs");
+    const cell = (worker: PeerCheck["worker"], workload: PeerCheck["workload"], value: (c: PeerCheck) => number) => {
+      const list = peerCheck.filter((c) => c.worker === worker && c.workload === workload).map(value);
+      return list.length === 0 ? "" : `${middle(list).toFixed(0)} (${Math.min(...list).toFixed(0)}-${Math.max(...list).toFixed(0)})`;
+    };
+    console.table(
+      (["bench", "own"] as const).map((worker) => ({
+        worker,
+        "typing, edits/s": cell(worker, "typing", (c) => c.editsPerSecond),
+        "typing, CPU ms / 1,000": cell(worker, "typing", (c) => c.cpuPerThousand),
+        "saturation, edits/s": cell(worker, "saturation", (c) => c.editsPerSecond),
+        "saturation, CPU ms / 1,000": cell(worker, "saturation", (c) => c.cpuPerThousand),
       })),
     );
   }

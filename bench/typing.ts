@@ -40,6 +40,11 @@ const CONVERGE_TIMEOUT_MS = 15_000;
 /** After the handshakes, before the first key. */
 const SETTLE_BEFORE_MS = 200;
 const POLL_MS = 10;
+/** Before the first key: no presence change anywhere for this long (see {@link quietPresence}). */
+const PRESENCE_QUIET_MS = 500;
+const PRESENCE_QUIET_TIMEOUT_MS = 20_000;
+const SLOW_KEY_MS = 100;
+const MAX_SLOW_KEYS = 40;
 
 /** This process's CPU and event loop over a window. */
 export interface DriverCost {
@@ -63,8 +68,12 @@ export interface TypingThroughputResult {
   typed: number;
   /** Every client ended with the same text, holding every key typed. */
   converged: boolean;
+  /** No frame for 500 ms before the first key (else it typed into a presence storm the server never got through). */
+  presenceSettled: boolean;
   driver: DriverCost;
   cpu: CpuCost | null;
+  /** Why the run measured nothing. */
+  error?: string;
 }
 
 export interface TypingLatencyResult {
@@ -79,8 +88,14 @@ export interface TypingLatencyResult {
   updates: LatencyStats;
   /** Per edit: keystroke until every reader's document has it. */
   everyReader: LatencyStats;
+  /** The first keys that took {@link SLOW_KEY_MS} or more to reach every reader, and when they were typed (ms into the run): a stall shows as a cluster. */
+  slowKeys: { key: number; atMs: number; ms: number }[];
+  /** No frame for 500 ms before the first key (else it typed into a presence storm the server never got through). */
+  presenceSettled: boolean;
   driver: DriverCost;
   cpu: CpuCost | null;
+  /** Why the run measured nothing. */
+  error?: string;
 }
 
 export interface TypingOptions extends MeasureOptions {
@@ -88,6 +103,9 @@ export interface TypingOptions extends MeasureOptions {
   /** permessage-deflate, which `ws` (like browsers) negotiates by default. Default true. */
   deflate?: boolean;
 }
+
+/** A run that never started typing (its clients did not sync or settle: `error` says which). */
+const NO_DRIVER: DriverCost = { cpuMs: 0, cores: 0, elu: 0 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -98,6 +116,8 @@ class Typist {
   readonly awareness = new Awareness(this.doc);
   readonly provider: WebsocketProvider;
   keys = 0;
+  /** When the server last sent this client a frame. */
+  lastFrameAt = performance.now();
   /** Sticks to the client's own last character (assoc -1), so it keeps typing where it was. */
   private caret: Y.RelativePosition | null = null;
 
@@ -113,6 +133,14 @@ class Typist {
       WebSocketPolyfill: (deflate ? WebSocket : NoDeflate) as unknown as ProviderOptions["WebSocketPolyfill"],
       // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
       disableBc: true,
+    });
+    // The provider's own handler table (one per provider): each frame is noted on its way in.
+    const handlers = this.provider.messageHandlers;
+    handlers.forEach((handler, type) => {
+      handlers[type] = (...args) => {
+        this.lastFrameAt = performance.now();
+        return handler(...args);
+      };
     });
   }
 
@@ -135,7 +163,9 @@ class Typist {
   }
 }
 
-async function openTypists(target: Target, kind: string, count: number, deflate: boolean): Promise<Typist[]> {
+async function openTypists(target: Target, kind: string, count: number, deflate: boolean): Promise<{ typists: Typist[]; presenceSettled: boolean }> {
+  // Each Node provider listens for the process's exit.
+  process.setMaxListeners(Math.max(process.getMaxListeners(), count + 10));
   const url = target.roomUrl(roomName(target, kind));
   const typists = Array.from({ length: count }, (_, index) => new Typist(index, url, deflate));
   const deadline = performance.now() + SYNC_TIMEOUT_MS;
@@ -146,8 +176,29 @@ async function openTypists(target: Target, kind: string, count: number, deflate:
     }
     await sleep(POLL_MS);
   }
+  const presenceSettled = await quietPresence(typists);
   await sleep(SETTLE_BEFORE_MS);
-  return typists;
+  return { typists, presenceSettled };
+}
+
+/**
+ * Waits (bounded) until every client shows everyone's presence and no frame has arrived for
+ * {@link PRESENCE_QUIET_MS} (echoes that change nothing count: the server is still relaying). Stock providers re-send every presence change they receive, so a
+ * room that n clients just joined has about n^2 echoes to relay (y-partyserver relays each to
+ * everyone, n^3 frames); typing into that storm would time the join, not the keys. A server
+ * that never goes quiet (y-partyserver with 50 providers: their 15 s renewals alone make
+ * 50 x 49 echoes x 50 frames every 15 s) is typed into anyway, once the wait is over, and the
+ * result says so: that is what its users live with.
+ */
+async function quietPresence(typists: Typist[]): Promise<boolean> {
+  const deadline = performance.now() + PRESENCE_QUIET_TIMEOUT_MS;
+  const everyoneSeen = () => typists.every((typist) => typist.awareness.getStates().size === typists.length);
+  const lastFrameAt = () => Math.max(...typists.map((typist) => typist.lastFrameAt));
+  while (!everyoneSeen() || performance.now() - lastFrameAt() < PRESENCE_QUIET_MS) {
+    if (performance.now() > deadline) return false;
+    await sleep(POLL_MS * 5);
+  }
+  return true;
 }
 
 /** Waits (bounded) until every client's text is the same and holds `keys` characters. */
@@ -180,7 +231,9 @@ export async function measureTypingThroughput(
   { clients = 5, inFlight = 32, seconds = 5, deflate = true, run = 1, cpu }: TypingOptions & { inFlight?: number; seconds?: number } = {},
 ): Promise<TypingThroughputResult> {
   const result = await withCpu(target, cpu, async () => {
-    const typists = await openTypists(target, `typing-${clients}`, clients, deflate);
+    const opened = await openTypists(target, `typing-${clients}`, clients, deflate).catch(String);
+    if (typeof opened === "string") return { editsPerSecond: NaN, typed: 0, converged: false, presenceSettled: false, driver: NO_DRIVER, edits: 0, error: opened };
+    const { typists, presenceSettled } = opened;
     try {
       const reader = typists[0]!;
       // Where each client's edits count as visible: the reader, or for the reader's own, client 1.
@@ -211,7 +264,7 @@ export async function measureTypingThroughput(
       });
       const typed = typists.reduce((sum, typist) => sum + typist.keys, 0);
       const converged = await converge(typists, typed);
-      return { editsPerSecond: remoteInWindow / seconds, typed, converged, driver, edits: typed };
+      return { editsPerSecond: remoteInWindow / seconds, typed, converged, presenceSettled, driver, edits: typed };
     } finally {
       for (const typist of typists) typist.close();
     }
@@ -224,7 +277,9 @@ export async function measureTypingLatency(
   { clients = 5, rate = 20, edits = 300, deflate = true, run = 1, cpu }: TypingOptions & { rate?: number; edits?: number } = {},
 ): Promise<TypingLatencyResult> {
   const result = await withCpu(target, cpu, async () => {
-    const typists = await openTypists(target, `typing-latency-${clients}`, clients, deflate);
+    const opened = await openTypists(target, `typing-latency-${clients}`, clients, deflate).catch(String);
+    if (typeof opened === "string") return { converged: false, presenceSettled: false, updates: percentiles([]), everyReader: percentiles([]), slowKeys: [], driver: NO_DRIVER, edits: 0, error: opened };
+    const { typists, presenceSettled } = opened;
     try {
       const [writer, ...readers] = typists as [Typist, ...Typist[]];
       const typedAt: number[] = [];
@@ -252,8 +307,10 @@ export async function measureTypingLatency(
       });
       const converged = await converge(typists, edits);
       const updates = arrivedAt.flatMap((times) => times.map((at, key) => at - typedAt[key]!));
-      const everyReader = typedAt.flatMap((typed, key) => (arrivedAt.every((times) => times[key] !== undefined) ? [Math.max(...arrivedAt.map((times) => times[key]!)) - typed] : []));
-      return { converged, updates: percentiles(updates), everyReader: percentiles(everyReader), driver, edits };
+      const everyReaderByKey = typedAt.map((typed, key) => (arrivedAt.every((times) => times[key] !== undefined) ? Math.max(...arrivedAt.map((times) => times[key]!)) - typed : NaN));
+      const everyReader = everyReaderByKey.filter((ms) => !Number.isNaN(ms));
+      const slowKeys = everyReaderByKey.flatMap((ms, key) => (ms >= SLOW_KEY_MS ? [{ key, atMs: typedAt[key]! - typedAt[0]!, ms }] : [])).slice(0, MAX_SLOW_KEYS);
+      return { converged, presenceSettled, updates: percentiles(updates), everyReader: percentiles(everyReader), slowKeys, driver, edits };
     } finally {
       for (const typist of typists) typist.close();
     }
