@@ -68,6 +68,8 @@ export interface CpuCost {
   perThousandEdits: number;
   /** Wall time from the last socket's close to the second reading. */
   settledMs: number;
+  /** Of `ms`, what the target spent after its sockets closed: the work a run leaves behind (a session-end version and compaction, a debounced save). */
+  afterCloseMs: number;
   /**
    * CPU other programs used on the machine while the run's sockets were open, in cores (0.5:
    * half a core all along): with two cores, anything but ~0 means this run's figures are
@@ -457,6 +459,7 @@ export async function withCpu<R extends { edits: number }>(target: Target, cpu: 
       edits: result.edits,
       perThousandEdits: result.edits > 0 ? (ms / result.edits) * 1000 : NaN,
       settledMs: performance.now() - closedAt,
+      afterCloseMs: totalMs(last) - totalMs(bodyEnd),
       othersCores: othersCores(before, bodyEnd),
       waitedForQuietMs,
     },
