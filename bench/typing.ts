@@ -90,6 +90,8 @@ export interface TypingLatencyResult {
   everyReader: LatencyStats;
   /** The first keys that took {@link SLOW_KEY_MS} or more to reach every reader, and when they were typed (ms into the run): a stall shows as a cluster. */
   slowKeys: { key: number; atMs: number; ms: number }[];
+  /** Frames all clients received from the server while the keys were typed and delivered, by message type (0 sync, 1 awareness). */
+  framesIn: Record<number, number>;
   /** No frame for 500 ms before the first key (else it typed into a presence storm the server never got through). */
   presenceSettled: boolean;
   driver: DriverCost;
@@ -118,6 +120,8 @@ class Typist {
   keys = 0;
   /** When the server last sent this client a frame. */
   lastFrameAt = performance.now();
+  /** Frames the server sent this client, by y-websocket message type (0 sync, 1 awareness). */
+  readonly framesIn: Record<number, number> = {};
   /** Sticks to the client's own last character (assoc -1), so it keeps typing where it was. */
   private caret: Y.RelativePosition | null = null;
 
@@ -139,6 +143,7 @@ class Typist {
     handlers.forEach((handler, type) => {
       handlers[type] = (...args) => {
         this.lastFrameAt = performance.now();
+        this.framesIn[type] = (this.framesIn[type] ?? 0) + 1;
         return handler(...args);
       };
     });
@@ -199,6 +204,14 @@ async function quietPresence(typists: Typist[]): Promise<boolean> {
     await sleep(POLL_MS * 5);
   }
   return true;
+}
+
+/** Frames all `typists` received so far, by message type, less `since`. */
+function framesBy(typists: Typist[], since: Record<number, number> = {}): Record<number, number> {
+  const total: Record<number, number> = {};
+  for (const typist of typists) for (const [type, count] of Object.entries(typist.framesIn)) total[Number(type)] = (total[Number(type)] ?? 0) + count;
+  for (const [type, count] of Object.entries(since)) total[Number(type)] = (total[Number(type)] ?? 0) - count;
+  return total;
 }
 
 /** Waits (bounded) until every client's text is the same and holds `keys` characters. */
@@ -278,7 +291,7 @@ export async function measureTypingLatency(
 ): Promise<TypingLatencyResult> {
   const result = await withCpu(target, cpu, async () => {
     const opened = await openTypists(target, `typing-latency-${clients}`, clients, deflate).catch(String);
-    if (typeof opened === "string") return { converged: false, presenceSettled: false, updates: percentiles([]), everyReader: percentiles([]), slowKeys: [], driver: NO_DRIVER, edits: 0, error: opened };
+    if (typeof opened === "string") return { converged: false, presenceSettled: false, updates: percentiles([]), everyReader: percentiles([]), slowKeys: [], framesIn: {}, driver: NO_DRIVER, edits: 0, error: opened };
     const { typists, presenceSettled } = opened;
     try {
       const [writer, ...readers] = typists as [Typist, ...Typist[]];
@@ -293,6 +306,7 @@ export async function measureTypingLatency(
           for (let key = before; key < after; key++) arrivedAt[index]![key] = at;
         }),
       );
+      const framesBefore = framesBy(typists);
       const { driver } = await measuringDriver(async () => {
         const started = performance.now();
         while (writer.keys < edits) {
@@ -306,11 +320,12 @@ export async function measureTypingLatency(
         return {};
       });
       const converged = await converge(typists, edits);
+      const framesIn = framesBy(typists, framesBefore);
       const updates = arrivedAt.flatMap((times) => times.map((at, key) => at - typedAt[key]!));
       const everyReaderByKey = typedAt.map((typed, key) => (arrivedAt.every((times) => times[key] !== undefined) ? Math.max(...arrivedAt.map((times) => times[key]!)) - typed : NaN));
       const everyReader = everyReaderByKey.filter((ms) => !Number.isNaN(ms));
       const slowKeys = everyReaderByKey.flatMap((ms, key) => (ms >= SLOW_KEY_MS ? [{ key, atMs: typedAt[key]! - typedAt[0]!, ms }] : [])).slice(0, MAX_SLOW_KEYS);
-      return { converged, presenceSettled, updates: percentiles(updates), everyReader: percentiles(everyReader), slowKeys, driver, edits };
+      return { converged, presenceSettled, updates: percentiles(updates), everyReader: percentiles(everyReader), slowKeys, framesIn, driver, edits };
     } finally {
       for (const typist of typists) typist.close();
     }
