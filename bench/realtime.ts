@@ -432,6 +432,24 @@ async function awaitQuietMachine(cpu: CpuClock): Promise<number> {
  * Before the first, waits (bounded) for other programs to leave the machine quiet, and
  * records how much CPU they used during the run. Without a clock, just runs `body`.
  */
+/**
+ * Waits, at most `maxMs`, until workerd used at most {@link QUIET_CPU_MS} in
+ * {@link QUIET_WINDOW_MS}: it has handled every frame it was sent, including those it answers
+ * with nothing (an echo of presence), which no client can see. Returns the last reading.
+ */
+export async function awaitQuietServer(cpu: CpuClock, maxMs: number): Promise<{ quiet: boolean; last: CpuReading }> {
+  const quietBy = performance.now() + maxMs;
+  let last = cpu();
+  while (performance.now() < quietBy) {
+    await sleep(QUIET_WINDOW_MS);
+    const now = cpu();
+    const quiet = totalMs(now) - totalMs(last) <= QUIET_CPU_MS;
+    last = now;
+    if (quiet) return { quiet, last };
+  }
+  return { quiet: false, last };
+}
+
 export async function withCpu<R extends { edits: number }>(target: Target, cpu: CpuClock | undefined, body: () => Promise<R>): Promise<R & { cpu: CpuCost | null }> {
   if (!cpu) return { ...(await body()), cpu: null };
   const waitedForQuietMs = await awaitQuietMachine(cpu);
@@ -440,15 +458,7 @@ export async function withCpu<R extends { edits: number }>(target: Target, cpu: 
   const closedAt = performance.now();
   const bodyEnd = cpu();
   await sleep(target.settleMs ?? 0);
-  const quietBy = performance.now() + QUIET_MAX_EXTRA_MS;
-  let last = cpu();
-  while (performance.now() < quietBy) {
-    await sleep(QUIET_WINDOW_MS);
-    const now = cpu();
-    const quiet = totalMs(now) - totalMs(last) <= QUIET_CPU_MS;
-    last = now;
-    if (quiet) break;
-  }
+  const { last } = await awaitQuietServer(cpu, QUIET_MAX_EXTRA_MS);
   const perProcessMs = Object.fromEntries(Object.entries(last.perProcessMs).map(([role, ms]) => [role, ms - (before.perProcessMs[role] ?? 0)]));
   const ms = totalMs(last) - totalMs(before);
   return {
