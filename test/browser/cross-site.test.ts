@@ -106,9 +106,11 @@ describe.skipIf(unavailable !== null)("writes from a page on another site", () =
       deleteVersion: "TypeError",
       deleteDocument: "TypeError",
     });
-    // The simple requests did reach the Worker, and were refused there.
+    // The simple requests did reach the Worker, and were refused there (wrangler prints the
+    // Worker's log lines a moment after the responses: the check waits for them, bounded).
     for (const path of ["update", "versions", `versions/${ours!.id}/restore`]) {
-      expect(server.output()).toContain(`"event":"api","method":"POST","room":"${doc}","path":"/api/docs/${doc}/${path}","status":403`);
+      const line = `"event":"api","method":"POST","room":"${doc}","path":"/api/docs/${doc}/${path}","status":403`;
+      await eventually(async () => server.output().includes(line), (logged) => logged, `the Worker's log of the refused POST to ${path}`);
     }
 
     // A form posted to the API: the page it lands on is the refusal.
