@@ -120,6 +120,32 @@ class Times {
   }
 }
 
+/**
+ * Calls `onFrame` with the message type (0 sync, 1 awareness, 3 query) of every frame the
+ * provider receives from its socket, by wrapping the provider's own handler table (one per
+ * provider) before its handler runs.
+ */
+export function onEachFrame(provider: WebsocketProvider, onFrame: (type: number) => void): void {
+  const handlers = provider.messageHandlers;
+  handlers.forEach((handler, type) => {
+    handlers[type] = (...args) => {
+      onFrame(type);
+      return handler(...args);
+    };
+  });
+}
+
+/**
+ * Types `letter` where `caret` (a relative position, as an editor keeps its cursor) now is, or
+ * at `fallback` when there is no caret or it no longer resolves in `text`. Returns the index typed at.
+ */
+export function typeLetterAt(text: Y.Text, caret: Y.RelativePosition | null, fallback: number, letter: string): number {
+  const position = caret ? Y.createAbsolutePositionFromRelativePosition(caret, text.doc!) : null;
+  const at = position && position.type === text ? position.index : fallback;
+  text.insert(at, letter);
+  return at;
+}
+
 /** `ws` without permessage-deflate (which it, like browsers, negotiates by default). */
 export class NoDeflate extends WebSocket {
   constructor(url: string, protocols?: string | string[]) {
@@ -165,7 +191,9 @@ class Client {
       // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
       disableBc: true,
     });
-    this.countReceived();
+    onEachFrame(this.provider, (type) => {
+      if (this.counting) this.received[type] = (this.received[type] ?? 0) + 1;
+    });
     if (!echo) {
       // Not stock: send only this client's own presence changes, to measure what the echoes cost.
       const handler = (this.provider as unknown as { _awarenessUpdateHandler: (changes: unknown, origin: unknown) => void })._awarenessUpdateHandler;
@@ -210,16 +238,6 @@ class Client {
     });
   }
 
-  /** Counts incoming frames by message type, wrapping this provider's own handler table. */
-  private countReceived(): void {
-    const handlers = this.provider.messageHandlers;
-    handlers.forEach((handler, type) => {
-      handlers[type] = (...args) => {
-        if (this.counting) this.received[type] = (this.received[type] ?? 0) + 1;
-        handler(...args);
-      };
-    });
-  }
 
   /** Counts outgoing frames by message type (sync, awareness; echoes included) on each new socket. */
   private countSent(socket: WebSocket): void {
@@ -232,12 +250,10 @@ class Client {
 
   /** One key: a character at the caret (sent by the provider at once), then the cursor after it. */
   typeKey(due: number): void {
-    const position = this.caret ? Y.createAbsolutePositionFromRelativePosition(this.caret, this.doc) : null;
-    const at = position && position.type === this.text ? position.index : this.text.length;
     const clock = this.keys++;
     this.scheduled.set(clock, due);
     this.sent.set(clock, now());
-    this.text.insert(at, String.fromCharCode(97 + ((this.index + clock) % 26)));
+    const at = typeLetterAt(this.text, this.caret, this.text.length, String.fromCharCode(97 + ((this.index + clock) % 26)));
     this.caret = Y.createRelativePositionFromTypeIndex(this.text, at + 1, -1);
     // As y-codemirror.next: relative positions (assoc 0) of the selection's anchor and head.
     const cursor = Y.createRelativePositionFromTypeIndex(this.text, at + 1);

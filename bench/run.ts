@@ -44,6 +44,7 @@ import {
   type CpuClock,
   type CpuCost,
   type LatencyResult,
+  type LatencyStats,
   type SaturationResult,
   type Target,
   type ThroughputResult,
@@ -137,6 +138,9 @@ const othersNote = (cpu: CpuCost | null) =>
   cpu && (cpu.othersCores >= CONTENDED_CORES || cpu.waitedForQuietMs > 1_000)
     ? `; other programs used ${cpu.othersCores.toFixed(2)} cores (waited ${(cpu.waitedForQuietMs / 1000).toFixed(0)} s for quiet)`
     : "";
+/** What a typing run's log line adds after its figure: failures, then server and driver CPU. */
+const typingNote = (r: TypingThroughputResult | TypingLatencyResult) =>
+  `${r.converged ? "" : " NOT CONVERGED"}${r.error ? ` (${r.error})` : ""}${r.presenceSettled ? "" : " (presence never settled)"}${cpuNote(r.cpu)}${driverNote(r.driver)}`;
 const driverNote = (driver: DriverCost) => `; driver ${driver.cores.toFixed(2)} cores, ELU ${driver.elu.toFixed(2)}`;
 const cpuNote = (cpu: CpuCost | null) => (cpu ? ` CPU ${cpu.perThousandEdits.toFixed(0)} ms/1,000 edits${othersNote(cpu)}` : "");
 const othersCell = (cpu: CpuCost | null) => (cpu ? cpu.othersCores.toFixed(2) : "");
@@ -241,7 +245,7 @@ async function main(): Promise<void> {
           results.typingThroughput.push(r);
           console.log(
             `${at} typing ${r.clients} stock providers ${target.name}: ${r.editsPerSecond.toFixed(0)} remote edits/s at the reader` +
-              `${r.converged ? "" : " NOT CONVERGED"}${r.error ? ` (${r.error})` : ""}${r.presenceSettled ? "" : " (presence never settled)"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
+              typingNote(r),
           );
         }
       }
@@ -256,7 +260,7 @@ async function main(): Promise<void> {
             results.typingLatency.push(r);
             console.log(
               `${at} typing latency ${clients} stock providers ${target.name}: every reader p50 ${msOrNone(r.everyReader.p50)} p99 ${msOrNone(r.everyReader.p99)}` +
-                `${r.converged ? "" : " NOT CONVERGED"}${r.error ? ` (${r.error})` : ""}${r.presenceSettled ? "" : " (presence never settled)"}${cpuNote(r.cpu)}${driverNote(r.driver)}`,
+                typingNote(r),
             );
           }
         }
@@ -297,7 +301,6 @@ async function main(): Promise<void> {
     if (bundle) rmSync(bundle.dir, { recursive: true, force: true });
   }
   if (!values.url && scenarios.has("peer-check")) results.peerCheck = await checkPeer(results, saturationFramesFor());
-  results.summary = summarize(results);
   if (!values.url && scenarios.has("cold-load")) {
     results.coldLoad = [await measureColdLoad({ copies: 1 }), await measureColdLoad({ copies: 10 })];
   }
@@ -310,7 +313,7 @@ async function main(): Promise<void> {
     }
     for (const r of await measureCrowd({ sizes: [20, 50] })) results.crowd.push({ ...r, run: 1 });
   }
-  results.summary.push(...summarizeCrowd(results.crowd));
+  results.summary = summarize(results);
   report(results);
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   // One file per run (never overwrite a run kept for the README).
@@ -467,7 +470,7 @@ function summarizeTyping({ typingThroughput, typingLatency }: Results): (Figure 
 }
 
 /** The headline crowd's edit latency, its runs' medians against the peer's (bench/crowd.ts names the peer y-partyserver). */
-function summarizeCrowd(crowd: Results["crowd"]): Figure[] {
+function summarizeCrowd(crowd: Results["crowd"]): (Figure | null)[] {
   const runsOf = crowd
     .filter((r) => r.clients === CROWD.clients && r.keysPerSecond === CROWD.keysPerSecond)
     .map((r) => ({ ...r, target: r.target === PEER_TARGET.name ? "peer" : r.target, cpu: null }));
@@ -477,13 +480,13 @@ function summarizeCrowd(crowd: Results["crowd"]): Figure[] {
   return [
     figure("crowd", `${name}, edit p50`, "ms", runsOf, (r) => r.editLatency.p50, ok, goal),
     figure("crowd", `${name}, edit p99`, "ms", runsOf, (r) => r.editLatency.p99, ok, goal),
-  ].filter((f): f is Figure => f !== null);
+  ];
 }
 
-/** The figures of issue 14, each with its target: latency and CPU at most, throughput at least, a multiple of the peer's. */
+/** Every figure with its target, a multiple of the peer's: issue 23's headline, then issue 14's (latency and CPU at most, throughput at least). */
 function summarize(results: Results): Figure[] {
   const { latency, saturation, throughput } = results;
-  const figures: (Figure | null)[] = summarizeTyping(results);
+  const figures: (Figure | null)[] = [...summarizeTyping(results), ...summarizeCrowd(results.crowd)];
   const p50Goal = { text: "<= 1.2x peer", limit: 1.2, atLeast: false };
   const p99Goal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
   const cpuGoal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
@@ -534,6 +537,19 @@ function reportFigures(title: string, figures: Figure[]): void {
   );
 }
 
+/** The columns a latency run has whatever its clients: size, outcome, per delivery and per edit until every reader has it. */
+function latencyCells(r: { clients: number; converged: boolean; updates: LatencyStats; everyReader: LatencyStats }) {
+  return {
+    clients: r.clients,
+    converged: r.converged ? "yes" : "NO",
+    "delivery p50": ms(r.updates.p50),
+    "delivery p95": ms(r.updates.p95),
+    "delivery p99": ms(r.updates.p99),
+    "every reader p50": msOrNone(r.everyReader.p50),
+    "every reader p99": msOrNone(r.everyReader.p99),
+  };
+}
+
 function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
   const over =
     `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
@@ -564,12 +580,7 @@ function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency,
       typingLatency.map((r) => ({
         run: r.run,
         target: r.target,
-        clients: r.clients,
-        converged: r.converged ? "yes" : "NO",
-        "delivery p50": ms(r.updates.p50),
-        "delivery p99": ms(r.updates.p99),
-        "every reader p50": msOrNone(r.everyReader.p50),
-        "every reader p99": msOrNone(r.everyReader.p99),
+        ...latencyCells(r),
         "presence settled": r.presenceSettled ? "yes" : "NO",
         "frames in / key (sync, awareness)": r.edits > 0 ? `${((r.framesIn[0] ?? 0) / r.edits).toFixed(1)}, ${((r.framesIn[1] ?? 0) / r.edits).toFixed(2)}` : "",
         "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",
@@ -604,13 +615,7 @@ function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency,
       latency.map((r) => ({
         run: r.run,
         target: r.target,
-        clients: r.clients,
-        converged: r.converged ? "yes" : "NO",
-        "delivery p50": ms(r.updates.p50),
-        "delivery p95": ms(r.updates.p95),
-        "delivery p99": ms(r.updates.p99),
-        "every reader p50": msOrNone(r.everyReader.p50),
-        "every reader p99": msOrNone(r.everyReader.p99),
+        ...latencyCells(r),
         "cursor p50": msOrNone(r.awareness.p50),
         "cursor p99": msOrNone(r.awareness.p99),
         "CPU ms / 1,000 edits": r.cpu ? r.cpu.perThousandEdits.toFixed(0) : "",

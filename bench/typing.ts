@@ -25,7 +25,7 @@ import { WebSocket } from "ws";
 import { WebsocketProvider } from "y-websocket";
 import { Awareness } from "y-protocols/awareness";
 import * as Y from "yjs";
-import { NoDeflate } from "./crowd-client.ts";
+import { NoDeflate, onEachFrame, typeLetterAt } from "./crowd-client.ts";
 import { awaitQuietServer, percentiles, roomName, withCpu, type CpuClock, type CpuCost, type LatencyStats, type MeasureOptions, type Target } from "./realtime.ts";
 
 type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
@@ -138,22 +138,16 @@ class Typist {
       // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
       disableBc: true,
     });
-    // The provider's own handler table (one per provider): each frame is noted on its way in.
-    const handlers = this.provider.messageHandlers;
-    handlers.forEach((handler, type) => {
-      handlers[type] = (...args) => {
-        this.lastFrameAt = performance.now();
-        this.framesIn[type] = (this.framesIn[type] ?? 0) + 1;
-        return handler(...args);
-      };
+    onEachFrame(this.provider, (type) => {
+      this.lastFrameAt = performance.now();
+      this.framesIn[type] = (this.framesIn[type] ?? 0) + 1;
     });
   }
 
   /** One key: a letter at the caret (or, now and then, at a random place), sent by the provider at once. */
   typeKey(): void {
-    const caret = this.caret && Math.random() >= JUMP_CHANCE ? Y.createAbsolutePositionFromRelativePosition(this.caret, this.doc) : null;
-    const at = caret && caret.type === this.text ? caret.index : Math.floor(Math.random() * (this.text.length + 1));
-    this.text.insert(at, String.fromCharCode(97 + ((this.index + this.keys++) % 26)));
+    const caret = Math.random() >= JUMP_CHANCE ? this.caret : null;
+    const at = typeLetterAt(this.text, caret, Math.floor(Math.random() * (this.text.length + 1)), String.fromCharCode(97 + ((this.index + this.keys++) % 26)));
     this.caret = Y.createRelativePositionFromTypeIndex(this.text, at + 1, -1);
   }
 
