@@ -10,6 +10,7 @@ import { api } from "./api";
 import { AccessRefused, documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
 import { rateLimiter } from "./rate-limit";
+import { sync } from "./sync-route";
 
 export { Room } from "./room";
 
@@ -42,10 +43,22 @@ app.get(
     }
     await next();
   },
+  function answerProbe(c, next) {
+    // A client on the HTTP fallback asking whether WebSockets pass again (client/fallback.ts):
+    // it is accepted and closed here, with no token and no room.
+    if (c.req.query("probe") === undefined) return next();
+    const { 0: client, 1: server } = new WebSocketPair();
+    server.accept();
+    server.close(1000, "probe");
+    return new Response(null, { status: 101, webSocket: client });
+  },
   documentAccess(),
   rateLimiter<DocumentEnv>({ limiter: "UPGRADE_SUBJECT_LIMITER", per: "subject", refuse: (c, detail) => refuseUpgrade(c, 429, detail) }),
   (c) => c.var.room.fetch(withGrant(c.req.raw, c.var.grant)),
 );
+
+// The same document over plain HTTP, for networks that block WebSockets (docs/protocol.md, "HTTP fallback").
+app.route("/sync", sync);
 
 // The documents HTTP API (docs/api.md).
 app.route("/api", api);

@@ -41,6 +41,8 @@ export const SyncMessageType = {
  * Standard codes (RFC 6455 §7.4.1) where one fits; 4000-4999 are ours.
  */
 export const CloseCode = {
+  /** The client left (HTTP fallback: its `DELETE`); a WebSocket's own close is reported by the runtime. */
+  normal: 1000,
   /** Malformed frame: garbage, truncated, unknown message type, trailing bytes. */
   protocolError: 1002,
   /** A text frame (other than the "ping" keep-alive, which is answered with "pong"). */
@@ -61,6 +63,11 @@ export const CloseCode = {
    * and the sync handshake brings the client up to date.
    */
   tryAgainLater: 1013,
+  /**
+   * HTTP fallback only: the room does not know the session (it restarted, or the session ended
+   * long ago) or its cursor; the client joins again and the sync handshake catches it up.
+   */
+  serviceRestart: 1012,
   /** No frame (other than `ping`) for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
   presenceTimeout: 4000,
   /** The socket did not complete the sync handshake (send its sync step 2) in time. */

@@ -222,6 +222,12 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     await this.rearmIfStale();
   }
 
+  /** Charges one request of the HTTP fallback (a poll, a batch of frames) to its session's message rate. */
+  admitRequest(socket: Socket): boolean {
+    const now = this.host.now();
+    return this.sessions.of(socket, now).messages.take(1, now);
+  }
+
   /**
    * The one way a socket ends, whether the runtime reports a close or an error: one `close`
    * log line (with the error, and whether it was ordinary teardown, when there was one), its

@@ -5,6 +5,8 @@
  * (worker/room/core.ts) or its HTTP API (worker/room/http-api.ts). docs/architecture.md.
  *
  * Text "ping" frames are answered by the runtime's auto-response without waking the object.
+ * Clients of the HTTP fallback are sessions kept in memory (worker/room/http-sessions.ts),
+ * listed to the core beside the hibernatable sockets.
  */
 import { DurableObject } from "cloudflare:workers";
 import { grantFrom } from "../access";
@@ -13,24 +15,41 @@ import type { DocumentInfo, Outcome, StorageStats, VersionInfo } from "../docume
 import { webhookSettings, type WebhookEventInfo } from "../webhooks";
 import { RoomCore } from "./core";
 import { RoomApi } from "./http-api";
+import { answerHttpFallback } from "./http-fallback";
+import { HttpSessions, type HttpSession } from "./http-sessions";
 import type { RoomHost, StoragePort } from "./ports";
 
 export type { SocketAttachment } from "./sessions";
 
+type RoomSocket = WebSocket | HttpSession;
+
 export class Room extends DurableObject<Env> {
-  private readonly core: RoomCore<WebSocket>;
-  private readonly api: RoomApi<WebSocket>;
+  private readonly core: RoomCore<RoomSocket>;
+  private readonly api: RoomApi<RoomSocket>;
+  private readonly http: HttpSessions;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
-    this.core = new RoomCore(durableObjectHost(ctx), { limits: roomLimits(env), webhooks: webhookSettings(env) });
+    this.http = new HttpSessions({
+      connect: (session, grant) => this.core.connect(session, grant),
+      message: (session, frame) => this.core.message(session, frame),
+      closed: (session, end) => this.core.closed(session, end),
+      admitRequest: (session) => this.core.admitRequest(session),
+      now: () => Date.now(),
+    });
+    // After the sessions: the core lists every socket as it starts (a wake from hibernation).
+    this.core = new RoomCore(durableObjectHost(ctx, () => this.http.listed()), { limits: roomLimits(env), webhooks: webhookSettings(env) });
     this.api = new RoomApi(this.core);
     void ctx.blockConcurrencyWhile(() => this.core.wake());
   }
 
-  /** Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync handshake. */
+  /**
+   * Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync
+   * handshake; any other request is the HTTP fallback's.
+   */
   async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return answerHttpFallback(this.http, request);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     await this.core.connect(server, grantFrom(request));
@@ -118,8 +137,8 @@ export class Room extends DurableObject<Env> {
   }
 }
 
-/** The core's ports over this object's state: its storage, its hibernatable sockets, the clock and fetch. */
-function durableObjectHost(ctx: DurableObjectState): RoomHost<WebSocket> {
+/** The core's ports over this object's state: its storage, its sockets (hibernatable and HTTP), the clock and fetch. */
+function durableObjectHost(ctx: DurableObjectState, httpSessions: () => HttpSession[]): RoomHost<RoomSocket> {
   const storage: StoragePort = {
     sql: ctx.storage.sql,
     transaction: (body) => ctx.storage.transactionSync(body),
@@ -130,7 +149,7 @@ function durableObjectHost(ctx: DurableObjectState): RoomHost<WebSocket> {
   };
   return {
     storage,
-    sockets: () => ctx.getWebSockets(),
+    sockets: () => [...ctx.getWebSockets(), ...httpSessions()],
     now: () => Date.now(),
     fetch: (url, init) => fetch(url, init),
     name: ctx.id.name,

@@ -1,0 +1,174 @@
+/**
+ * WebSockets first, plain HTTP when they are blocked (docs/protocol.md, "HTTP fallback").
+ *
+ * `EdgedocProvider` is the stock y-websocket provider (same options, events, `status`,
+ * `synced`, `awareness`, `connect`/`disconnect`) whose connection attempts go through a
+ * chooser instead of `WebSocket`: each attempt is a WebSocket until {@link WEBSOCKET_ATTEMPTS}
+ * in a row never opened (refused, cut, or silent for {@link OPEN_TIMEOUT_MS}); from then on an
+ * {@link HttpSocket}. A socket that opened and later dropped says nothing about the network,
+ * so it does not count. While on HTTP a probe WebSocket (no session, it joins no room) is
+ * tried every {@link PROBE_INTERVAL_MS}; when one opens, the HTTP session is ended and the
+ * next attempt is a WebSocket again. One connection at a time, always: the provider holds one
+ * attempt, and a probe is not a connection to the room.
+ */
+import { WebsocketProvider } from "y-websocket";
+import type * as Y from "yjs";
+import { HttpSocket } from "./http-socket";
+
+/** Attempts that never opened before falling back: a refusal takes milliseconds, so three cost the provider's first backoffs (~1 s). */
+export const WEBSOCKET_ATTEMPTS = 3;
+/** A WebSocket that has not opened by then counts as never opened (a proxy may hold the upgrade without answering). */
+export const OPEN_TIMEOUT_MS = 10_000;
+/** How often a client on HTTP tries whether WebSockets work again. */
+export const PROBE_INTERVAL_MS = 5 * 60_000;
+
+export type Transport = "websocket" | "http";
+
+/** The socket surface the provider uses, implemented by both `WebSocket` and {@link HttpSocket}. */
+type ProviderSocket = WebSocket | HttpSocket;
+
+export interface FallbackOptions {
+  /** Called when the transport of the next connection changes. */
+  onTransport?: (transport: Transport) => void;
+  /** Overrides for tests and embedders with their own numbers. */
+  attempts?: number;
+  openTimeoutMs?: number;
+  probeIntervalMs?: number;
+  /** The WebSocket implementation (Node's `ws` outside browsers). */
+  WebSocketImpl?: typeof WebSocket;
+}
+
+/** Chooses the transport of each connection attempt; see the module comment. */
+export class TransportChooser {
+  transport: Transport = "websocket";
+  private neverOpened = 0;
+  private probeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The provider's current HTTP connection, ended when a probe finds WebSockets working. */
+  private current: HttpSocket | null = null;
+  private stopped = false;
+  readonly attempts: number;
+  private readonly openTimeoutMs: number;
+  private readonly probeIntervalMs: number;
+  private readonly WebSocketImpl: typeof WebSocket;
+
+  constructor(private readonly options: FallbackOptions = {}) {
+    this.attempts = options.attempts ?? WEBSOCKET_ATTEMPTS;
+    this.openTimeoutMs = options.openTimeoutMs ?? OPEN_TIMEOUT_MS;
+    this.probeIntervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS;
+    this.WebSocketImpl = options.WebSocketImpl ?? WebSocket;
+  }
+
+  /** A class the provider instantiates per attempt (`WebSocketPolyfill`). */
+  socketClass(): new (url: string, protocols?: string | string[]) => ProviderSocket {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const chooser = this;
+    return function ChosenSocket(url: string, protocols?: string | string[]): ProviderSocket {
+      return chooser.open(url, protocols);
+    } as unknown as new (url: string, protocols?: string | string[]) => ProviderSocket;
+  }
+
+  /** Stops probing (the provider was destroyed). */
+  stop(): void {
+    this.stopped = true;
+    if (this.probeTimer !== null) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+  }
+
+  private open(url: string, protocols?: string | string[]): ProviderSocket {
+    if (this.transport === "http") {
+      const socket = new HttpSocket(url);
+      this.current = socket;
+      this.scheduleProbe(url);
+      return socket;
+    }
+    const socket = new this.WebSocketImpl(url, protocols);
+    let opened = false;
+    const timeout = setTimeout(() => {
+      // Closing reports the close to the provider, which counts it and tries again.
+      if (!opened) socket.close();
+    }, this.openTimeoutMs);
+    socket.addEventListener("open", () => {
+      opened = true;
+      this.neverOpened = 0;
+      clearTimeout(timeout);
+    });
+    socket.addEventListener("close", () => {
+      clearTimeout(timeout);
+      if (opened || ++this.neverOpened < this.attempts) return;
+      this.switchTo("http");
+    });
+    return socket;
+  }
+
+  private switchTo(transport: Transport): void {
+    if (this.transport === transport) return;
+    this.transport = transport;
+    this.neverOpened = 0;
+    if (transport === "websocket" && this.probeTimer !== null) {
+      clearTimeout(this.probeTimer);
+      this.probeTimer = null;
+    }
+    this.options.onTransport?.(transport);
+  }
+
+  /** While on HTTP, tries a probe WebSocket now and then; one that opens brings the next connection back to WebSockets. */
+  private scheduleProbe(url: string): void {
+    if (this.probeTimer !== null || this.stopped) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.transport !== "http" || this.stopped) return;
+      const probeUrl = new URL(url);
+      probeUrl.search = "probe=1";
+      const probe = new this.WebSocketImpl(probeUrl.toString());
+      const giveUp = setTimeout(() => probe.close(), this.openTimeoutMs);
+      probe.addEventListener("open", () => {
+        clearTimeout(giveUp);
+        probe.close();
+        this.switchTo("websocket");
+        // Ends the HTTP session as a dropped socket would: the provider reconnects, by WebSocket now.
+        this.current?.close(1000, "websockets work again");
+        this.current = null;
+      });
+      probe.addEventListener("close", () => {
+        clearTimeout(giveUp);
+        if (this.transport === "http") this.scheduleProbe(url);
+      });
+    }, this.probeIntervalMs);
+  }
+}
+
+/**
+ * The stock y-websocket provider with the HTTP fallback: use it as `WebsocketProvider`
+ * (`new EdgedocProvider("wss://docs.example/ws", name, doc, { params: { token } })`).
+ * `transport` says how the next connection goes; `transport` events tell when it changes.
+ */
+export class EdgedocProvider extends WebsocketProvider {
+  readonly chooser: TransportChooser;
+
+  constructor(
+    serverUrl: string,
+    roomname: string,
+    doc: Y.Doc,
+    options: ConstructorParameters<typeof WebsocketProvider>[3] & { fallback?: FallbackOptions } = {},
+  ) {
+    const { fallback, ...rest } = options;
+    const chooser = new TransportChooser({
+      ...fallback,
+      onTransport: (transport) => {
+        fallback?.onTransport?.(transport);
+        (this as unknown as { emit(name: string, args: unknown[]): void }).emit("transport", [transport]);
+      },
+    });
+    super(serverUrl, roomname, doc, { ...rest, WebSocketPolyfill: chooser.socketClass() as unknown as typeof WebSocket });
+    this.chooser = chooser;
+  }
+
+  get transport(): Transport {
+    return this.chooser.transport;
+  }
+
+  override destroy(): void {
+    this.chooser.stop();
+    super.destroy();
+  }
+}

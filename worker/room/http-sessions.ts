@@ -1,0 +1,315 @@
+/**
+ * The HTTP fallback's sessions (docs/protocol.md, "HTTP fallback"): for clients whose network
+ * blocks WebSockets, the same y-websocket frames over plain requests. Each session is one more
+ * {@link RoomSocket} of the core, so it joins, holds presence, pays the same budgets and is
+ * closed by the same timeouts and codes as a WebSocket; only the way frames travel differs:
+ *
+ * - frames to the client wait in the session's queue, numbered; a poll names the last number
+ *   it has (its cursor), which drops those, and is answered with the rest, or held until
+ *   there are some (the Worker ends a held poll after {@link POLL_HOLD_MS});
+ * - frames from the client arrive in the body of a request, and are handled one by one, in
+ *   order, as if each were a WebSocket message;
+ * - a close becomes the last record of an answer; a session the room does not know (it
+ *   restarted, or forgot a session that ended long ago) is answered with {@link CloseCode}
+ *   1012, and the client joins again: the sync handshake brings back whatever it missed.
+ *
+ * Sessions live in memory: a held poll keeps the object awake, and an object that left memory
+ * anyway is met with a new handshake. Runtime-free, so the simulation can drive it.
+ */
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import type { AccessGrant } from "../access";
+import { CloseCode } from "../protocol";
+import type { RoomSocket } from "./ports";
+
+/**
+ * How long the Worker holds a poll that has nothing to answer: under the 30 s after which
+ * common proxies and load balancers cut an idle HTTP request, and well under the room's 30 s
+ * presence timeout (the client renews its presence every 15 s, which also answers its poll).
+ */
+export const POLL_HOLD_MS = 25_000;
+
+/**
+ * Bytes queued for one session beyond the frame at its head. A client that keeps its session
+ * alive but stops polling could otherwise make the room keep every frame of the room for it
+ * (memory counts against the isolate's 128 MB). Frames are shared between the queues of a
+ * relay, so this bounds what one session pins, not a copy per session. Past it the session is
+ * closed with 1013 and its client catches up through a new handshake, as a WebSocket shed by
+ * the relay bound does.
+ */
+export const HTTP_QUEUE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * How many ended sessions are remembered, to answer their client's next request with the close
+ * (code and reason, a few dozen bytes each); older ones are answered 1012 and join again.
+ */
+export const MAX_ENDED_HTTP_SESSIONS = 1_000;
+
+/** How long an ended session is remembered: a client polls again within seconds of the close. */
+export const ENDED_HTTP_SESSION_KEEP_MS = 60_000;
+
+/** Session ids: 128 random bits, hex. Whoever holds one may act as that session, like a socket. */
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+/** Record kinds in an answer body, after its cursor. */
+const Record = { frame: 0, close: 1 } as const;
+
+/** What ends a session: the same code and reason a WebSocket would be closed with. */
+export interface SessionClose {
+  code: number;
+  reason: string;
+}
+
+/** One HTTP client's place in the room, as the core sees it: a socket. */
+export class HttpSession implements RoomSocket {
+  private attachment: unknown = null;
+  private queue: { seq: number; frame: Uint8Array }[] = [];
+  private queuedBytes = 0;
+  private nextSeq = 1;
+  /** The highest client frame number handled, so a request sent twice is not applied twice. */
+  receivedUpTo = 0;
+  ended: SessionClose | null = null;
+  /** The poll held for this session, answered when a frame or the close comes. */
+  private waiter: (() => void) | null = null;
+
+  constructor(
+    readonly id: string,
+    /** Whose session it is (the token's owner): another token may not use it. */
+    readonly owner: string | undefined,
+    /** Told once when the session ends, whoever ended it. */
+    private readonly onEnd: (session: HttpSession) => void,
+  ) {}
+
+  send(frame: Uint8Array): void {
+    if (this.ended) return;
+    if (this.queue.length > 0 && this.queuedBytes + frame.byteLength > HTTP_QUEUE_MAX_BYTES) {
+      this.end({ code: CloseCode.tryAgainLater, reason: "fell behind: join again to catch up" });
+      return;
+    }
+    this.queue.push({ seq: this.nextSeq++, frame });
+    this.queuedBytes += frame.byteLength;
+    this.wake();
+  }
+
+  close(code: number, reason: string): void {
+    this.end({ code, reason });
+  }
+
+  serializeAttachment(value: unknown): void {
+    this.attachment = value;
+  }
+
+  deserializeAttachment(): unknown {
+    return this.attachment;
+  }
+
+  /** Ends the session: what was queued is dropped (the client joins again, or stops, either way). */
+  end(close: SessionClose): void {
+    if (this.ended) return;
+    this.ended = close;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.wake();
+    this.onEnd(this);
+  }
+
+  /** Drops the frames up to `cursor` (the client has them) and answers with the rest, or null when there are none. */
+  take(cursor: number): Uint8Array | null {
+    while (this.queue.length > 0 && this.queue[0]!.seq <= cursor) this.queuedBytes -= this.queue.shift()!.frame.byteLength;
+    if (this.ended) return encodeAnswer(cursor, [], this.ended);
+    if (this.queue.length === 0) return null;
+    return encodeAnswer(this.queue.at(-1)!.seq, this.queue.map(({ frame }) => frame), null);
+  }
+
+  /** Waits for a frame or the close; a newer poll of the same session answers this one first. */
+  wait(): Promise<void> {
+    this.wake();
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  /** Whether a cursor names frames this session could have sent. */
+  knows(cursor: number): boolean {
+    return Number.isSafeInteger(cursor) && cursor >= 0 && cursor < this.nextSeq;
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.();
+  }
+}
+
+/** What the room does for each request of the HTTP fallback; the core runs the session's frames. */
+export interface HttpSessionRoom {
+  connect(session: HttpSession, grant: AccessGrant): Promise<void>;
+  message(session: HttpSession, frame: ArrayBuffer): Promise<void>;
+  closed(session: HttpSession, end: { code: number; reason: string; wasClean: boolean }): Promise<void>;
+  /** Charges one request to the session's message rate, as a frame is; false when it is spent. */
+  admitRequest(session: HttpSession): boolean;
+  now(): number;
+}
+
+/** The room's HTTP sessions: open ones (listed to the core with its WebSockets) and recently ended ones. */
+export class HttpSessions {
+  private readonly open = new Map<string, HttpSession>();
+  private readonly ended = new Map<string, { close: SessionClose; at: number }>();
+  /** Closes to report to the core, in order, once the event that ended them is done. */
+  private endings: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly room: HttpSessionRoom,
+    private readonly newId: () => string = randomSessionId,
+  ) {}
+
+  /** The open sessions, for `host.sockets()`. */
+  listed(): HttpSession[] {
+    return [...this.open.values()];
+  }
+
+  /** A new session: joins the room and answers with its id and first frames (sync step 1, presence). */
+  async start(grant: AccessGrant): Promise<{ id: string; answer: Uint8Array }> {
+    this.forgetOldEnded();
+    const session = new HttpSession(this.newId(), grant.owner, (ended) => this.reportEnd(ended));
+    this.open.set(session.id, session);
+    await this.room.connect(session, grant);
+    return { id: session.id, answer: session.take(0) ?? encodeAnswer(0, [], null) };
+  }
+
+  /**
+   * A poll: the frames after `cursor`, now, or once there are some. Returns the answer, or a
+   * promise of it and a way to give up waiting (the Worker stopped holding the poll).
+   */
+  poll(id: string, owner: string | undefined, cursor: number): Uint8Array | { held: Promise<Uint8Array>; release: () => void } {
+    const found = this.find(id, owner);
+    if (!(found instanceof HttpSession)) return found;
+    if (!this.admit(found)) return found.take(cursor)!;
+    if (!found.knows(cursor)) return encodeAnswer(cursor, [], { code: CloseCode.serviceRestart, reason: "cursor unknown: join again" });
+    const now = found.take(cursor);
+    if (now !== null) return now;
+    let released = false;
+    const held = found.wait().then(() => (released ? encodeAnswer(cursor, [], null) : (found.take(cursor) ?? encodeAnswer(cursor, [], null))));
+    return { held, release: () => (released = true) };
+  }
+
+  /**
+   * Frames from the client, numbered from `firstSeq`: each is handled as a WebSocket message
+   * would be, in order; those already handled (a retried request) are skipped. Answers with the
+   * close if one of them ended the session.
+   */
+  async receive(id: string, owner: string | undefined, firstSeq: number, frames: Uint8Array[]): Promise<Uint8Array> {
+    const found = this.find(id, owner);
+    if (!(found instanceof HttpSession)) return found;
+    if (!this.admit(found)) return encodeAnswer(0, [], found.ended);
+    for (const [index, frame] of frames.entries()) {
+      const seq = firstSeq + index;
+      if (seq <= found.receivedUpTo) continue;
+      if (seq !== found.receivedUpTo + 1) return encodeAnswer(0, [], { code: CloseCode.serviceRestart, reason: "frames missing: join again" });
+      found.receivedUpTo = seq;
+      await this.room.message(found, frame.slice().buffer);
+      if (found.ended) break;
+    }
+    return encodeAnswer(0, [], found.ended);
+  }
+
+  /** The client left (`DELETE`): its presence goes at once, as a WebSocket's close does. */
+  async leave(id: string, owner: string | undefined): Promise<void> {
+    const found = this.find(id, owner);
+    if (found instanceof HttpSession) found.end({ code: CloseCode.normal, reason: "client left" });
+    await this.endings;
+  }
+
+  /** Charges a request to its session; past its rate the session is closed (1008), as a socket would be. */
+  private admit(session: HttpSession): boolean {
+    if (this.room.admitRequest(session)) return true;
+    session.end({ code: CloseCode.policyViolation, reason: "rate limit exceeded: too many requests for this session" });
+    return false;
+  }
+
+  /** The open session `id` of `owner`, or the answer to give instead (its close, or "join again"). */
+  private find(id: string, owner: string | undefined): HttpSession | Uint8Array {
+    this.forgetOldEnded();
+    const session = SESSION_ID.test(id) ? this.open.get(id) : undefined;
+    if (session === undefined) {
+      const ended = this.ended.get(id)?.close ?? { code: CloseCode.serviceRestart, reason: "session unknown: join again" };
+      return encodeAnswer(0, [], ended);
+    }
+    // A session id is a capability, but only for the token it was opened with.
+    if (session.owner !== owner) return encodeAnswer(0, [], { code: CloseCode.policyViolation, reason: "this session belongs to another token" });
+    return session;
+  }
+
+  /**
+   * A session ended (by the room, by its client, or by falling behind): it stops being listed
+   * and the core hears of it after the current event, as the runtime reports a WebSocket's
+   * close after the frame that caused it.
+   */
+  private reportEnd(session: HttpSession): void {
+    const close = session.ended!;
+    this.open.delete(session.id);
+    this.ended.set(session.id, { close, at: this.room.now() });
+    if (this.ended.size > MAX_ENDED_HTTP_SESSIONS) this.ended.delete(this.ended.keys().next().value!);
+    this.endings = this.endings.then(() => this.room.closed(session, { ...close, wasClean: true }));
+  }
+
+  private forgetOldEnded(): void {
+    const now = this.room.now();
+    for (const [id, { at }] of this.ended) {
+      if (now - at < ENDED_HTTP_SESSION_KEEP_MS) break;
+      this.ended.delete(id);
+    }
+  }
+}
+
+/**
+ * An answer body: the cursor (the number of its last frame), then each frame, then the close
+ * if the session ended. lib0 encoding, as the frames themselves (docs/protocol.md).
+ */
+export function encodeAnswer(cursor: number, frames: readonly Uint8Array[], close: SessionClose | null): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, cursor);
+  for (const frame of frames) {
+    encoding.writeVarUint(encoder, Record.frame);
+    encoding.writeVarUint8Array(encoder, frame);
+  }
+  if (close !== null) {
+    encoding.writeVarUint(encoder, Record.close);
+    encoding.writeVarUint(encoder, close.code);
+    encoding.writeVarString(encoder, close.reason);
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+/** An answer body, decoded; throws on anything malformed. */
+export function decodeAnswer(body: Uint8Array): { cursor: number; frames: Uint8Array[]; close: SessionClose | null } {
+  const decoder = decoding.createDecoder(body);
+  const cursor = decoding.readVarUint(decoder);
+  const frames: Uint8Array[] = [];
+  let close: SessionClose | null = null;
+  while (decoding.hasContent(decoder) && close === null) {
+    const kind = decoding.readVarUint(decoder);
+    if (kind === Record.frame) frames.push(decoding.readVarUint8Array(decoder));
+    else if (kind === Record.close) close = { code: decoding.readVarUint(decoder), reason: decoding.readVarString(decoder) };
+    else throw new Error(`unknown record kind ${kind}`);
+  }
+  if (decoding.hasContent(decoder)) throw new Error("bytes after the close");
+  return { cursor, frames, close };
+}
+
+/** A request body of client frames: each as lib0's length-prefixed bytes, back to back. Throws on anything malformed. */
+export function decodeFrames(body: Uint8Array): Uint8Array[] {
+  const decoder = decoding.createDecoder(body);
+  const frames: Uint8Array[] = [];
+  while (decoding.hasContent(decoder)) frames.push(decoding.readVarUint8Array(decoder));
+  return frames;
+}
+
+export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const frame of frames) encoding.writeVarUint8Array(encoder, frame);
+  return encoding.toUint8Array(encoder);
+}
+
+function randomSessionId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,85 @@
+/**
+ * `/sync/:name`: the HTTP fallback of `/ws/:name`, for networks that block WebSockets
+ * (docs/protocol.md, "HTTP fallback"). The same document access as the socket (origin, token),
+ * the same door limits for opening a session as for an upgrade, and the API's rule that pages
+ * on other sites change nothing (same-origin.ts): every request but a poll sends frames. The
+ * room answers; this route only holds polls, which the room cannot time (it keeps no timers).
+ *
+ *   POST   /sync/:name                          open a session: `Edgedoc-Session` header, first frames
+ *   GET    /sync/:name?session=ID&cursor=N      frames after N, held up to POLL_HOLD_MS
+ *   POST   /sync/:name?session=ID&seq=K         frames K, K+1, ... from the client
+ *   DELETE /sync/:name?session=ID               leave
+ */
+import { bodyLimit } from "hono/body-limit";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { withGrant } from "./access";
+import { roomLimits } from "./config";
+import { documentAccess, type DocumentEnv } from "./document-access";
+import { logEvent } from "./log";
+import { rateLimiter, type RateLimitOptions } from "./rate-limit";
+import { POLL_HOLD_MS, encodeAnswer } from "./room/http-sessions";
+import { bodyTypes, sameOriginWrites } from "./same-origin";
+
+/** Room for the length prefixes of a batch whose frames add up to the frame limit. */
+const BATCH_FRAMING_BYTES = 64;
+
+export const sync = new Hono<DocumentEnv>();
+
+function refuse(c: Context<DocumentEnv>, status: 400 | 413 | 415 | 429, reason: string): Response {
+  logEvent("sync_refused", { room: c.req.param("name"), status, reason });
+  return c.text(reason, status);
+}
+
+/** Applies `middleware` only to requests that open a session: those count as WebSocket upgrades do. */
+function forOpens(middleware: MiddlewareHandler<DocumentEnv>): MiddlewareHandler<DocumentEnv> {
+  return async (c, next) => (c.req.query("session") === undefined && c.req.method === "POST" ? middleware(c, next) : next());
+}
+
+const upgradeLimit = (limiter: RateLimitOptions<DocumentEnv>["limiter"], per: "address" | "subject") =>
+  forOpens(rateLimiter<DocumentEnv>({ limiter, per, refuse: (c, detail) => refuse(c, 429, detail) }));
+
+sync.use("/:name", upgradeLimit("UPGRADE_ADDRESS_LIMITER", "address"));
+sync.use("/:name", sameOriginWrites());
+sync.post(
+  "/:name",
+  bodyTypes<DocumentEnv>(["application/octet-stream"], (c, detail) => refuse(c, 415, detail)),
+  async (c, next) => {
+    const maxSize = roomLimits(c.env).maxFrameBytes + BATCH_FRAMING_BYTES;
+    return bodyLimit({ maxSize, onError: (c) => refuse(c, 413, `body too large: frames over ${maxSize} bytes in one request`) })(c, next);
+  },
+);
+sync.use("/:name", documentAccess());
+sync.use("/:name", upgradeLimit("UPGRADE_SUBJECT_LIMITER", "subject"));
+
+sync.on(["GET", "POST", "DELETE"], "/:name", async (c) => {
+  const response = await c.var.room.fetch(withGrant(c.req.raw, c.var.grant));
+  if (c.req.method !== "GET" || !response.ok) return response;
+  return holdPoll(response, Number(c.req.query("cursor") ?? "0"));
+});
+
+/**
+ * Waits up to {@link POLL_HOLD_MS} for the room's answer to a poll, then answers with no frames
+ * (the same cursor): the client polls again. Cancelling the body tells the room to stop waiting.
+ */
+async function holdPoll(response: Response, cursor: number): Promise<Response> {
+  const reader = response.body!.getReader();
+  let expire: (value: null) => void = () => {};
+  const timedOut = new Promise<null>((resolve) => (expire = resolve));
+  const timer = setTimeout(() => expire(null), POLL_HOLD_MS);
+  const chunks: Uint8Array[] = [];
+  try {
+    // The room writes its answer in one chunk and closes: this loop ends with the body.
+    for (;;) {
+      const read = await Promise.race([reader.read(), timedOut]);
+      if (read === null) {
+        void reader.cancel().catch(() => {});
+        return new Response(encodeAnswer(Number.isSafeInteger(cursor) ? cursor : 0, [], null), { headers: response.headers });
+      }
+      if (read.done) break;
+      chunks.push(read.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return new Response(new Blob(chunks), { headers: response.headers });
+}
