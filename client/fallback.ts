@@ -43,7 +43,7 @@ export class TransportChooser {
   transport: Transport = "websocket";
   private neverOpened = 0;
   private probeTimer: ReturnType<typeof setTimeout> | null = null;
-  /** The provider's current HTTP connection, ended when a probe finds WebSockets working. */
+  /** The provider's latest HTTP connection: ended when a probe finds WebSockets working, and replaced by the next one. */
   private current: HttpSocket | null = null;
   private stopped = false;
   readonly attempts: number;
@@ -76,7 +76,7 @@ export class TransportChooser {
 
   private open(url: string, protocols?: string | string[]): ProviderSocket {
     if (this.transport === "http") {
-      const socket = new HttpSocket(url);
+      const socket = new HttpSocket(url, this.current?.sessionId ?? null);
       this.current = socket;
       this.scheduleProbe(url);
       return socket;
@@ -127,7 +127,6 @@ export class TransportChooser {
         this.switchTo("websocket");
         // Ends the HTTP session as a dropped socket would: the provider reconnects, by WebSocket now.
         this.current?.close(1000, "websockets work again");
-        this.current = null;
       });
       probe.addEventListener("close", () => {
         clearTimeout(giveUp);
@@ -140,10 +139,11 @@ export class TransportChooser {
 /**
  * The stock y-websocket provider with the HTTP fallback: use it as `WebsocketProvider`
  * (`new EdgedocProvider("wss://docs.example/ws", name, doc, { params: { token } })`).
- * `transport` says how the next connection goes; `transport` events tell when it changes.
+ * `transport` says how the next connection goes; {@link onTransport} tells when it changes.
  */
 export class EdgedocProvider extends WebsocketProvider {
   readonly chooser: TransportChooser;
+  private readonly transportListeners: Set<(transport: Transport) => void>;
 
   constructor(
     serverUrl: string,
@@ -152,15 +152,22 @@ export class EdgedocProvider extends WebsocketProvider {
     options: ConstructorParameters<typeof WebsocketProvider>[3] & { fallback?: FallbackOptions } = {},
   ) {
     const { fallback, ...rest } = options;
+    const listeners = new Set<(transport: Transport) => void>();
     const chooser = new TransportChooser({
       ...fallback,
       onTransport: (transport) => {
         fallback?.onTransport?.(transport);
-        (this as unknown as { emit(name: string, args: unknown[]): void }).emit("transport", [transport]);
+        for (const listener of listeners) listener(transport);
       },
     });
     super(serverUrl, roomname, doc, { ...rest, WebSocketPolyfill: chooser.socketClass() as unknown as typeof WebSocket });
     this.chooser = chooser;
+    this.transportListeners = listeners;
+  }
+
+  /** Calls `listener` whenever the transport of the next connection changes. */
+  onTransport(listener: (transport: Transport) => void): void {
+    this.transportListeners.add(listener);
   }
 
   get transport(): Transport {

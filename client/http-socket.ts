@@ -65,10 +65,24 @@ export class HttpSocket {
   private nextSeq = 1;
   private posting = false;
   private readonly aborter = new AbortController();
+  /** A tab being closed leaves at once, as its socket's close would tell the room. */
+  private readonly leaveOnPageHide = () => this.close(1001, "page closed");
 
-  constructor(readonly url: string) {
+  /**
+   * `replaces`: the session this client had before, if any (client/fallback.ts passes it): the
+   * room ends it before opening this one, in case its leave never arrived (the network went).
+   */
+  constructor(
+    readonly url: string,
+    private readonly replaces: string | null = null,
+  ) {
     this.base = syncUrlFor(url);
     void this.open();
+  }
+
+  /** This connection's session id, once open. */
+  get sessionId(): string | null {
+    return this.session;
   }
 
   send(data: ArrayBuffer | Uint8Array): void {
@@ -88,12 +102,13 @@ export class HttpSocket {
   }
 
   private async open(): Promise<void> {
-    const response = await this.request(this.address({}), { method: "POST", headers: { "Content-Type": "application/octet-stream" } });
+    const response = await this.request(this.address(this.replaces === null ? {} : { replaces: this.replaces }), { method: "POST", headers: { "Content-Type": "application/octet-stream" } });
     if (response === null) return;
     const session = response.headers.get(SESSION_HEADER);
     if (session === null) return this.finish({ code: ABNORMAL_CLOSURE, reason: "no session in the answer" }, false);
     this.session = session;
     this.readyState = HttpSocket.OPEN;
+    globalThis.addEventListener?.("pagehide", this.leaveOnPageHide);
     this.onopen?.({});
     if (this.readyState !== HttpSocket.OPEN) return;
     await this.deliver(response);
@@ -175,6 +190,7 @@ export class HttpSocket {
     this.readyState = HttpSocket.CLOSED;
     this.outbox = [];
     this.aborter.abort();
+    globalThis.removeEventListener?.("pagehide", this.leaveOnPageHide);
     queueMicrotask(() => this.onclose?.({ ...close, wasClean }));
   }
 }

@@ -4,11 +4,11 @@
  */
 import { IndexeddbPersistence } from "y-indexeddb";
 import { Awareness } from "y-protocols/awareness";
-import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { cleanTitle, DEFAULT_TITLE, documentTitle, MAX_TITLE_CHARS, SETTINGS_MAP, TITLE_KEY } from "../worker/title";
 import { accessFromLocation, describeLink, type LinkAccess } from "./access";
 import { createEditor, isLanguage, type Language } from "./editor";
+import { EdgedocProvider } from "./fallback";
 import { awarenessUser, loadIdentity, saveIdentity, watchIdentity, type Identity } from "./identity";
 import type { HistoryOptions, HistoryPanel } from "./history";
 import { downloadText, showInfo } from "./info";
@@ -40,8 +40,9 @@ function start(): void {
   new IndexeddbPersistence(`edgedoc:${name}`, doc);
   // On the home page's list of this browser's documents, with its title and unconfirmed edits.
   const noteUnconfirmed = recordVisit(localStorage, name, access.token, doc);
-  // Browsers cannot set headers on a WebSocket, so the token travels as ?token=.
-  const provider = new WebsocketProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc, {
+  // Browsers cannot set headers on a WebSocket, so the token travels as ?token=. WebSockets
+  // first; where the network blocks them, the same frames over HTTP (client/fallback.ts).
+  const provider = new EdgedocProvider(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, name, doc, {
     params: access.token ? { token: access.token } : {},
     awareness,
   });
@@ -59,7 +60,7 @@ function start(): void {
 }
 
 /** Your name and colour: editable, remembered in this browser and the same in all its tabs, shown to the others. */
-function wireIdentity({ awareness }: WebsocketProvider): void {
+function wireIdentity({ awareness }: EdgedocProvider): void {
   const nameInput = element<HTMLInputElement>("my-name");
   const colorInput = element<HTMLInputElement>("my-color");
   nameInput.maxLength = MAX_NAME_LENGTH;
@@ -86,7 +87,7 @@ function wireIdentity({ awareness }: WebsocketProvider): void {
 }
 
 /** The editor, and the language picker; returns a reader of the current language. */
-function wireEditorAndLanguage({ doc, awareness }: WebsocketProvider, readOnly: boolean): () => Language {
+function wireEditorAndLanguage({ doc, awareness }: EdgedocProvider, readOnly: boolean): () => Language {
   // The language is part of the document, so everyone sees the same highlighting.
   const settings = doc.getMap<string>("settings");
   const currentLanguage = (): Language => {
@@ -106,7 +107,7 @@ function wireEditorAndLanguage({ doc, awareness }: WebsocketProvider, readOnly: 
 }
 
 /** Connection, save and access state, kept current in the header; `onUnconfirmed` hears the save state change. */
-function wireStatus(provider: WebsocketProvider, access: LinkAccess, onUnconfirmed: (unconfirmed: boolean) => void): ConnectionState {
+function wireStatus(provider: EdgedocProvider, access: LinkAccess, onUnconfirmed: (unconfirmed: boolean) => void): ConnectionState {
   const state: ConnectionState = {
     online: navigator.onLine,
     status: "connecting",
@@ -114,6 +115,7 @@ function wireStatus(provider: WebsocketProvider, access: LinkAccess, onUnconfirm
     unconfirmed: false,
     readOnly: access.mode === "read",
     stoppedReason: access.expiresAt !== null && access.expiresAt <= Date.now() ? "this link has expired" : null,
+    transport: provider.transport,
   };
   const showStatus = () => renderStatus(element("status"), state);
   if (state.stoppedReason) provider.disconnect();
@@ -133,6 +135,10 @@ function wireStatus(provider: WebsocketProvider, access: LinkAccess, onUnconfirm
   // large; an expired link is the helper's above); the provider then stops and tells us why.
   provider.on("closed", ({ reason }) => {
     state.stoppedReason = reason || "the server ended the session";
+    showStatus();
+  });
+  provider.onTransport((transport) => {
+    state.transport = transport;
     showStatus();
   });
   provider.on("status", ({ status }) => {

@@ -13,7 +13,13 @@ export interface ConnectionState {
   readOnly: boolean;
   /** Why the server ended the session for good (the provider stopped reconnecting), if it did. */
   stoppedReason: string | null;
+  /** How the connection goes: WebSockets, or the HTTP fallback when they are blocked (client/fallback.ts). */
+  transport: "websocket" | "http";
 }
+
+/** What the status adds on the fallback, and its tooltip. */
+const FALLBACK_NOTE = " · over HTTP";
+const FALLBACK_TITLE = "WebSockets are blocked on this network, so edits travel by ordinary HTTP requests: a little slower, just as safe.";
 
 /** One word for the state (also a CSS class and what tests read), and a sentence for people. */
 export function describeConnection(state: ConnectionState): { kind: string; text: string } {
@@ -30,8 +36,11 @@ export function describeConnection(state: ConnectionState): { kind: string; text
 
 export function renderStatus(target: HTMLElement, state: ConnectionState): void {
   const { kind, text } = describeConnection(state);
-  target.textContent = text;
+  const onFallback = state.transport === "http" && kind !== "stopped";
+  target.textContent = onFallback ? `${text}${FALLBACK_NOTE}` : text;
+  target.title = onFallback ? FALLBACK_TITLE : "";
   target.dataset.state = kind;
+  target.dataset.transport = state.transport;
 }
 
 /** A person's pill text: "Ada", "Ada (you)", "Ada · 3 tabs". */

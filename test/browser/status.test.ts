@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { describeConnection, type ConnectionState } from "../../client/view";
 
-const saved: ConnectionState = { online: true, status: "connected", synced: true, unconfirmed: false, readOnly: false, stoppedReason: null };
+const saved: ConnectionState = { online: true, status: "connected", synced: true, unconfirmed: false, readOnly: false, stoppedReason: null, transport: "websocket" };
 
 describe("describeConnection", () => {
   it.each<[string, Partial<ConnectionState>, { kind: string; text: string }]>([

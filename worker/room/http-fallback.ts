@@ -19,7 +19,7 @@ export async function answerHttpFallback(sessions: HttpSessions, request: Reques
   const { owner } = grant;
   if (id === null) {
     if (request.method !== "POST") return new Response("open a session with POST first", { status: 400 });
-    const { id: opened, answer } = await sessions.start(grant);
+    const { id: opened, answer } = await sessions.start(grant, url.searchParams.get("replaces"));
     return new Response(answer, { headers: { ...ANSWER_HEADERS, [SESSION_HEADER]: opened } });
   }
   switch (request.method) {

@@ -166,9 +166,20 @@ export class HttpSessions {
     return [...this.open.values()];
   }
 
-  /** A new session: joins the room and answers with its id and first frames (sync step 1, presence). */
-  async start(grant: AccessGrant): Promise<{ id: string; answer: Uint8Array }> {
+  /**
+   * A new session: joins the room and answers with its id and first frames (sync step 1,
+   * presence). `replaces` names the client's previous session, ended first: a client that lost
+   * its network could not say it left, and its old session would hold its presence ID (which
+   * the room gives no other connection) until the presence timeout, 30 s without a save
+   * confirmation. A WebSocket cut the same way lingers as long; a socket has no id to name it by.
+   */
+  async start(grant: AccessGrant, replaces: string | null = null): Promise<{ id: string; answer: Uint8Array }> {
     this.forgetOldEnded();
+    const previous = replaces === null ? undefined : this.open.get(replaces);
+    if (previous !== undefined && previous.owner === grant.owner) {
+      previous.end({ code: CloseCode.normal, reason: "replaced by the client's new session" });
+      await this.endings;
+    }
     const session = new HttpSession(this.newId(), grant.owner, (ended) => this.reportEnd(ended));
     this.open.set(session.id, session);
     await this.room.connect(session, grant);
