@@ -6,8 +6,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import type { WebsocketProvider } from "y-websocket";
+import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { HttpSocket } from "../../client/http-socket";
 import { SaveTracker } from "../../client/saved";
 import { connectProvider, disconnectProvider, textOf, waitFor } from "./providers";
 import { newPersistDir, removePersistDir, startDevServer, type DevServer } from "./wrangler";
@@ -123,4 +124,45 @@ describe("durability across SIGKILL of wrangler dev", () => {
     await waitFor(() => fresh.synced, "a fresh client to sync after the restart");
     expect(textOf(fresh)).toBe("the version to come back to");
   }, 120_000);
+
+  it("over the HTTP fallback too: edits confirmed saved survive a SIGKILL that comes while the writer's poll is held", async () => {
+    const persistDir = newPersistDir();
+    open.dirs.push(persistDir);
+    const room = `durable-http-${randomUUID().slice(0, 8)}`;
+    const confirmedSaved = new Set<string>();
+    for (const round of [0, 1]) {
+      const server = await startDevServer({ persistDir });
+      open.servers.push(server);
+      const writer = new WebsocketProvider(server.wsUrl, room, new Y.Doc(), { WebSocketPolyfill: HttpSocket as unknown as typeof WebSocket, disableBc: true });
+      open.providers.push(writer);
+      await waitFor(() => writer.synced, `round ${round}: the HTTP writer to sync`);
+      let unconfirmed = false;
+      new SaveTracker(writer, (now) => (unconfirmed = now));
+      writer.awareness.setLocalStateField("user", { name: `http writer ${round}` });
+      for (let burst = 0; burst < 3; burst++) {
+        const text = writer.doc.getText("codemirror");
+        for (let i = 0; i < 5; i++) text.insert(text.length, `[h${round}-${burst}-${i}]`);
+        await waitFor(() => !unconfirmed, `round ${round}: burst ${burst} confirmed saved`);
+        markersBy(`h${round}`, textOf(writer)).forEach((marker) => confirmedSaved.add(marker));
+      }
+      // Idle for a moment: the writer's poll is held by the room when the kill comes, with one more burst on its way.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const text = writer.doc.getText("codemirror");
+      text.insert(text.length, `[h${round}-unconfirmed]`);
+      await server.stop("SIGKILL");
+      for (const provider of open.providers.splice(0)) disconnectProvider(provider);
+      open.servers.splice(0);
+
+      const restarted = await startDevServer({ persistDir });
+      open.servers.push(restarted);
+      const fresh = connect(restarted, room);
+      await waitFor(() => fresh.synced, `round ${round}: a fresh client to sync after the restart`);
+      const lost = [...confirmedSaved].filter((marker) => !textOf(fresh).includes(marker));
+      expect(lost, `round ${round}: edits confirmed saved over HTTP but lost`).toEqual([]);
+      await restarted.stop();
+      open.servers.splice(0);
+      for (const provider of open.providers.splice(0)) disconnectProvider(provider);
+    }
+    expect(confirmedSaved.size).toBe(30);
+  }, 180_000);
 });
