@@ -54,7 +54,7 @@ async function joined(room: string, mode: AccessMode = "write", sub?: string): P
 }
 
 describe("the HTTP fallback at the door: refused as a socket is, no room woken", () => {
-  const refusals: { name: string; open: (room: string) => Promise<ReturnType<typeof HttpTestClient.open>>; status: number; reason: RegExp }[] = [
+  const refusals: { name: string; open: (room: string) => ReturnType<typeof HttpTestClient.open>; status: number; reason: RegExp }[] = [
     { name: "no token", open: async (room) => HttpTestClient.open(room), status: 401, reason: /token required/ },
     { name: "a forged token", open: async (room) => HttpTestClient.open(room, { token: await token(room, "write", { secret: "someone-else" }) }), status: 401, reason: /signature invalid/ },
     { name: "an expired token", open: async (room) => HttpTestClient.open(room, { token: await token(room, "write", { ttlSeconds: -60 }) }), status: 401, reason: /token expired/ },
