@@ -77,7 +77,7 @@ describe("the provider chooses its transport", () => {
       for (let drop = 0; drop < 4; drop++) {
         await waitFor(() => provider.synced, `sync ${drop}`);
         // Cut, as a network drop does (no close handshake).
-        (provider.ws as WebSocket).terminate();
+        (provider.ws as unknown as WebSocket).terminate();
         await waitFor(() => !provider.synced, `drop ${drop}`);
       }
       await waitFor(() => provider.synced, "the last sync");
