@@ -194,7 +194,10 @@ export class HttpSessions {
     const found = this.find(id, owner);
     if (!(found instanceof HttpSession)) return found;
     if (!this.admit(found)) return found.take(cursor)!;
-    if (!found.knows(cursor)) return encodeAnswer(cursor, [], { code: CloseCode.serviceRestart, reason: "cursor unknown: join again" });
+    if (!found.knows(cursor)) {
+      found.end({ code: CloseCode.serviceRestart, reason: "cursor unknown: join again" });
+      return found.take(0)!;
+    }
     const now = found.take(cursor);
     if (now !== null) return now;
     let released = false;
@@ -214,7 +217,10 @@ export class HttpSessions {
     for (const [index, frame] of frames.entries()) {
       const seq = firstSeq + index;
       if (seq <= found.receivedUpTo) continue;
-      if (seq !== found.receivedUpTo + 1) return encodeAnswer(0, [], { code: CloseCode.serviceRestart, reason: "frames missing: join again" });
+      if (seq !== found.receivedUpTo + 1) {
+        found.end({ code: CloseCode.serviceRestart, reason: "frames missing: join again" });
+        break;
+      }
       found.receivedUpTo = seq;
       await this.room.message(found, frame.slice().buffer);
       if (found.ended) break;
