@@ -38,7 +38,15 @@ function forOpens(middleware: MiddlewareHandler<DocumentEnv>): MiddlewareHandler
 const upgradeLimit = (limiter: RateLimitOptions<DocumentEnv>["limiter"], per: "address" | "subject") =>
   forOpens(rateLimiter<DocumentEnv>({ limiter, per, refuse: (c, detail) => refuse(c, 429, detail) }));
 
+/** Session ids are 128 random bits in hex (worker/room/http-sessions.ts); anything else never reaches a room. */
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
 sync.use("/:name", upgradeLimit("UPGRADE_ADDRESS_LIMITER", "address"));
+sync.use("/:name", async function wellFormedSession(c, next) {
+  const session = c.req.query("session");
+  if (session !== undefined && !SESSION_ID.test(session)) return refuse(c, 400, "malformed session id: 32 lowercase hex digits");
+  await next();
+});
 sync.use("/:name", sameOriginWrites());
 sync.post(
   "/:name",

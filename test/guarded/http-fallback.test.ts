@@ -4,7 +4,7 @@
  * refusals as the socket at the door, the same budgets and closes in the room, sessions that
  * belong to their token, and a room that forgot its sessions (evicted) making clients join again.
  */
-import { env, evictDurableObject, listDurableObjectIds } from "cloudflare:test";
+import { SELF, env, evictDurableObject, listDurableObjectIds } from "cloudflare:test";
 import * as decoding from "lib0/decoding";
 import * as Y from "yjs";
 import { describe, expect, it } from "vitest";
@@ -73,6 +73,20 @@ describe("the HTTP fallback at the door: refused as a socket is, no room woken",
     const { answer } = await open(room);
     expect(answer.status).toBe(status);
     expect(answer.text).toMatch(reason);
+    expect((await listDurableObjectIds(env.ROOM)).length).toBe(before);
+  });
+
+  it("a malformed session id is 400 at the door; a probe WebSocket opens and closes with no token and no room", async () => {
+    const room = roomName("http-probe");
+    const before = (await listDurableObjectIds(env.ROOM)).length;
+    const malformed = await SELF.fetch(`http://edgedoc.test/sync/${room}?session=not-a-session&cursor=0&token=${await token(room)}`);
+    expect([malformed.status, await malformed.text()]).toEqual([400, "malformed session id: 32 lowercase hex digits"]);
+    const probe = await SELF.fetch(`http://edgedoc.test/ws/${room}?probe=1`, { headers: { Upgrade: "websocket" } });
+    expect(probe.status).toBe(101);
+    const socket = probe.webSocket!;
+    const closed = new Promise<number>((resolve) => socket.addEventListener("close", (event) => resolve(event.code)));
+    socket.accept();
+    expect(await closed).toBe(1000);
     expect((await listDurableObjectIds(env.ROOM)).length).toBe(before);
   });
 
