@@ -39,13 +39,8 @@ export async function answerHttpFallback(sessions: HttpSessions, request: Reques
     }
     case "POST": {
       const seq = Number(url.searchParams.get("seq") ?? "NaN");
-      let frames: Uint8Array[];
-      try {
-        if (!Number.isSafeInteger(seq) || seq < 1) throw new Error("seq must be a positive integer");
-        frames = decodeFrames(new Uint8Array(await request.arrayBuffer()));
-      } catch (error) {
-        return new Response(`malformed frames: ${error instanceof Error ? error.message : String(error)}`, { status: 400 });
-      }
+      if (!Number.isSafeInteger(seq) || seq < 1) return new Response("seq must be a positive integer", { status: 400 });
+      const frames = decodeFrames(new Uint8Array(await request.arrayBuffer()));
       return new Response(await sessions.receive(id, owner, seq, frames), { headers: ANSWER_HEADERS });
     }
     case "DELETE":

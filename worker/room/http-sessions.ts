@@ -30,7 +30,8 @@ import type { RoomSocket } from "./ports";
 export const POLL_HOLD_MS = 25_000;
 
 /**
- * Bytes queued for one session beyond the frame at its head. A client that keeps its session
+ * Bytes queued for one session beyond its largest frame (which may be a whole document: a
+ * sync step 2 that waits for the client's next poll to acknowledge what came before it). A client that keeps its session
  * alive but stops polling could otherwise make the room keep every frame of the room for it
  * (memory counts against the isolate's 128 MB). Frames are shared between the queues of a
  * relay, so this bounds what one session pins, not a copy per session. Past it the session is
@@ -38,6 +39,15 @@ export const POLL_HOLD_MS = 25_000;
  * the relay bound does.
  */
 export const HTTP_QUEUE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Bytes queued across all of a room's sessions, each frame counted once however many queues
+ * share it: sessions that never poll could otherwise pin an answer each (a sync step 2 is up
+ * to a whole document) until their timeout, in the JS heap. Half of the 64 MiB one frame may
+ * cost, as the relay bound (`MAX_RELAY_BYTES`). A frame that would pass it closes the session
+ * it was for with 1013; its client joins again shortly, as a socket shed by the relay bound does.
+ */
+export const HTTP_QUEUED_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * How many ended sessions are remembered, to answer their client's next request with the close
@@ -60,11 +70,35 @@ export interface SessionClose {
   reason: string;
 }
 
+/** The room's queued frames, each counted once across the queues that hold it ({@link HTTP_QUEUED_MAX_BYTES}). */
+export class QueueLedger {
+  private readonly holders = new Map<Uint8Array, number>();
+  bytes = 0;
+
+  /** Counts `frame` into one more queue; false (nothing counted) when it would pass the room's bound. */
+  hold(frame: Uint8Array): boolean {
+    const holders = this.holders.get(frame) ?? 0;
+    if (holders === 0 && this.bytes + frame.byteLength > HTTP_QUEUED_MAX_BYTES) return false;
+    if (holders === 0) this.bytes += frame.byteLength;
+    this.holders.set(frame, holders + 1);
+    return true;
+  }
+
+  release(frame: Uint8Array): void {
+    const holders = (this.holders.get(frame) ?? 1) - 1;
+    if (holders > 0) return void this.holders.set(frame, holders);
+    this.holders.delete(frame);
+    this.bytes -= frame.byteLength;
+  }
+}
+
 /** One HTTP client's place in the room, as the core sees it: a socket. */
 export class HttpSession implements RoomSocket {
   private attachment: unknown = null;
   private queue: { seq: number; frame: Uint8Array }[] = [];
   private queuedBytes = 0;
+  /** The largest frame in {@link queue}, which {@link HTTP_QUEUE_MAX_BYTES} does not count. */
+  private largestQueued = 0;
   private nextSeq = 1;
   /** The highest client frame number handled, so a request sent twice is not applied twice. */
   receivedUpTo = 0;
@@ -78,16 +112,23 @@ export class HttpSession implements RoomSocket {
     readonly owner: string | undefined,
     /** Told once when the session ends, whoever ended it. */
     private readonly onEnd: (session: HttpSession) => void,
+    private readonly ledger: QueueLedger = new QueueLedger(),
   ) {}
 
   send(frame: Uint8Array): void {
     if (this.ended) return;
-    if (this.queue.length > 0 && this.queuedBytes + frame.byteLength > HTTP_QUEUE_MAX_BYTES) {
+    const largest = Math.max(this.largestQueued, frame.byteLength);
+    if (this.queuedBytes + frame.byteLength - largest > HTTP_QUEUE_MAX_BYTES) {
       this.end({ code: CloseCode.tryAgainLater, reason: "fell behind: join again to catch up" });
+      return;
+    }
+    if (!this.ledger.hold(frame)) {
+      this.end({ code: CloseCode.tryAgainLater, reason: "room busy: join again shortly" });
       return;
     }
     this.queue.push({ seq: this.nextSeq++, frame });
     this.queuedBytes += frame.byteLength;
+    this.largestQueued = largest;
     this.wake();
   }
 
@@ -107,15 +148,24 @@ export class HttpSession implements RoomSocket {
   end(close: SessionClose): void {
     if (this.ended) return;
     this.ended = close;
+    for (const { frame } of this.queue) this.ledger.release(frame);
     this.queue = [];
     this.queuedBytes = 0;
+    this.largestQueued = 0;
     this.wake();
     this.onEnd(this);
   }
 
   /** Drops the frames up to `cursor` (the client has them) and answers with the rest, or null when there are none. */
   take(cursor: number): Uint8Array | null {
-    while (this.queue.length > 0 && this.queue[0]!.seq <= cursor) this.queuedBytes -= this.queue.shift()!.frame.byteLength;
+    let dropped = false;
+    while (this.queue.length > 0 && this.queue[0]!.seq <= cursor) {
+      const { frame } = this.queue.shift()!;
+      this.queuedBytes -= frame.byteLength;
+      this.ledger.release(frame);
+      dropped = true;
+    }
+    if (dropped) this.largestQueued = this.queue.reduce((largest, { frame }) => Math.max(largest, frame.byteLength), 0);
     if (this.ended) return encodeAnswer(cursor, [], this.ended);
     if (this.queue.length === 0) return null;
     return encodeAnswer(this.queue.at(-1)!.seq, this.queue.map(({ frame }) => frame), null);
@@ -153,6 +203,8 @@ export interface HttpSessionRoom {
 export class HttpSessions {
   private readonly open = new Map<string, HttpSession>();
   private readonly ended = new Map<string, { close: SessionClose; at: number }>();
+  /** What all open sessions have queued, each frame once. */
+  readonly ledger = new QueueLedger();
   /** Closes to report to the core, in order, once the event that ended them is done. */
   private endings: Promise<void> = Promise.resolve();
 
@@ -180,7 +232,7 @@ export class HttpSessions {
       previous.end({ code: CloseCode.normal, reason: "replaced by the client's new session" });
       await this.endings;
     }
-    const session = new HttpSession(this.newId(), grant.owner, (ended) => this.reportEnd(ended));
+    const session = new HttpSession(this.newId(), grant.owner, (ended) => this.reportEnd(ended), this.ledger);
     this.open.set(session.id, session);
     await this.room.connect(session, grant);
     return { id: session.id, answer: session.take(0) ?? encodeAnswer(0, [], null) };
@@ -210,19 +262,28 @@ export class HttpSessions {
    * would be, in order; those already handled (a retried request) are skipped. Answers with the
    * close if one of them ended the session.
    */
-  async receive(id: string, owner: string | undefined, firstSeq: number, frames: Uint8Array[]): Promise<Uint8Array> {
+  async receive(id: string, owner: string | undefined, firstSeq: number, frames: Iterable<Uint8Array>): Promise<Uint8Array> {
     const found = this.find(id, owner);
     if (!(found instanceof HttpSession)) return found;
     if (!this.admit(found)) return encodeAnswer(0, [], found.ended);
-    for (const [index, frame] of frames.entries()) {
-      const seq = firstSeq + index;
+    const reader = frames[Symbol.iterator]();
+    for (let seq = firstSeq; ; seq++) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = reader.next();
+      } catch {
+        // Framing the room cannot read: the frames before it were handled, as a socket's would be.
+        found.end({ code: CloseCode.protocolError, reason: "malformed frame: a request body's framing is broken" });
+        break;
+      }
+      if (next.done) break;
       if (seq <= found.receivedUpTo) continue;
       if (seq !== found.receivedUpTo + 1) {
         found.end({ code: CloseCode.serviceRestart, reason: "frames missing: join again" });
         break;
       }
       found.receivedUpTo = seq;
-      await this.room.message(found, frame.slice().buffer);
+      await this.room.message(found, next.value.slice().buffer);
       if (found.ended) break;
     }
     return encodeAnswer(0, [], found.ended);
@@ -312,12 +373,15 @@ export function decodeAnswer(body: Uint8Array): { cursor: number; frames: Uint8A
   return { cursor, frames, close };
 }
 
-/** A request body of client frames: each as lib0's length-prefixed bytes, back to back. Throws on anything malformed. */
-export function decodeFrames(body: Uint8Array): Uint8Array[] {
+/**
+ * A request body of client frames (each as lib0's length-prefixed bytes, back to back), read
+ * one at a time as the room handles them: a body of millions of tiny frames is never turned
+ * into millions of objects, since the session's rate closes it after a few hundred. Throws at
+ * a malformed frame.
+ */
+export function* decodeFrames(body: Uint8Array): Generator<Uint8Array> {
   const decoder = decoding.createDecoder(body);
-  const frames: Uint8Array[] = [];
-  while (decoding.hasContent(decoder)) frames.push(decoding.readVarUint8Array(decoder));
-  return frames;
+  while (decoding.hasContent(decoder)) yield decoding.readVarUint8Array(decoder);
 }
 
 export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {
