@@ -30,7 +30,7 @@ export default defineConfig({
         globPatterns: ["**/*.{html,js,css}"],
         // A navigation to a page of the app (`/`, `/new`, `/d/<name>`, each with or without a
         // query such as ?token=) gets the kept index.html. Nothing else is handled: /api/*,
-        // /ws/* and /healthz always go to the network and are never kept.
+        // /ws/*, /sync/* and /healthz always go to the network and are never kept.
         navigateFallback: "index.html",
         navigateFallbackAllowlist: [/^\/(\?|$)/, /^\/new(\?|$)/, /^\/d\/[^/?]+\/?(\?|$)/],
         // A new build's service worker takes over at once (tabs keep the code they run; it
