@@ -69,6 +69,40 @@ describe("the provider chooses its transport", () => {
     }
   }, 60_000);
 
+  it("on HTTP, presence the room sent is not posted back: a stock provider's echoes would each be a request", async () => {
+    const room = `choice-echo-${randomUUID().slice(0, 8)}`;
+    const counts = { attempts: 0, open: 0, maxOpen: 0 };
+    const provider = new EdgedocProvider(server.wsUrl, room, new Y.Doc(), { disableBc: true, fallback: { WebSocketImpl: networkWebSocket(() => true, counts) } });
+    const stock = connectProvider(server, room);
+    const realFetch = globalThis.fetch;
+    const posts: string[] = [];
+    globalThis.fetch = (input, init) => {
+      if (init?.method === "POST" && String(input).includes("seq=")) posts.push(String(input));
+      return realFetch(input, init);
+    };
+    try {
+      await waitFor(() => provider.synced && stock.synced, "both to sync");
+      const seen = () => (provider.awareness.getStates().get(stock.doc.clientID) as { n?: number } | undefined)?.n;
+      await waitFor(() => provider.awareness.getStates().size === 1 || seen() === undefined, "settled");
+      const before = posts.length;
+      for (let n = 1; n <= 5; n++) {
+        stock.awareness.setLocalStateField("n", n);
+        await waitFor(() => seen() === n, `the HTTP provider to see presence change ${n}`);
+      }
+      // Give any echo time to leave.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(posts.length - before).toBe(0);
+      // Its own presence still goes out, and comes back to the stock provider.
+      provider.awareness.setLocalStateField("user", { name: "on http" });
+      await waitFor(() => (stock.awareness.getStates().get(provider.doc.clientID) as { user?: { name?: string } } | undefined)?.user?.name === "on http", "its own presence to arrive");
+      expect(posts.length - before).toBe(1);
+    } finally {
+      globalThis.fetch = realFetch;
+      provider.destroy();
+      disconnectProvider(stock);
+    }
+  }, 60_000);
+
   it("a WebSocket that opened and later dropped is not a reason to fall back", async () => {
     const room = `choice-drop-${randomUUID().slice(0, 8)}`;
     const counts = { attempts: 0, open: 0, maxOpen: 0 };
