@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --scenario typing,typing-latency,latency,throughput,peer-check,cold-load,memory,hostile,history,crowd]
+ * `npm run bench [-- --scenario typing,typing-latency,latency,throughput,fallback,peer-check,cold-load,memory,hostile,history,crowd]
  *   [--clients 5,10,50] [--runs 3] [--latency-rate 20] [--latency-edits 300] [--url ws://host/ws] [--attacks 1,4a]
- *   [--profile dir] [--no-deflate]`
+ *   [--profile dir] [--no-deflate] [--fallback-idle-seconds 60]`
  *
  * Starts `wrangler dev` (bench/wrangler.toml: edgedoc, the y-partyserver peer and the relay
  * floors) on loopback ports with a temporary persist dir, runs bounded scenarios, prints tables
@@ -18,6 +18,9 @@
  * or those numbered in --attacks: see bench/hostile.ts. `history` replays version retention in
  * Node, then measures the version routes on a server of its own: see bench/history.ts. `crowd`
  * types with 12 stock providers (--runs times), then 20 and 50, against edgedoc and the peer: see bench/crowd.ts.
+ * `fallback` measures edgedoc's HTTP fallback beside WebSockets on the shared server (--runs
+ * times, interleaved with the others): typing latency and CPU with the writer or the readers on
+ * HTTP, and what idle clients cost (not with --url): see bench/fallback.ts.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -29,6 +32,16 @@ import { removePersistDir, startDevServer, type DevServer } from "../test/node/w
 import { IDLE_COMPACTION_DELAY_MS } from "../worker/limits.ts";
 import { measureColdLoad, type ColdLoadResult } from "./cold-load.ts";
 import { PEER_TARGET, measureCrowd, reportCrowd, type CrowdResult } from "./crowd.ts";
+import {
+  BASELINE,
+  COMBINATIONS,
+  IDLE_NAMES,
+  measureFallbackIdle,
+  measureFallbackTyping,
+  reportFallback,
+  type FallbackIdleResult,
+  type FallbackTypingResult,
+} from "./fallback.ts";
 import { measureHistory, type HistoryResult } from "./history.ts";
 import { MEMORY_TARGET_BYTES, measureHostile, type HostileResult } from "./hostile.ts";
 import { measureIdleMemory, type MemoryResult } from "./memory.ts";
@@ -52,7 +65,7 @@ import {
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,peer-check,cold-load,memory,hostile,history,crowd" },
+    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,fallback,peer-check,cold-load,memory,hostile,history,crowd" },
     clients: { type: "string", default: "5,10,50" },
     runs: { type: "string", default: "3" },
     // The issue's harness: 300 edits at 20/s (--latency-rate 200 --latency-edits 600: the load of earlier runs).
@@ -63,6 +76,8 @@ const { values } = parseArgs({
     profile: { type: "string" },
     // Stock clients negotiate permessage-deflate; this measures typing without it (a diagnostic).
     "no-deflate": { type: "boolean", default: false },
+    // The fallback scenario's idle window, per transport and run.
+    "fallback-idle-seconds": { type: "string", default: "60" },
   },
 });
 const scenarios = new Set(values.scenario.split(","));
@@ -77,6 +92,8 @@ const SATURATION = { writers: 4, inFlight: 32, seconds: 5, editsPerWriter: 30_00
 const TYPING = { clients: 5, inFlight: 32, seconds: 5 };
 /** The headline crowd (issue 23): 12 stock providers, 4 keys/s each, a cursor move per key. */
 const CROWD = { clients: 12, keysPerSecond: 4 };
+/** The HTTP fallback (bench/fallback.ts): a writer and 4 readers typing at --latency-rate; 5 idle clients per transport. */
+const FALLBACK = { clients: 5, idleClients: 5, idleSeconds: Math.max(1, Math.min(600, Number(values["fallback-idle-seconds"]) || 60)) };
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
@@ -109,11 +126,11 @@ function bundleBenchWorker(): { config: string; dir: string; bundleSha256: strin
   return { config, dir, bundleSha256: createHash("sha256").update(readFileSync(join(dir, "worker.js"))).digest("hex") };
 }
 
-/** The commit the run measured, and whether the working tree differed from it. */
+/** The commit the run measured, and whether the working tree differed from it (client/: the fallback scenario bundles its HttpSocket). */
 function sourceVersion(): { commit: string; dirty: boolean } | null {
   try {
     const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8", timeout: 10_000 }).trim();
-    return { commit: git("rev-parse", "HEAD"), dirty: git("status", "--porcelain", "--", "worker", "bench").length > 0 };
+    return { commit: git("rev-parse", "HEAD"), dirty: git("status", "--porcelain", "--", "worker", "bench", "client").length > 0 };
   } catch {
     return null;
   }
@@ -217,11 +234,12 @@ async function withProfile<R>(server: DevServer | null, name: string, body: () =
 
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Results = { runs, build: null, peerCheck: [], typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [] };
+  const results: Results = { runs, build: null, peerCheck: [], typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [], fallbackTyping: [], fallbackIdle: [] };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
-  const live = scenarios.has("typing") || scenarios.has("typing-latency") || scenarios.has("latency") || scenarios.has("throughput");
+  const fallback = !values.url && scenarios.has("fallback");
+  const live = scenarios.has("typing") || scenarios.has("typing-latency") || scenarios.has("latency") || scenarios.has("throughput") || fallback;
   // Only latency and throughput use this server; the other scenarios start their own.
   const bundle = values.url || !live ? null : bundleBenchWorker();
   if (bundle) results.build = { ...sourceVersion(), bundleSha256: bundle.bundleSha256 };
@@ -232,6 +250,7 @@ async function main(): Promise<void> {
     const stockTargets = values.url ? targets : targets.filter((target) => target.name === "edgedoc" || target.name === "peer");
     const cpu: CpuClock | undefined = server ? workerdCpuClock(server.pid) : undefined;
     const trace = live ? traceFrames() : null;
+    const edgedoc = targets.find((target) => target.name === "edgedoc");
     const saturationFrames = scenarios.has("throughput") ? saturationFramesFor() : null;
     // One measurement at a time (they share one workerd, whose CPU each one reads), the targets
     // interleaved within each figure, and the whole set repeated.
@@ -294,6 +313,24 @@ async function main(): Promise<void> {
           console.log(`${at} stepped throughput ${target.name}: ${r.sustainedRate} edits/s${cpuNote(r.cpu)}`);
         }
       }
+      if (fallback && edgedoc) {
+        for (const combination of COMBINATIONS) {
+          const r = await measureFallbackTyping(edgedoc, combination, { clients: FALLBACK.clients, rate: latencyRate, edits: latencyEdits, run, cpu });
+          results.fallbackTyping.push(r);
+          console.log(
+            `${at} fallback typing, ${combination.name} (writer ${combination.writer}, readers ${combination.readers}): p50 ${msOrNone(r.updates.p50)} p99 ${msOrNone(r.updates.p99)}` +
+              `${r.converged ? "" : " NOT CONVERGED"}${r.error ? ` (${r.error})` : ""}${r.reconnects > 0 ? ` ${r.reconnects} reconnects` : ""}${cpuNote(r.cpu)}`,
+          );
+        }
+        for (const transport of ["websocket", "http"] as const) {
+          const r = await measureFallbackIdle(edgedoc, transport, { clients: FALLBACK.idleClients, seconds: FALLBACK.idleSeconds, run, cpu });
+          results.fallbackIdle.push(r);
+          console.log(
+            `${at} fallback idle, ${r.clients} ${IDLE_NAMES[transport]} clients for ${(r.windowMs / 1000).toFixed(0)} s: ${r.requestsPerClientMinute.toFixed(1)} requests/client-min,` +
+              ` CPU ${r.cpuPerClientMinute?.toFixed(1) ?? "n/a"} ms/client-min${r.reconnects > 0 ? `, ${r.reconnects} reconnects` : ""}${r.error ? ` (${r.error})` : ""}${othersNote(r.cpu)}`,
+          );
+        }
+      }
     }
   } finally {
     await server?.stop();
@@ -325,7 +362,7 @@ async function main(): Promise<void> {
 
 interface Results {
   runs: number;
-  /** What latency and throughput measured: the commit, uncommitted changes under worker/ or bench/, the bundle's hash. */
+  /** What latency and throughput measured: the commit, uncommitted changes under worker/, bench/ or client/, the bundle's hash. */
   build: { commit?: string; dirty?: boolean; bundleSha256: string } | null;
   /** The headline: stock providers typing (bench/typing.ts). */
   typingThroughput: TypingThroughputResult[];
@@ -345,6 +382,10 @@ interface Results {
   peerCheck: PeerCheck[];
   /** Stock providers typing together: bench/crowd.ts; the headline size repeated (`run`), the larger ones once. */
   crowd: (CrowdResult & { run: number })[];
+  /** The HTTP fallback beside WebSockets (bench/fallback.ts): typing per combination of transports, each run. */
+  fallbackTyping: FallbackTypingResult[];
+  /** ...and idle clients per transport, each run. */
+  fallbackIdle: FallbackIdleResult[];
 }
 
 interface PeerCheck {
@@ -371,8 +412,12 @@ interface Spread {
 
 /** One figure of the issue (a latency percentile, a throughput, a CPU cost) across targets and runs. */
 interface Figure {
-  /** "typing" and "crowd": the headline, stock providers (issue 23); the others: raw-socket clients replaying a trace (issue 14). */
-  kind: "typing" | "crowd" | "latency" | "throughput" | "cpu";
+  /**
+   * "typing" and "crowd": the headline, stock providers (issue 23); "fallback": edgedoc's HTTP
+   * fallback beside WebSockets, its targets the combinations of transports (no peer); the
+   * others: raw-socket clients replaying a trace (issue 14).
+   */
+  kind: "typing" | "crowd" | "latency" | "throughput" | "cpu" | "fallback";
   figure: string;
   unit: string;
   perTarget: Record<string, Spread>;
@@ -385,6 +430,8 @@ interface Figure {
   goal: { text: string; limit: number; atLeast: boolean } | null;
   /** met; missed, with the floor missing too (explained); missed, with the floor meeting it (not explained). */
   verdict: "met" | "missed (floor misses too)" | "missed (floor meets it)" | "missed (no floor)" | null;
+  /** "fallback": each other target's median over the WebSocket baseline's, by "target / baseline" (no target to meet). */
+  ratios?: Record<string, number | null>;
 }
 
 const middle = (list: number[]) => {
@@ -483,10 +530,43 @@ function summarizeCrowd(crowd: Results["crowd"]): (Figure | null)[] {
   ];
 }
 
+/**
+ * The HTTP fallback's figures, each target's median over the baseline's in the same run
+ * (WebSocket): figures to document, no target to meet.
+ */
+function summarizeFallback({ fallbackTyping, fallbackIdle }: Results): (Figure | null)[] {
+  const typed = (r: FallbackTypingResult) => r.converged && !r.error;
+  const idled = (r: FallbackIdleResult) => !r.error && r.reconnects === 0;
+  const keys = `1 writer + ${FALLBACK.clients - 1} readers, ${latencyRate} keys/s`;
+  const perThousand = (r: { cpu: CpuCost | null }) => r.cpu?.perThousandEdits ?? NaN;
+  const figures = [
+    figure("fallback", `typing latency p50, ${keys}`, "ms", fallbackTyping, (r) => r.updates.p50, typed, null),
+    figure("fallback", `typing latency p95, ${keys}`, "ms", fallbackTyping, (r) => r.updates.p95, typed, null),
+    figure("fallback", `typing latency p99, ${keys}`, "ms", fallbackTyping, (r) => r.updates.p99, typed, null),
+    figure("fallback", `typing latency until every reader, p99, ${keys}`, "ms", fallbackTyping, (r) => r.everyReader.p99, typed, null),
+    fallbackTyping.some((r) => r.cpu) ? figure("fallback", `CPU, typing, ${keys}`, "ms per 1,000 edits", fallbackTyping, perThousand, typed, null) : null,
+    figure("fallback", `idle requests, ${FALLBACK.idleClients} clients`, "per client-minute", fallbackIdle, (r) => r.requestsPerClientMinute, idled, null),
+    figure("fallback", `idle frames in + out, ${FALLBACK.idleClients} clients`, "per client-minute", fallbackIdle, (r) => r.framesInPerClientMinute + r.framesOutPerClientMinute, idled, null),
+    fallbackIdle.some((r) => r.cpuPerClientMinute !== null)
+      ? figure("fallback", `idle CPU, ${FALLBACK.idleClients} clients`, "ms per client-minute", fallbackIdle, (r) => r.cpuPerClientMinute ?? NaN, idled, null)
+      : null,
+  ];
+  for (const f of figures) {
+    const baseline = f?.perTarget[BASELINE]?.median;
+    if (!f || baseline === undefined) continue;
+    f.ratios = Object.fromEntries(
+      Object.entries(f.perTarget)
+        .filter(([name]) => name !== BASELINE)
+        .map(([name, s]) => [`${name} / ${BASELINE}`, baseline > 0 && !Number.isNaN(s.median) ? s.median / baseline : null]),
+    );
+  }
+  return figures;
+}
+
 /** Every figure with its target, a multiple of the peer's: issue 23's headline, then issue 14's (latency and CPU at most, throughput at least). */
 function summarize(results: Results): Figure[] {
   const { latency, saturation, throughput } = results;
-  const figures: (Figure | null)[] = [...summarizeTyping(results), ...summarizeCrowd(results.crowd)];
+  const figures: (Figure | null)[] = [...summarizeTyping(results), ...summarizeCrowd(results.crowd), ...summarizeFallback(results)];
   const p50Goal = { text: "<= 1.2x peer", limit: 1.2, atLeast: false };
   const p99Goal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
   const cpuGoal = { text: "<= 1.5x peer", limit: 1.5, atLeast: false };
@@ -522,17 +602,23 @@ function reportFigures(title: string, figures: Figure[]): void {
     !s || Number.isNaN(s.median)
       ? ""
       : `${digits(s.median)}${s.values.length > 1 ? ` (${digits(s.min)}-${digits(s.max)})` : ""}${s.failedRuns > 0 ? ` !${s.failedRuns}` : ""}${s.contendedRuns > 0 ? ` ~${s.contendedRuns}` : ""}`;
-  const q = (value: number | null) => (value === null ? "" : `${value.toFixed(2)}x`);
+  const q = (value: number | null | undefined) => (value === null || value === undefined ? "" : `${value.toFixed(2)}x`);
+  // Figures with their own ratios (the fallback's, to its baseline) have no peer, floor or target.
+  const ratioNames = [...new Set(figures.flatMap((f) => Object.keys(f.ratios ?? {})))];
   console.table(
     figures.map((f) => ({
       figure: `${f.figure} (${f.unit})`,
       ...Object.fromEntries(names.map((name) => [name, cell(f.perTarget[name])])),
-      "edgedoc/peer": q(f.edgedocVsPeer),
-      "per run": f.edgedocVsPeerPerRun.map((value) => value.toFixed(2)).join(" "),
-      "relay+sqlite/peer": q(f.floorVsPeer),
-      "edgedoc/relay+sqlite": q(f.edgedocVsFloor),
-      target: f.goal?.text ?? "",
-      verdict: f.verdict ?? "",
+      ...(f.ratios
+        ? Object.fromEntries(ratioNames.map((name) => [name, q(f.ratios![name])]))
+        : {
+            "edgedoc/peer": q(f.edgedocVsPeer),
+            "per run": f.edgedocVsPeerPerRun.map((value) => value.toFixed(2)).join(" "),
+            "relay+sqlite/peer": q(f.floorVsPeer),
+            "edgedoc/relay+sqlite": q(f.edgedocVsFloor),
+            target: f.goal?.text ?? "",
+            verdict: f.verdict ?? "",
+          }),
     })),
   );
 }
@@ -550,7 +636,7 @@ function latencyCells(r: { clients: number; converged: boolean; updates: Latency
   };
 }
 
-function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd }: Results): void {
+function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd, fallbackTyping, fallbackIdle }: Results): void {
   const over =
     `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
     ` ~n: other programs used at least ${CONTENDED_CORES} of a core during n runs`;
@@ -663,6 +749,11 @@ function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency,
   reportFigures(
     `Server CPU per 1,000 edits (utime + stime of wrangler's workerd processes, its proxy included, over each run and the work it left behind), ${over}`,
     summary.filter((f) => f.kind === "cpu"),
+  );
+  reportFallback(fallbackTyping, fallbackIdle);
+  reportFigures(
+    `The HTTP fallback beside WebSockets, edgedoc, stock providers; ratios to the all-WebSocket baseline (figures to document, no target), ${over}`,
+    summary.filter((f) => f.kind === "fallback"),
   );
   const judged = summary.filter((f) => f.verdict !== null);
   if (judged.length > 0) {
