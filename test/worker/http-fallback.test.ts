@@ -5,7 +5,7 @@
 import { SELF } from "cloudflare:test";
 import * as Y from "yjs";
 import { describe, expect, it } from "vitest";
-import { CloseCode, EMPTY_STATE_VECTOR, encodeSyncStep1 } from "../../worker/protocol";
+import { CloseCode, EMPTY_STATE_VECTOR, encodeSyncStep1, encodeSyncUpdate } from "../../worker/protocol";
 import { HTTP_QUEUED_MAX_BYTES } from "../../worker/room/http-sessions";
 import { TestClient, asBody, roomName } from "./client";
 import { HttpTestClient } from "./http-client";
@@ -56,6 +56,24 @@ describe("the HTTP fallback's bounds", () => {
     }
     const answer = await stalled.poll(0);
     expect(answer.close).toEqual({ code: CloseCode.tryAgainLater, reason: "fell behind: join again to catch up" });
+  });
+
+  it("DELETE answers a held poll with 4410 and stores nothing the session sends after it", async () => {
+    const room = roomName("http-deleted");
+    await writeText(room, "to be deleted");
+    const { client } = await HttpTestClient.open(room);
+    expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR)])).close).toBeNull();
+    await client.poll();
+    // Nothing to answer: this poll is held until the delete.
+    const held = client.poll();
+    const deleted = await SELF.fetch(`http://edgedoc.test/api/docs/${room}`, { method: "DELETE" });
+    expect(deleted.status).toBe(204);
+    expect((await held).close?.code).toBe(CloseCode.documentDeleted);
+    const doc = new Y.Doc();
+    doc.getText("codemirror").insert(0, "after the delete");
+    expect((await client.send([encodeSyncUpdate(Y.encodeStateAsUpdate(doc))])).close?.code).toBe(CloseCode.documentDeleted);
+    const text = await SELF.fetch(`http://edgedoc.test/api/docs/${room}/text`);
+    expect(await text.text()).toBe("");
   });
 
   it("a body whose framing breaks closes the session with 1002 after the frames before it", async () => {
