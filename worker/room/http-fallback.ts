@@ -12,7 +12,12 @@ export const SESSION_HEADER = "Edgedoc-Session";
 
 const ANSWER_HEADERS = { "Content-Type": "application/octet-stream", "Cache-Control": "no-store" };
 
-export async function answerHttpFallback(sessions: HttpSessions, request: Request): Promise<Response> {
+/**
+ * `durable`: resolves once the room's writes so far are on disk (`ctx.storage.sync()`). A
+ * returned response waits for them by the output gate; a held poll's body is written later,
+ * from a promise, so it waits for them itself: an answer may carry a save confirmation.
+ */
+export async function answerHttpFallback(sessions: HttpSessions, request: Request, durable: () => Promise<void>): Promise<Response> {
   const url = new URL(request.url);
   const id = url.searchParams.get("session");
   const grant = grantFrom(request);
@@ -32,6 +37,7 @@ export async function answerHttpFallback(sessions: HttpSessions, request: Reques
       // The Worker cancelling the stream (it stopped holding the poll) errors the writer.
       writer.closed.catch(polled.release);
       void polled.held.then(async (answer) => {
+        await durable();
         await writer.write(answer);
         await writer.close();
       }).catch(polled.release);

@@ -49,7 +49,7 @@ export class Room extends DurableObject<Env> {
    * handshake; any other request is the HTTP fallback's.
    */
   async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return answerHttpFallback(this.http, request);
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return answerHttpFallback(this.http, request, () => this.ctx.storage.sync());
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     await this.core.connect(server, grantFrom(request));
