@@ -12,11 +12,8 @@
  * fails on the network is 1006, as a dropped socket, and the provider joins again.
  */
 import * as decoding from "lib0/decoding";
-import { decodeAnswer, encodeFrames, type SessionClose } from "../worker/room/http-sessions";
+import { decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-sessions";
 import { CloseCode, MessageType, readAwarenessEntries } from "../worker/protocol";
-
-/** One batch of our frames stays under the server's per-request limit (a frame plus framing). */
-const MAX_BATCH_BYTES = 1024 * 1024;
 
 /** Abnormal closure (RFC 6455 §7.4.1): the connection failed without a close from the server. */
 const ABNORMAL_CLOSURE = 1006;
@@ -233,12 +230,4 @@ function awarenessEntries(frame: Uint8Array): { clientId: number; clock: number 
   } catch {
     return null;
   }
-}
-
-/** Takes frames off the front of `queue` up to {@link MAX_BATCH_BYTES} (always at least one). */
-function takeBatch(queue: Uint8Array[]): Uint8Array[] {
-  let bytes = 0;
-  let count = 0;
-  while (count < queue.length && (count === 0 || bytes + queue[count]!.byteLength <= MAX_BATCH_BYTES)) bytes += queue[count++]!.byteLength;
-  return queue.splice(0, count);
 }

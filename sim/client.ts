@@ -13,6 +13,10 @@
  *   after which it stops, as the stock provider does (an app may call connect() again).
  * Edits made while disconnected are sent by the sync handshake when it reconnects.
  *
+ * The provider drives its connection through a {@link ClientLink}: a WebSocket (sim/host.ts) or,
+ * for a client on the HTTP fallback, client/http-socket.ts's HttpSocket (sim/http.ts); which one
+ * its next connection uses is its `transport`, as client/fallback.ts chooses it.
+ *
  * Each client also runs a {@link SaveTracker} model of client/saved.ts: an edit is confirmed
  * once the room echoes exactly an awareness state (clock and JSON) the client sent, while
  * connected and synced, after the edit.
@@ -27,7 +31,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { AccessGrant } from "../worker/access";
 import { AWARENESS_TIMEOUT_MS, MessageType, decodeAwarenessUpdate } from "../worker/protocol";
-import type { FrameToClient, SimSocket, ToClient } from "./host";
+import type { FrameToClient, ToClient } from "./host";
 
 /** The text type the editor uses (y-codemirror.next's convention; worker/document.ts reads the same). */
 export const SHARED_TEXT = "codemirror";
@@ -43,6 +47,25 @@ const MAX_BACKOFF_MS = 2_500;
 
 export type ClientKind = "honest" | "reader" | "rogue";
 
+/**
+ * The client's end of a connection, as the provider drives it: a WebSocket (sim/host.ts
+ * SimSocket) or client/http-socket.ts's HttpSocket over the HTTP fallback (sim/http.ts HttpLink).
+ */
+export interface ClientLink {
+  /** Whether the client may still send on it (a socket the runtime has not dropped, an HttpSocket not finished). */
+  readonly usable: boolean;
+  /** `ws.send`. */
+  clientSend(data: ArrayBuffer | string): void;
+  /** The provider detached its handlers: whatever arrives from now on is discarded. */
+  abandon(): void;
+  /** `ws.close()` by the client (a WebSocket's room sees 1005; an HttpSocket sends its DELETE). */
+  clientClose(): void;
+  /** The network dropped it: what is in flight both ways is lost. */
+  clientDrop(asError: boolean): void;
+  /** The client answers the room's close (a WebSocket's close handshake; nothing over HTTP). */
+  answerClose(close: { code: number; reason: string }): void;
+}
+
 export interface ClientSpec {
   kind: ClientKind;
   mode: "read" | "write" | "admin";
@@ -52,6 +75,8 @@ export interface ClientSpec {
   owner?: string;
   /** Token lifetime; null without tokens (grants never expire). */
   tokenTtlMs: number | null;
+  /** "http": on the HTTP fallback (client/http-socket.ts) instead of a WebSocket; absent: a WebSocket. */
+  transport?: "http";
 }
 
 /** One save barrier: an awareness state sent while connected and synced, and what it follows. */
@@ -76,7 +101,7 @@ export interface ClientObserver {
 export class SimClient {
   readonly doc: Y.Doc;
   readonly awareness: awarenessProtocol.Awareness;
-  socket: SimSocket | null = null;
+  socket: ClientLink | null = null;
   /** y-websocket's wsconnected / synced. */
   connected = false;
   synced = false;
@@ -86,6 +111,8 @@ export class SimClient {
   stopped: { code: number; reason: string } | null = null;
   /** A reader that edited, or a client that sent bad frames: its document may hold what the room refused. */
   tainted = false;
+  /** How its next connection goes (client/fallback.ts's chooser): the spec's, until an `http` step switches it. */
+  transport: "ws" | "http";
   reconnectAt: number | null = null;
   private unsuccessfulReconnects = 0;
   private lastMessageReceived = 0;
@@ -107,6 +134,7 @@ export class SimClient {
     private readonly observer: ClientObserver,
     now: number,
   ) {
+    this.transport = spec.transport ?? "ws";
     this.doc = new Y.Doc({ gc: true });
     this.doc.clientID = spec.clientId;
     this.awareness = new awarenessProtocol.Awareness(this.doc);
@@ -174,7 +202,7 @@ export class SimClient {
   }
 
   /** The upgrade succeeded (the room handled its connect event): as the provider's onopen. */
-  open(socket: SimSocket, now: number): void {
+  open(socket: ClientLink, now: number): void {
     this.socket = socket;
     this.reconnectAt = null;
     this.connected = true;
@@ -219,7 +247,7 @@ export class SimClient {
     }));
     const socket = this.socket;
     this.closeConnection(null, now);
-    if (socket.state !== "closed") socket.toServer.push({ close: { code: 1005, reason: "" } });
+    socket.clientClose();
   }
 
   /** The network dropped: the client sees 1006 at once; frames in flight both ways are lost. */
@@ -227,16 +255,14 @@ export class SimClient {
     const socket = this.socket;
     if (socket === null) return;
     this.closeConnection({ code: 1006, reason: "" }, now);
-    socket.toServer.length = 0;
-    if (socket.state !== "closed") socket.toServer.push({ drop: asError ? "error" : "close" });
+    socket.clientDrop(asError);
   }
 
   /** y-websocket's closeWebsocketConnection: `event` null when the client closed it itself. */
   private closeConnection(event: { code: number; reason: string } | null, now: number): void {
     const socket = this.socket;
     if (socket === null) return;
-    socket.clientGone = true;
-    socket.toClient.length = 0;
+    socket.abandon();
     this.socket = null;
     this.barriers = []; // SaveTracker: never coming back on this connection
     if (this.connected) {
@@ -272,8 +298,7 @@ export class SimClient {
       const socket = this.socket;
       if (socket === null) return;
       this.closeConnection(item.close, now);
-      // The client completes the close handshake (unless the connection is simply gone).
-      if (item.close.code !== 1006 && socket.state !== "closed") socket.toServer.push({ close: item.close });
+      socket.answerClose(item.close);
       return;
     }
     this.lastMessageReceived = now;
@@ -398,7 +423,7 @@ export class SimClient {
       if (this.connected && now - this.lastMessageReceived > MESSAGE_RECONNECT_TIMEOUT_MS) {
         const socket = this.socket!;
         this.closeConnection(null, now);
-        if (socket.state !== "closed") socket.toServer.push({ close: { code: 1005, reason: "" } });
+        socket.clientClose();
       }
     }
   }
@@ -418,14 +443,14 @@ export class SimClient {
 
   /** Sends like broadcastMessage: only on an open, connected socket. */
   sendFrame(bytes: Uint8Array): void {
-    if (!this.connected || this.socket === null || this.socket.state === "closed") return;
-    this.socket.toServer.push({ data: bytes.slice().buffer });
+    if (!this.connected || this.socket === null || !this.socket.usable) return;
+    this.socket.clientSend(bytes.slice().buffer);
   }
 
   /** Sends anything (adversarial frames), bypassing the provider's rules but for needing a socket. */
   sendRaw(data: ArrayBuffer | string): void {
-    if (this.socket === null || this.socket.state === "closed") return;
-    this.socket.toServer.push({ data });
+    if (this.socket === null || !this.socket.usable) return;
+    this.socket.clientSend(data);
   }
 
   private ownAwarenessClock(): number {

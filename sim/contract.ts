@@ -7,8 +7,12 @@ import type { AccessGrant } from "../worker/access";
 import type { RoomLimits } from "../worker/config";
 import type { Outcome } from "../worker/documents";
 import type { WebhookSettings } from "../worker/webhooks";
+import type { HttpSession } from "../worker/room/http-sessions";
 import type { RoomHost } from "../worker/room/ports";
 import type { SimSocket } from "./host";
+
+/** A socket as the core sees it: a simulated WebSocket, or a session of the HTTP fallback (the real class, sim/http.ts). */
+export type SimRoomSocket = SimSocket | HttpSession;
 
 export type SocketEnd = { code: number; reason: string; wasClean: boolean } | { error: unknown };
 
@@ -31,9 +35,11 @@ export interface CoreFigures {
 export interface SimulatedCore {
   /** Right after construction, in the same event (the shell's blockConcurrencyWhile). */
   wake(): Promise<void>;
-  connect(socket: SimSocket, grant: AccessGrant): Promise<void>;
-  message(socket: SimSocket, message: ArrayBuffer | string): Promise<void>;
-  closed(socket: SimSocket, end: SocketEnd): Promise<void>;
+  connect(socket: SimRoomSocket, grant: AccessGrant): Promise<void>;
+  message(socket: SimRoomSocket, message: ArrayBuffer | string): Promise<void>;
+  closed(socket: SimRoomSocket, end: SocketEnd): Promise<void>;
+  /** Charges one request of the HTTP fallback to its session's message rate (worker/room/index.ts passes it to HttpSessions); absent: always admitted. */
+  admitRequest?(socket: SimRoomSocket): boolean;
   alarm(): Promise<void>;
   applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>>;
   replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>>;
@@ -53,4 +59,4 @@ export interface SimulatedCore {
   raw?: unknown;
 }
 
-export type CoreFactory = (host: RoomHost<SimSocket>, config: RoomConfig) => SimulatedCore;
+export type CoreFactory = (host: RoomHost<SimRoomSocket>, config: RoomConfig) => SimulatedCore;

@@ -5,19 +5,19 @@
  */
 import { RoomCore } from "../worker/room/core";
 import { RoomApi } from "../worker/room/http-api";
-import type { CoreFactory, SimulatedCore } from "./contract";
-import type { SimSocket } from "./host";
+import type { CoreFactory, SimRoomSocket, SimulatedCore } from "./contract";
 import { StubCore } from "./stub-core";
 
 /** The real room: RoomCore for sockets and the alarm, RoomApi for the HTTP API, as worker/room/index.ts delegates. */
 const room: CoreFactory = (host, config) => {
-  const core = new RoomCore<SimSocket>(host, config);
+  const core = new RoomCore<SimRoomSocket>(host, config);
   const api = new RoomApi(core);
   return {
     wake: () => core.wake(),
     connect: (socket, grant) => core.connect(socket, grant),
     message: (socket, message) => core.message(socket, message),
     closed: (socket, end) => core.closed(socket, end),
+    admitRequest: (socket) => core.admitRequest(socket),
     alarm: () => core.alarm(),
     applyUpdate: (update, author) => api.applyUpdate(update, author),
     replaceText: (text, author) => api.replaceText(text, author),

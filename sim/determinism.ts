@@ -10,11 +10,18 @@
  *   leftover `Date.now()` then agree with the simulation instead of the wall clock.
  * - Randomness: `Math.random`, `crypto.getRandomValues` (Yjs clientIDs of the room's own
  *   documents, lib0's uuids) and `crypto.randomUUID` (webhook ids) draw from the run's PRNG.
+ * - Order: WebCrypto's HMAC (webhook signatures) runs on Node's thread pool, and its promises
+ *   settle in whatever order the threads finish, and at a moment of wall time: two deliveries
+ *   of one alarm run (`Promise.all`) then reached their endpoints, and wrote their outcomes, in
+ *   either order, and work waiting on a macrotask (sim/sqlite.ts `io`) ran before or after
+ *   them. HMAC-SHA-256 keys and signatures are computed here, synchronously (the same bytes),
+ *   and their promises are settled at once.
  * - Logs: the room's `logEvent` prints JSON lines with console.log; they are captured per run
  *   (some invariants read them, and 2,000 schedules would print millions of lines).
  * - Outbound HTTP: the core must use `host.fetch`; the global `fetch` is replaced with one that
  *   fails and records the call, so a stray use shows up as a violation and never leaves the machine.
  */
+import { createHmac } from "node:crypto";
 import { Prng } from "./prng";
 
 const realDateNow = Date.now.bind(Date);
@@ -88,6 +95,34 @@ function install(): void {
       return array;
     },
   });
+  const subtle = webcrypto.subtle;
+  const importKey = subtle.importKey.bind(subtle) as (...args: unknown[]) => Promise<unknown>;
+  const sign = subtle.sign.bind(subtle) as (...args: unknown[]) => Promise<ArrayBuffer>;
+  const hmacKeys = new WeakMap<object, Buffer>();
+  Object.defineProperty(subtle, "importKey", {
+    configurable: true,
+    writable: true,
+    value: (...args: unknown[]): Promise<unknown> => {
+      const [format, keyData, algorithm, extractable, usages] = args as [string, ArrayBufferView | ArrayBuffer, { name?: string; hash?: string | { name?: string } }, boolean, string[]];
+      const hash = typeof algorithm?.hash === "string" ? algorithm.hash : algorithm?.hash?.name;
+      if (format !== "raw" || algorithm?.name !== "HMAC" || hash !== "SHA-256") return importKey(...args);
+      const key = Object.freeze({ type: "secret", algorithm: { name: "HMAC", hash: { name: "SHA-256" } }, extractable, usages: [...usages] });
+      hmacKeys.set(key, Buffer.from(bytesOf(keyData)));
+      return Promise.resolve(key);
+    },
+  });
+  Object.defineProperty(subtle, "sign", {
+    configurable: true,
+    writable: true,
+    value: (...args: unknown[]): Promise<ArrayBuffer> => {
+      const [algorithm, key, data] = args as [string | { name?: string }, object, ArrayBufferView | ArrayBuffer];
+      const raw = hmacKeys.get(key);
+      const name = typeof algorithm === "string" ? algorithm : algorithm?.name;
+      if (raw === undefined || name !== "HMAC") return sign(...args);
+      const digest = createHmac("sha256", raw).update(bytesOf(data)).digest();
+      return Promise.resolve(digest.buffer.slice(digest.byteOffset, digest.byteOffset + digest.byteLength) as ArrayBuffer);
+    },
+  });
   Object.defineProperty(webcrypto, "randomUUID", {
     configurable: true,
     writable: true,
@@ -117,6 +152,10 @@ function install(): void {
     strayFetches.push(url);
     throw new TypeError(`simulation: global fetch(${url}) is not allowed; the core must use host.fetch`);
   };
+}
+
+function bytesOf(source: ArrayBufferView | ArrayBuffer): Uint8Array {
+  return ArrayBuffer.isView(source) ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength) : new Uint8Array(source);
 }
 
 function parseLine(level: string, line: string): CapturedLog {

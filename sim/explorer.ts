@@ -9,6 +9,11 @@
  * days), the alarm (on time, early, late, twice), hibernation, process kills and storage
  * faults at a chosen statement of the next event, HTTP API calls, webhook endpoints failing
  * and recovering, and a rogue client's bad frames.
+ *
+ * Transports come from a second stream of the same seed ({@link chooseTransports}): in a little
+ * under half of the schedules every client is on WebSockets (those schedules are exactly what
+ * they were before the HTTP fallback existed), in the rest some or all clients are on the HTTP
+ * fallback, and about one step in ten becomes an `http` step of the network around them.
  */
 import { MAX_VERSION_NAME_CHARS } from "../worker/limits";
 import type { ClientSpec } from "./client";
@@ -16,6 +21,10 @@ import { mixSeed, Prng } from "./prng";
 import type { ApiCall, Attack, Schedule, Step } from "./schedule";
 
 export const DEFAULT_STEPS = 60;
+
+/** `--transport`: the seeded mix, or every client starting on WebSockets (the schedules as before the HTTP fallback) or on HTTP. */
+export const TRANSPORTS = ["mixed", "ws", "http"] as const;
+export type Transports = (typeof TRANSPORTS)[number];
 
 const STEP_MIX = {
   deliver: 30,
@@ -38,7 +47,7 @@ const STEP_MIX = {
   reopen: 1,
 } as const;
 
-export function generateSchedule(seed: number, index: number, stepCount: number): Schedule {
+export function generateSchedule(seed: number, index: number, stepCount: number, transports: Transports = "mixed"): Schedule {
   const rng = new Prng(mixSeed(seed, index));
   const tokens = rng.chance(0.5);
   const honest = rng.int(2, 4);
@@ -77,7 +86,29 @@ export function generateSchedule(seed: number, index: number, stepCount: number)
     steps: [],
   };
   for (let i = 0; i < stepCount; i++) schedule.steps.push(generateStep(rng, schedule, tokens));
+  chooseTransports(new Prng(mixSeed(seed, index, HTTP_STREAM)), schedule, transports);
   return schedule;
+}
+
+/** Seeds the stream of HTTP choices ("HTTP"), apart from the main one so that WebSocket-only schedules stay as they were. */
+const HTTP_STREAM = 0x48545450;
+
+/** Which clients are on the HTTP fallback, and the `http` steps that replace some of the others. */
+function chooseTransports(rng: Prng, schedule: Schedule, transports: Transports): void {
+  const drawn = rng.weighted({ ws: 4, mixed: 4, http: 2 });
+  const mix = transports === "mixed" ? drawn : transports;
+  if (mix === "ws") return;
+  for (const client of schedule.clients) if (mix === "http" || rng.chance(0.5)) client.transport = "http";
+  const http = schedule.clients.flatMap((client, index) => (client.transport === "http" ? [index] : []));
+  if (http.length === 0) return;
+  // Half of them with storage calls that take a macrotask: the other order of what runs beside a handler.
+  if (rng.chance(0.5)) schedule.slowIo = true;
+  for (let i = 0; i < schedule.steps.length; i++) {
+    if (!rng.chance(0.1)) continue;
+    const act = rng.weighted({ poll: 3, post: 3, losePoll: 2, retryPost: 2, switch: 0.5 });
+    // Any client may change transport; the network steps are for clients that start on HTTP.
+    schedule.steps[i] = { k: "http", c: act === "switch" ? rng.int(0, schedule.clients.length - 1) : rng.pick(http), act };
+  }
 }
 
 function generateStep(rng: Prng, schedule: Schedule, tokens: boolean): Step {

@@ -21,7 +21,10 @@
  */
 import { deserialize, serialize } from "node:v8";
 import { PLATFORM_ATTACHMENT_LIMIT } from "../worker/limits";
+import type { HttpSession } from "../worker/room/http-sessions";
 import type { RoomHost, RoomSocket } from "../worker/room/ports";
+import type { ClientLink } from "./client";
+import type { SimRoomSocket } from "./contract";
 import type { SimStorage } from "./sqlite";
 
 /** A frame on its way to the client, or the server's close. `confirms` is filled at release for save-confirmation checks. */
@@ -41,7 +44,7 @@ export type ToServer =
 
 export type SocketState = "open" | "closing" | "closed";
 
-export class SimSocket implements RoomSocket {
+export class SimSocket implements RoomSocket, ClientLink {
   state: SocketState = "open";
   /** The core called `close` on it (in a committed event): frames from it must change nothing. */
   closedByCore: { code: number; reason: string } | null = null;
@@ -117,6 +120,36 @@ export class SimSocket implements RoomSocket {
     this.closeRequested = null;
   }
 
+  // --- The client's end (sim/client.ts) ------------------------------------------------------
+
+  get usable(): boolean {
+    return this.state !== "closed";
+  }
+
+  clientSend(data: ArrayBuffer | string): void {
+    this.toServer.push({ data });
+  }
+
+  abandon(): void {
+    this.clientGone = true;
+    this.toClient.length = 0;
+  }
+
+  /** A stock provider calls `ws.close()` without a code: the room sees 1005, after the frames sent before it. */
+  clientClose(): void {
+    if (this.state !== "closed") this.toServer.push({ close: { code: 1005, reason: "" } });
+  }
+
+  clientDrop(asError: boolean): void {
+    this.toServer.length = 0;
+    if (this.state !== "closed") this.toServer.push({ drop: asError ? "error" : "close" });
+  }
+
+  /** The client completes the close handshake (unless the connection is simply gone). */
+  answerClose(close: { code: number; reason: string }): void {
+    if (close.code !== 1006 && this.state !== "closed") this.toServer.push({ close });
+  }
+
   /** Whether anything is queued in either direction. */
   get inFlight(): number {
     return (this.clientGone ? 0 : this.toClient.length) + (this.state === "closed" ? 0 : this.toServer.length);
@@ -181,7 +214,7 @@ export class Endpoints {
   }
 }
 
-export class SimHost implements RoomHost<SimSocket> {
+export class SimHost implements RoomHost<SimRoomSocket> {
   readonly name = "sim-doc";
   private readonly all: SimSocket[] = [];
   private socketCount = 0;
@@ -190,6 +223,8 @@ export class SimHost implements RoomHost<SimSocket> {
   time: number;
   /** Called as outbound HTTP leaves (the world commits what the event wrote before it: the output gate). */
   beforeFetch: (() => void) | null = null;
+  /** The open sessions of the HTTP fallback, listed beside the sockets (worker/room/index.ts); null without HTTP clients. */
+  httpSessions: (() => HttpSession[]) | null = null;
 
   constructor(
     readonly storage: SimStorage,
@@ -199,7 +234,14 @@ export class SimHost implements RoomHost<SimSocket> {
     this.time = epoch;
   }
 
-  sockets(): SimSocket[] {
+  /** What the core lists (`ctx.getWebSockets()` and the HTTP fallback's open sessions). */
+  sockets(): SimRoomSocket[] {
+    const sockets = this.webSockets();
+    return this.httpSessions === null ? sockets : [...sockets, ...this.httpSessions()];
+  }
+
+  /** The WebSockets the runtime lists. */
+  webSockets(): SimSocket[] {
     return this.all.filter((socket) => socket.state !== "closed");
   }
 
@@ -253,7 +295,7 @@ export class SimHost implements RoomHost<SimSocket> {
   kill(): SimSocket[] {
     for (const socket of this.touched) socket.discardGated();
     this.touched.clear();
-    const lost = this.sockets();
+    const lost = this.webSockets();
     for (const socket of lost) {
       socket.state = "closed";
       socket.toServer.length = 0;

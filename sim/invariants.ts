@@ -4,9 +4,13 @@
  * Checked after every event (sim/world.ts): bounds (pending, held, sessions), the alarm set by
  * the earliest due duty, the core never throwing out of message/closed/alarm (an RPC may throw
  * only under an injected storage fault), frames from a socket the room closed changing nothing,
- * HTTP writes stored once answered, and each save confirmation backed by storage when released.
+ * HTTP writes stored once answered, each save confirmation backed by storage when released, and
+ * each answer to a client on the HTTP fallback carrying the session's frames in order (sim/http.ts).
  *
  * Checked here, once healed (no faults, endpoints up):
+ * - storage handles: no room error says a table is missing: the core never uses the storage
+ *   of before a DELETE after `deleteAll` (an HTTP session's end reported inside DELETE's
+ *   `deleteAll` did, for each session but the first).
  * - convergence: every surviving honest client reconnects and resyncs; once nothing is in
  *   flight and nothing is held, all their texts equal the stored document's text, storage
  *   covers every client's state vector (it holds every edit any of them holds), and no client
@@ -25,6 +29,8 @@ import type { World } from "./world";
 const MAX_HEAL_ROUNDS = 300;
 /** How long past the schedule the webhook check lets the retry schedule run. */
 const WEBHOOK_HEAL_MS = 3 * 24 * 60 * 60 * 1000;
+
+const log = ({ event, fields }: { event: string; fields: Record<string, unknown> }) => `${event} ${JSON.stringify(fields)}`;
 
 /** Clients whose documents must converge: honest, and not stopped by a 4400-4499 close. */
 export function survivors(world: World): SimClient[] {
@@ -130,6 +136,8 @@ async function checkWebhooks(world: World): Promise<void> {
     const sample = outstanding.slice(0, 3).map((row) => `${row.type} ${row.state} ${row.id}`).join(", ");
     world.violate("webhooks", `${outstanding.length} webhook events still undelivered ${WEBHOOK_HEAL_MS / 3_600_000} h after every endpoint came back (${sample}; alarm ${world.storage.alarm === null ? "not set" : world.rel(world.storage.alarm)})`);
   }
+  const missingTable = world.logs.find((log) => /no such table/.test(String(log.fields["error"] ?? "")));
+  if (missingTable) world.violate("storage-handles", `the room used a table that was not there: ${log(missingTable)}`);
   // Accounted for by the outbox itself: out of retries, or dropped by a documented bound (webhook_dropped lists ids).
   const accounted = new Set<string>();
   for (const log of world.logs) {

@@ -5,7 +5,7 @@
  *   npm run simulate -- --seed S --schedule K [--steps 60]     one schedule, traced
  *   npm run simulate -- --replay sim/failures/<file>.json       a saved (shrunk) schedule, traced
  *
- * Schedule K of seed S is a pure function of (S, K, steps): the explorer's PRNG, the runtime's
+ * Schedule K of seed S is a pure function of (S, K, steps, --transport): the explorer's PRNG, the runtime's
  * randomness and the clock all derive from it (sim/determinism.ts). Schedules are split across
  * worker threads; on a violation the first failing schedule is shrunk, written to
  * sim/failures/ and printed with the commands that replay it. The last line is always
@@ -20,7 +20,7 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import { simConfig } from "./config";
 import { CORES } from "./cores";
 import { wallNow, wallRandom } from "./determinism";
-import { DEFAULT_STEPS, generateSchedule } from "./explorer";
+import { DEFAULT_STEPS, generateSchedule, TRANSPORTS, type Transports } from "./explorer";
 import { PINNED } from "./pinned";
 import { runSchedule, type RunResult } from "./run";
 import { formatStep, type Schedule } from "./schedule";
@@ -35,6 +35,8 @@ interface Options {
   verbose: boolean;
   jobs: number;
   core: string;
+  /** Which clients start on the HTTP fallback: the seeded mix, or all of them on one transport (sim/explorer.ts). */
+  transport: Transports;
   shrinkSeconds: number;
   pinned: boolean;
   checkDeterminism: boolean;
@@ -60,7 +62,7 @@ const usage = `usage: npm run simulate -- [--schedules N] [--seed S] [--steps N]
        npm run simulate -- --seed S --schedule K [--steps N] [--shrink]
        npm run simulate -- --replay sim/failures/<file>.json
        npm run simulate -- --known        replay every saved failure, say which still fail
-options: --core room|stub|stub-lossy  --shrink-seconds N  --no-pinned  --check-determinism
+options: --core room|stub|stub-lossy  --transport mixed|ws|http  --shrink-seconds N  --no-pinned  --check-determinism
          --ignore inv1,inv2   set known invariant violations aside while looking for others (triage)`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -76,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
         replay: { type: "string" },
         jobs: { type: "string" },
         core: { type: "string" },
+        transport: { type: "string" },
         verbose: { type: "boolean", short: "v" },
         "shrink-seconds": { type: "string" },
         "no-pinned": { type: "boolean" },
@@ -104,11 +107,16 @@ export async function main(argv: string[]): Promise<number> {
     verbose: parsed.verbose ?? false,
     jobs: Math.max(1, integer(parsed.jobs, Math.min(2, availableParallelism()), "--jobs")),
     core: parsed.core ?? "room",
+    transport: (parsed.transport ?? "mixed") as Transports,
     shrinkSeconds: integer(parsed["shrink-seconds"], 60, "--shrink-seconds"),
     pinned: !(parsed["no-pinned"] ?? false),
     checkDeterminism: parsed["check-determinism"] ?? false,
     ignore: (parsed.ignore ?? "").split(",").map((name) => name.trim()).filter(Boolean),
   };
+  if (!TRANSPORTS.includes(options.transport)) {
+    out(`unknown transport ${options.transport}; one of ${TRANSPORTS.join(", ")}`);
+    return 2;
+  }
   if (CORES[options.core] === undefined) {
     out(`unknown core ${options.core}; one of ${Object.keys(CORES).join(", ")}`);
     return 2;
@@ -119,13 +127,13 @@ export async function main(argv: string[]): Promise<number> {
     const index = integer(parsed.schedule, 0, "--schedule");
     if (parsed.shrink) {
       // Shrink this one schedule (no trace): the smallest failing schedule and its replay file.
-      const result = await run(generateSchedule(options.seed, index, options.steps), options, null);
+      const result = await run(generateSchedule(options.seed, index, options.steps, options.transport), options, null);
       const violation = result.violations[0];
       if (violation) await reportFailure({ index, steps: result.steps, events: result.events, trace: result.trace, violation }, options, options.shrinkSeconds * 1000);
       out(summary(1, result.steps, violation ? 1 : 0, options.seed));
       return violation ? 1 : 0;
     }
-    return traced(generateSchedule(options.seed, index, options.steps), options);
+    return traced(generateSchedule(options.seed, index, options.steps, options.transport), options);
   }
   return explore(options);
 }
@@ -202,16 +210,16 @@ function summary(schedules: number, steps: number, violations: number, seed: num
 }
 
 function printHeader(schedule: Schedule): void {
-  out(`schedule ${schedule.index} of seed ${schedule.seed}: ${schedule.steps.length} steps, ${schedule.endpoints} webhook endpoints, runtime seed ${schedule.runtimeSeed}`);
+  out(`schedule ${schedule.index} of seed ${schedule.seed}: ${schedule.steps.length} steps, ${schedule.endpoints} webhook endpoints, runtime seed ${schedule.runtimeSeed}${schedule.slowIo ? ", slow storage calls" : ""}`);
   for (const [index, client] of schedule.clients.entries()) {
-    out(`  client ${index}: ${client.kind} ${client.mode}, id ${client.clientId}${client.owner ? `, owner ${client.owner}` : ""}${client.tokenTtlMs ? `, token ${client.tokenTtlMs} ms` : ""}`);
+    out(`  client ${index}: ${client.kind} ${client.mode}, id ${client.clientId}${client.owner ? `, owner ${client.owner}` : ""}${client.tokenTtlMs ? `, token ${client.tokenTtlMs} ms` : ""}${client.transport === "http" ? ", on the HTTP fallback" : ""}`);
   }
 }
 
 /** Runs `indices` in this thread. */
 async function runShare(options: Options, indices: number[], report: (result: ScheduleReport) => void): Promise<void> {
   for (const index of indices) {
-    const schedule = generateSchedule(options.seed, index, options.steps);
+    const schedule = generateSchedule(options.seed, index, options.steps, options.transport);
     const result = await run(schedule, options, null);
     if (options.checkDeterminism) {
       const again = await run(schedule, options, null);
@@ -294,7 +302,7 @@ async function explore(options: Options): Promise<number> {
 
 /** Shrinks a failing schedule, writes it to sim/failures/ and prints it with the replay commands. */
 async function reportFailure(failure: ScheduleReport, options: Options, budgetMs: number): Promise<void> {
-  const original = generateSchedule(options.seed, failure.index, options.steps);
+  const original = generateSchedule(options.seed, failure.index, options.steps, options.transport);
   const violation = failure.violation!;
   const started = wallNow();
   const shrunk = await shrink(
@@ -308,7 +316,7 @@ async function reportFailure(failure: ScheduleReport, options: Options, budgetMs
   mkdirSync(directory, { recursive: true });
   const file = join(directory, `${options.seed}-${failure.index}-${violation.invariant.replaceAll(":", "-")}.json`);
   const stepsFlag = options.steps === DEFAULT_STEPS ? "" : ` --steps ${options.steps}`;
-  const coreFlag = options.core === "room" ? "" : ` --core ${options.core}`;
+  const coreFlag = `${options.core === "room" ? "" : ` --core ${options.core}`}${options.transport === "mixed" ? "" : ` --transport ${options.transport}`}`;
   writeFileSync(
     file,
     `${JSON.stringify({ violation: shrunk.violation, core: options.core, ignore: options.ignore, original: `npm run simulate -- --seed ${options.seed} --schedule ${failure.index}${stepsFlag}${coreFlag}`, schedule: shrunk.schedule }, null, 2)}\n`,

@@ -37,6 +37,7 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "destroy-leaves-stale-deadline.json", note: "DELETE kept a socket deadline for sockets it closed" },
   { file: "failed-due-question-delays-alarm.json", note: "a duty whose due-time question threw pushed the alarm later on every event" },
   { file: "failed-first-write-leaves-last-update.json", note: "a failed first write left the document reported as existing" },
+  { file: "http-end-inside-delete.json", note: "HTTP sessions' ends reported inside DELETE's deleteAll used the deleted tables" },
   { file: "last-socket-rejected-no-rearm.json", note: "the room closing the last socket itself did not schedule the session's end" },
   { file: "orphan-pending-never-confirmed.json", note: "a client holding edits whose base a DELETE removed was never confirmed for its own" },
   { file: "relay-skips-sender.json", note: "an update that let others' waiting updates integrate was not relayed to its sender" },

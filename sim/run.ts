@@ -134,5 +134,8 @@ async function runStep(world: World, step: Step): Promise<void> {
     case "reopen":
       if (client && client.stopped !== null) client.connect(world.now);
       return;
+    case "http":
+      if (client) await world.http.step(client, step.act);
+      return;
   }
 }

@@ -47,7 +47,16 @@ export type Step =
   | { k: "endpoint"; e: number; up: boolean; failure: 500 | "timeout" }
   | { k: "attack"; c: number; attack: Attack }
   /** An app calls provider.connect() again after a 4400-4499 close (a page reload). */
-  | { k: "reopen"; c: number };
+  | { k: "reopen"; c: number }
+  /**
+   * The network of a client on the HTTP fallback (sim/http.ts): its poll or its POST reaches the
+   * room now, ahead of its other requests; a poll's answer is lost (or the held poll cut) and the
+   * poll sent again with the old cursor; a POST is handled, its answer lost, and sent again (the
+   * same seq). `switch`: client/fallback.ts changes transport (on HTTP, a probe found WebSockets
+   * working: the HTTP connection closes 1000 and leaves; on a WebSocket, they stopped working:
+   * it drops), and the next connection goes the other way.
+   */
+  | { k: "http"; c: number; act: "poll" | "post" | "losePoll" | "retryPost" | "switch" };
 
 export interface Schedule {
   /** The run's seed and this schedule's number in it. */
@@ -61,6 +70,12 @@ export interface Schedule {
   apiClientId: number;
   /** How many webhook endpoints (0: webhooks off). */
   endpoints: number;
+  /**
+   * The alarm calls and `deleteAll` resolve a macrotask later instead of at once (sim/sqlite.ts
+   * `io`): what runs beside the handler inside an event (an HTTP session's end reported to the
+   * core) then runs while the handler waits, as beside real I/O. Absent: at once.
+   */
+  slowIo?: true;
   steps: Step[];
 }
 

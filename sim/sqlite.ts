@@ -76,6 +76,14 @@ export class SimStorage implements StoragePort {
   onStatement: ((n: number, sql: string, note: string) => void) | null = null;
   /** Bumped by every committed event that wrote: lets checks cache what they load from storage. */
   generation = 0;
+  /**
+   * The wait of an asynchronous call (the alarm, `deleteAll`) after its effect, which happens at
+   * the call, in order with the SQL around it. Null: it resolves at once. A run that has other
+   * work in flight inside an event (an HTTP session's end reported to the core, sim/http.ts)
+   * may wait a macrotask instead, so that work runs while the caller waits, as it would
+   * beside real I/O.
+   */
+  io: (() => Promise<void>) | null = null;
 
   constructor() {
     this.sql = { exec: (query, ...bindings) => this.exec(query, bindings, true) };
@@ -223,16 +231,20 @@ export class SimStorage implements StoragePort {
   }
 
   async getAlarm(): Promise<number | null> {
-    return this.alarmAt;
+    const at = this.alarmAt;
+    if (this.io !== null) await this.io();
+    return at;
   }
 
   async setAlarm(at: number): Promise<void> {
     if (!Number.isFinite(at)) throw new TypeError(`setAlarm: not a time: ${at}`);
     this.alarmAt = at;
+    if (this.io !== null) await this.io();
   }
 
   async deleteAlarm(): Promise<void> {
     this.alarmAt = null;
+    if (this.io !== null) await this.io();
   }
 
   async deleteAll(): Promise<void> {
@@ -243,6 +255,7 @@ export class SimStorage implements StoragePort {
     for (const { name } of tables) this.db.exec(`DROP TABLE "${name.replaceAll('"', '""')}"`);
     // Dropped tables invalidate prepared statements on them.
     this.prepared.clear();
+    if (this.io !== null) await this.io();
   }
 
   /** The alarm as committed storage holds it (between events). */

@@ -11,8 +11,7 @@ import type { Outcome } from "../worker/documents";
 import { decodeClientMessage, decodeAwarenessUpdate, encodeAwareness, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type AwarenessEntry } from "../worker/protocol";
 import { DocumentStore } from "../worker/storage";
 import type { RoomHost } from "../worker/room/ports";
-import type { CoreFigures, RoomConfig, SimulatedCore, SocketEnd } from "./contract";
-import type { SimSocket } from "./host";
+import type { CoreFigures, RoomConfig, SimRoomSocket, SimulatedCore, SocketEnd } from "./contract";
 
 interface StubAttachment {
   grant: AccessGrant;
@@ -25,7 +24,7 @@ export class StubCore implements SimulatedCore {
   private doc: Y.Doc;
 
   constructor(
-    private readonly host: RoomHost<SimSocket>,
+    private readonly host: RoomHost<SimRoomSocket>,
     _config: RoomConfig,
     /** The known bug: updates are held in memory and never written, yet echoes go out. */
     private readonly lossy = false,
@@ -42,17 +41,17 @@ export class StubCore implements SimulatedCore {
     return doc;
   }
 
-  private attachment(socket: SimSocket): StubAttachment | null {
+  private attachment(socket: SimRoomSocket): StubAttachment | null {
     return socket.deserializeAttachment() as StubAttachment | null;
   }
 
-  private open(): SimSocket[] {
+  private open(): SimRoomSocket[] {
     return this.host.sockets().filter((socket) => !this.attachment(socket)?.closing);
   }
 
   async wake(): Promise<void> {}
 
-  async connect(socket: SimSocket, grant: AccessGrant): Promise<void> {
+  async connect(socket: SimRoomSocket, grant: AccessGrant): Promise<void> {
     socket.serializeAttachment({ grant, presence: {} } satisfies StubAttachment);
     socket.send(encodeSyncStep1(Y.encodeStateVector(this.doc)));
     const states = this.states();
@@ -63,7 +62,7 @@ export class StubCore implements SimulatedCore {
     return this.open().flatMap((socket) => Object.entries(this.attachment(socket)?.presence ?? {}).map(([id, record]) => ({ clientId: Number(id), ...record })));
   }
 
-  async message(socket: SimSocket, message: ArrayBuffer | string): Promise<void> {
+  async message(socket: SimRoomSocket, message: ArrayBuffer | string): Promise<void> {
     const attachment = this.attachment(socket);
     if (attachment === null || attachment.closing) return;
     try {
@@ -109,7 +108,7 @@ export class StubCore implements SimulatedCore {
     }
   }
 
-  private reject(socket: SimSocket, code: number): void {
+  private reject(socket: SimRoomSocket, code: number): void {
     const attachment = this.attachment(socket);
     if (attachment === null || attachment.closing) return;
     socket.serializeAttachment({ ...attachment, presence: {}, closing: true });
@@ -124,7 +123,7 @@ export class StubCore implements SimulatedCore {
     for (const other of this.open()) other.send(frame);
   }
 
-  async closed(socket: SimSocket, _end: SocketEnd): Promise<void> {
+  async closed(socket: SimRoomSocket, _end: SocketEnd): Promise<void> {
     const attachment = this.attachment(socket);
     if (attachment === null || attachment.closing) return;
     try {

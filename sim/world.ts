@@ -6,8 +6,9 @@
  *   BEGIN → (construct the core if it was evicted or killed) → handler → COMMIT → output gate opens
  *
  * or, if the process dies during it, ROLLBACK with everything it sent dropped, the core gone
- * and every socket closed abnormally (1006) for its client. The invariants (sim/invariants.ts)
- * are checked after every event and at the end of the schedule.
+ * and every socket closed abnormally (1006) for its client (the HTTP fallback's sessions, kept
+ * in the object's memory, go too: sim/http.ts). The invariants (sim/invariants.ts) are checked
+ * after every event and at the end of the schedule.
  */
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
@@ -18,6 +19,7 @@ import { codePointRange, SHARED_TEXT, SimClient, type Barrier, type ClientObserv
 import type { CoreFactory, CoreFigures, RoomConfig, SimulatedCore, SocketEnd } from "./contract";
 import { captureLogs, useClock, useRandom, type CapturedLog } from "./determinism";
 import { Endpoints, SimHost, type FrameToClient, type SimSocket, type ToServer } from "./host";
+import { HttpFallback } from "./http";
 import { Prng } from "./prng";
 import type { ApiCall, Attack, Schedule, Step } from "./schedule";
 import { SimStorage, SimulatedKill } from "./sqlite";
@@ -58,6 +60,8 @@ export class World {
   readonly host: SimHost;
   readonly stored: StoredView;
   readonly clients: SimClient[];
+  /** Clients on the HTTP fallback: the object's sessions, their links, their network (sim/http.ts). */
+  readonly http: HttpFallback;
   readonly violations: Violation[] = [];
   readonly logs: CapturedLog[];
   core: SimulatedCore | null = null;
@@ -75,7 +79,7 @@ export class World {
   trace = 0x811c9dc5;
   readonly config: RoomConfig;
   private readonly factory: CoreFactory;
-  private readonly print: ((line: string) => void) | null;
+  readonly print: ((line: string) => void) | null;
   /** Invariants set aside while triaging (--ignore): known causes, so others can be found. */
   private readonly ignore: ReadonlySet<string>;
 
@@ -88,6 +92,7 @@ export class World {
     useRandom(new Prng(schedule.runtimeSeed));
     this.endpoints = new Endpoints(options.config.webhooks?.endpoints ?? []);
     this.host = new SimHost(this.storage, this.endpoints, schedule.epoch);
+    if (schedule.slowIo) this.storage.io = () => new Promise((resolve) => setImmediate(resolve));
     this.host.beforeFetch = () => this.checkpoint();
     useClock(() => this.host.time);
     this.logs = captureLogs(options.trace === null ? null : (line) => options.trace?.(`      log ${line}`));
@@ -103,6 +108,7 @@ export class World {
       ...(options.trace ? { trace: (client: SimClient, line: string) => options.trace?.(`      c${client.index} ${line}`) } : {}),
     };
     this.clients = schedule.clients.map((spec, index) => new SimClient(index, spec, observer, schedule.epoch));
+    this.http = new HttpFallback(this, schedule.clients.some((spec) => spec.transport === "http") || schedule.steps.some((step) => step.k === "http" && step.act === "switch"));
     // Every client starts wanting to connect (the explorer's connect steps open them earlier or again).
     for (const client of this.clients) client.reconnectAt = schedule.epoch;
     this.apiDoc = new Y.Doc({ gc: true });
@@ -119,7 +125,7 @@ export class World {
     this.print?.(`      VIOLATION [${invariant}] ${message}`);
   }
 
-  private note(label: string): void {
+  note(label: string): void {
     for (let i = 0; i < label.length; i++) this.trace = Math.imul(this.trace ^ label.charCodeAt(i), 0x01000193) >>> 0;
   }
 
@@ -127,9 +133,10 @@ export class World {
 
   /**
    * Runs one event. `prepare` runs inside it before the core is made (the runtime clears the
-   * alarm it is firing there, so a killed alarm run is retried).
+   * alarm it is firing there, so a killed alarm run is retried). What the event set going in
+   * the HTTP sessions (ends reported to the core, held polls answered) finishes inside it.
    */
-  private async event<T>(label: string, kind: EventKind, body: (core: SimulatedCore) => Promise<T>, prepare?: () => void): Promise<EventResult<T>> {
+  async event<T>(label: string, kind: EventKind, body: (core: SimulatedCore) => Promise<T>, prepare?: () => void): Promise<EventResult<T>> {
     this.events++;
     this.note(label);
     this.print?.(`    event ${label} @${this.now - this.lastEventAt >= 0 ? "+" : ""}${this.now - this.lastEventAt}ms`);
@@ -142,7 +149,10 @@ export class World {
       prepare?.();
       if (this.core === null) {
         constructed = false;
-        this.core = this.factory(this.host, this.config);
+        // The object's HTTP sessions are made before its core (worker/room/index.ts).
+        let core: SimulatedCore | null = null;
+        this.http.open(() => core!);
+        this.core = core = this.factory(this.host, this.config);
         // The shell runs wake() in blockConcurrencyWhile: part of the event that constructs it.
         await this.core.wake();
         constructed = true;
@@ -151,6 +161,7 @@ export class World {
     } catch (error) {
       outcome = { error };
     }
+    await this.http.settle();
     this.inEvent = false;
     const faultFired = this.storage.lastFault;
     if (this.storage.killReached || this.storage.killPending || ("error" in outcome && outcome.error instanceof SimulatedKill)) {
@@ -207,6 +218,7 @@ export class World {
         }
       }
     }
+    this.http.release();
   }
 
   /** The process died: storage rolls back, output is dropped, the core is gone, every socket closes (1006). */
@@ -216,6 +228,7 @@ export class World {
     for (const socket of this.host.kill()) {
       if (!socket.clientGone) socket.toClient.push({ close: { code: 1006, reason: "" } });
     }
+    this.http.kill();
     this.core = null;
     this.overdueStreak = 0;
     this.note("kill");
@@ -293,6 +306,7 @@ export class World {
   async connect(client: SimClient): Promise<void> {
     if (client.socket !== null) return;
     client.grant = client.freshGrant(this.now);
+    if (client.transport === "http") return this.http.connect(client);
     let socket: SimSocket | null = null;
     const result = await this.event(`connect c${client.index} s${this.host.nextSocketId}`, "connect", (core) => {
       socket = this.host.accept(client.index);
@@ -339,7 +353,7 @@ export class World {
   }
 
   /** The document's state vector as the core holds it (or storage, when not loaded), as text. */
-  private documentState(): string {
+  documentState(): string {
     const vector = this.figures()?.stateVector ?? null;
     const map = vector === null ? this.stored.document().stateVector : Y.decodeStateVector(vector);
     return [...map].sort(([a], [b]) => a - b).map(([client, clock]) => `${client}:${clock}`).join(",");
@@ -363,8 +377,13 @@ export class World {
 
   async deliver(step: Extract<Step, { k: "deliver" }>): Promise<void> {
     const sockets = this.socketsOf(step.c);
-    if (sockets.length === 0) return;
-    const socket = sockets[Math.min(sockets.length - 1, Math.floor(step.pick * sockets.length))]!;
+    // A client on the HTTP fallback has links instead (after a change of transport, both).
+    const links = this.http.busy(step.c);
+    const count = sockets.length + links.length;
+    if (count === 0) return;
+    const pick = Math.min(count - 1, Math.floor(step.pick * count));
+    if (pick >= sockets.length) return this.http.deliver(links[pick - sockets.length]!, step);
+    const socket = sockets[pick]!;
     for (let i = 0; i < step.n; i++) {
       const out = step.dir === "out" || (step.dir === "both" && i % 2 === 0);
       if (out && socket.toClient.length > 0 && !socket.clientGone) this.deliverToClient(socket);
@@ -379,7 +398,7 @@ export class World {
     let moved = 0;
     for (;;) {
       const sockets = this.host.everySocket().filter((socket) => socket.inFlight > 0);
-      if (sockets.length === 0) return true;
+      if (sockets.length === 0 && this.http.inFlight === 0) return true;
       for (const socket of sockets) {
         // Stop at the first violation: what follows is noise, and shrinking wants it fast.
         if (this.violations.length > 0) return true;
@@ -388,11 +407,14 @@ export class World {
         if (++moved > MAX_DELIVERIES) return false;
       }
       this.host.prune();
+      moved += await this.http.deliverRound(() => this.violations.length > 0);
+      if (this.violations.length > 0) return true;
+      if (moved > MAX_DELIVERIES) return false;
     }
   }
 
   get inFlight(): number {
-    return this.host.everySocket().reduce((sum, socket) => sum + socket.inFlight, 0);
+    return this.host.everySocket().reduce((sum, socket) => sum + socket.inFlight, 0) + this.http.inFlight;
   }
 
   // --- Time, alarms, hibernation ---------------------------------------------------------------------
@@ -417,13 +439,16 @@ export class World {
     for (let guard = 0; guard < 100_000 && this.violations.length === 0; guard++) {
       const alarm = alarms && firings < MAX_ALARMS_PER_ADVANCE ? this.storage.alarm : null;
       const clientNext = sleeping ? Infinity : Math.min(...this.clients.map((client) => client.nextTimer()));
-      const next = Math.min(alarm ?? Infinity, clientNext, target);
+      // The Worker ends a held poll on time, whether or not the client's machine sleeps.
+      const holdEnd = this.http.nextHoldEnd();
+      const next = Math.min(alarm ?? Infinity, clientNext, holdEnd, target);
       this.host.time = Math.max(this.now, next);
       if (alarm !== null && alarm <= this.now) {
         firings++;
         await this.fireAlarm("due");
         continue;
       }
+      if (holdEnd <= this.now) this.http.endHolds(this.now);
       if (!sleeping) await this.runClientTimers();
       if (this.now >= target) break;
     }
@@ -491,9 +516,11 @@ export class World {
         await this.fireAlarm("due");
         continue;
       }
-      const idleUntil = this.lastEventAt + HIBERNATE_AFTER_IDLE_MS;
-      if (this.now >= idleUntil) {
+      // A held poll is a request in progress: the object stays until the Worker ends it.
+      const idleUntil = Math.max(this.lastEventAt + HIBERNATE_AFTER_IDLE_MS, this.http.holdsPolls ? this.http.nextHoldEnd() : 0);
+      if (this.now >= idleUntil && !this.http.holdsPolls) {
         if (this.core !== null) this.print?.("    evicted (hibernation)");
+        this.http.evict();
         this.core = null;
         this.overdueStreak = 0;
         this.note("evict");
@@ -579,7 +606,8 @@ export class World {
         return;
       }
       case "destroy": {
-        const open = this.host.sockets().filter((socket) => socket.closedByCore === null);
+        const open = this.host.webSockets().filter((socket) => socket.closedByCore === null);
+        const sessions = this.http.openSessions();
         const result = await this.event("api destroy", "rpc", (core) => core.destroy());
         if (result.killed || result.threw) return;
         const stored = this.stored.document();
@@ -589,6 +617,11 @@ export class World {
           // A socket whose token had expired may be closed for that first (4401).
           if (socket.closedByCore?.code === 4401) continue;
           if (socket.closedByCore?.code !== 4410) this.violate("api-stored", `after DELETE socket s${socket.id} was not closed with 4410 (${socket.closedByCore?.code ?? "still open"})`);
+        }
+        for (const session of sessions) {
+          // As for sockets: 4410, or 4401 for a token that had expired.
+          if (session.ended?.code === 4410 || session.ended?.code === 4401) continue;
+          this.violate("api-stored", `after DELETE HTTP session ${session.id} was not closed with 4410 (${session.ended?.code ?? "still open"})`);
         }
         return;
       }
@@ -704,7 +737,7 @@ function awarenessFrame(entries: { id: number; clock: number; state: string }[])
   return encoding.toUint8Array(encoder).slice().buffer;
 }
 
-function describeFrame(data: ArrayBuffer | string): string {
+export function describeFrame(data: ArrayBuffer | string): string {
   if (typeof data === "string") return `text(${data.length})`;
   const bytes = new Uint8Array(data);
   const names: Record<string, string> = { "0,0": "step1", "0,1": "step2", "0,2": "update", "1": "awareness", "3": "query" };

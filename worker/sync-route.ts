@@ -17,10 +17,10 @@ import { roomLimits } from "./config";
 import { documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
 import { rateLimiter, type RateLimitOptions } from "./rate-limit";
-import { POLL_HOLD_MS, encodeAnswer } from "./room/http-sessions";
+import { MAX_BATCH_BYTES, POLL_HOLD_MS, encodeAnswer } from "./room/http-sessions";
 import { bodyTypes, sameOriginWrites } from "./same-origin";
 
-/** Room for the length prefixes of a batch whose frames add up to the frame limit. */
+/** Room for the length prefixes of a batch. */
 const BATCH_FRAMING_BYTES = 64;
 
 export const sync = new Hono<DocumentEnv>();
@@ -52,7 +52,8 @@ sync.post(
   "/:name",
   bodyTypes<DocumentEnv>(["application/octet-stream"], (c, detail) => refuse(c, 415, detail)),
   async (c, next) => {
-    const maxSize = roomLimits(c.env).maxFrameBytes + BATCH_FRAMING_BYTES;
+    // One frame of the limit, or one client batch (worker/room/http-sessions.ts), whichever is larger.
+    const maxSize = Math.max(roomLimits(c.env).maxFrameBytes, MAX_BATCH_BYTES) + BATCH_FRAMING_BYTES;
     return bodyLimit({ maxSize, onError: (c) => refuse(c, 413, `body too large: frames over ${maxSize} bytes in one request`) })(c, next);
   },
 );

@@ -46,15 +46,16 @@ export class HttpTestClient {
     return { client, answer };
   }
 
-  /** Posts `frames` as the next numbered batch (or from `seq`, to replay one). */
+  /** Posts `frames` as the next numbered batch (or from `seq`, to replay one), with this client's token unless `options` say otherwise. */
   async send(frames: Uint8Array[], seq = this.nextSeq, options: HttpClientOptions = this.options): Promise<Answer> {
-    if (options === this.options) this.nextSeq = Math.max(this.nextSeq, seq + frames.length);
     const body = new Blob([encodeFrames(frames) as Uint8Array<ArrayBuffer>], { type: "application/octet-stream" });
     const response = await SELF.fetch(HttpTestClient.url(this.room, options, { session: this.session!, seq: String(seq) }), {
       method: "POST",
       headers: options.headers,
       body,
     });
+    // Numbers the room took: a request refused at the door (or for another token) used none.
+    if (response.status === 200 && options === this.options) this.nextSeq = Math.max(this.nextSeq, seq + frames.length);
     return readAnswer(response);
   }
 

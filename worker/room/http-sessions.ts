@@ -58,6 +58,14 @@ export const MAX_ENDED_HTTP_SESSIONS = 1_000;
 /** How long an ended session is remembered: a client polls again within seconds of the close. */
 export const ENDED_HTTP_SESSION_KEEP_MS = 60_000;
 
+/**
+ * The most a client posts in one request, unless one frame alone is larger (it then goes
+ * alone): typing sends a few bytes a request; a batch gathers what was typed while the
+ * previous request was on its way. The Worker takes bodies up to the larger of this and the
+ * frame limit (worker/sync-route.ts), so a deployment with small frames still takes a batch.
+ */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+
 /** Session ids: 128 random bits, hex. Whoever holds one may act as that session, like a socket. */
 const SESSION_ID = /^[0-9a-f]{32}$/;
 
@@ -205,8 +213,8 @@ export class HttpSessions {
   private readonly ended = new Map<string, { close: SessionClose; at: number }>();
   /** What all open sessions have queued, each frame once. */
   readonly ledger = new QueueLedger();
-  /** Closes to report to the core, in order, once the event that ended them is done. */
-  private endings: Promise<void> = Promise.resolve();
+  /** Sessions that ended and whose end the core has not heard yet ({@link reportEnds}). */
+  private readonly unreported: HttpSession[] = [];
 
   constructor(
     private readonly room: HttpSessionRoom,
@@ -230,7 +238,7 @@ export class HttpSessions {
     const previous = replaces === null ? undefined : this.open.get(replaces);
     if (previous !== undefined && previous.owner === grant.owner) {
       previous.end({ code: CloseCode.normal, reason: "replaced by the client's new session" });
-      await this.endings;
+      await this.reportEnds();
     }
     const session = new HttpSession(this.newId(), grant.owner, (ended) => this.reportEnd(ended), this.ledger);
     this.open.set(session.id, session);
@@ -293,7 +301,7 @@ export class HttpSessions {
   async leave(id: string, owner: string | undefined): Promise<void> {
     const found = this.find(id, owner);
     if (found instanceof HttpSession) found.end({ code: CloseCode.normal, reason: "client left" });
-    await this.endings;
+    await this.reportEnds();
   }
 
   /** Charges a request to its session; past its rate the session is closed (1008), as a socket would be. */
@@ -317,16 +325,24 @@ export class HttpSessions {
   }
 
   /**
-   * A session ended (by the room, by its client, or by falling behind): it stops being listed
-   * and the core hears of it after the current event, as the runtime reports a WebSocket's
-   * close after the frame that caused it.
+   * Tells the core of every session that ended since, in order. The shell calls it when each
+   * entry point (a request, a socket event, the alarm, an RPC call) is done, as the runtime
+   * reports a WebSocket's close as an event of its own: never from inside another handler
+   * while it awaits (DELETE's `deleteAll`, say), where the core's storage is half replaced.
    */
+  async reportEnds(): Promise<void> {
+    // Bounded: each session ends once, and a report can only end sessions still open.
+    for (let session = this.unreported.shift(); session !== undefined; session = this.unreported.shift()) {
+      await this.room.closed(session, { ...session.ended!, wasClean: true });
+    }
+  }
+
+  /** A session ended (by the room, by its client, or by falling behind): it stops being listed, and the core hears of it at {@link reportEnds}. */
   private reportEnd(session: HttpSession): void {
-    const close = session.ended!;
     this.open.delete(session.id);
-    this.ended.set(session.id, { close, at: this.room.now() });
+    this.ended.set(session.id, { close: session.ended!, at: this.room.now() });
     if (this.ended.size > MAX_ENDED_HTTP_SESSIONS) this.ended.delete(this.ended.keys().next().value!);
-    this.endings = this.endings.then(() => this.room.closed(session, { ...close, wasClean: true }));
+    this.unreported.push(session);
   }
 
   private forgetOldEnded(): void {
@@ -382,6 +398,14 @@ export function decodeAnswer(body: Uint8Array): { cursor: number; frames: Uint8A
 export function* decodeFrames(body: Uint8Array): Generator<Uint8Array> {
   const decoder = decoding.createDecoder(body);
   while (decoding.hasContent(decoder)) yield decoding.readVarUint8Array(decoder);
+}
+
+/** Takes frames off the front of `queue` up to {@link MAX_BATCH_BYTES} (always at least one). */
+export function takeBatch(queue: Uint8Array[]): Uint8Array[] {
+  let bytes = 0;
+  let count = 0;
+  while (count < queue.length && (count === 0 || bytes + queue[count]!.byteLength <= MAX_BATCH_BYTES)) bytes += queue[count++]!.byteLength;
+  return queue.splice(0, count);
 }
 
 export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {

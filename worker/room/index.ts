@@ -49,91 +49,106 @@ export class Room extends DurableObject<Env> {
    * handshake; any other request is the HTTP fallback's.
    */
   async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return answerHttpFallback(this.http, request, () => this.ctx.storage.sync());
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return this.settled(answerHttpFallback(this.http, request, () => this.ctx.storage.sync()));
+    }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    await this.core.connect(server, grantFrom(request));
+    await this.settled(this.core.connect(server, grantFrom(request)));
     return new Response(null, { status: 101, webSocket: client });
   }
 
   async webSocketMessage(socket: WebSocket, message: ArrayBuffer | string): Promise<void> {
-    await this.core.message(socket, message);
+    await this.settled(this.core.message(socket, message));
   }
 
   async webSocketClose(socket: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
-    await this.core.closed(socket, { code, reason, wasClean });
+    await this.settled(this.core.closed(socket, { code, reason, wasClean }));
   }
 
   async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
-    await this.core.closed(socket, { error });
+    await this.settled(this.core.closed(socket, { error }));
   }
 
   async alarm(): Promise<void> {
-    await this.core.alarm();
+    await this.settled(this.core.alarm());
   }
 
   // The HTTP API's calls (worker/api.ts), as Durable Object RPC. `caller` names who asks a read
   // that encodes the document (a token's owner, else an address): it is charged for it.
 
   async stats(): Promise<StorageStats> {
-    return this.api.stats();
+    return this.settled(this.api.stats());
   }
 
   async info(caller: string): Promise<Outcome<DocumentInfo>> {
-    return this.api.info(caller);
+    return this.settled(this.api.info(caller));
   }
 
   async text(caller: string): Promise<Outcome<string>> {
-    return this.core.reads.text(caller);
+    return this.settled(this.core.reads.text(caller));
   }
 
   /** The document, or what a peer with `stateVector` lacks. */
   async encodeUpdate(caller: string, stateVector?: Uint8Array): Promise<Outcome<Uint8Array>> {
-    return this.core.reads.update(caller, stateVector);
+    return this.settled(this.core.reads.update(caller, stateVector));
   }
 
   async applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>> {
-    return this.api.applyUpdate(update, author);
+    return this.settled(this.api.applyUpdate(update, author));
   }
 
   async replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>> {
-    return this.api.replaceText(text, author);
+    return this.settled(this.api.replaceText(text, author));
   }
 
   async versions(): Promise<VersionInfo[]> {
-    return this.api.versions();
+    return this.settled(this.api.versions());
   }
 
   async version(id: number): Promise<Outcome<VersionInfo>> {
-    return this.api.version(id);
+    return this.settled(this.api.version(id));
   }
 
   async versionText(caller: string, id: number): Promise<Outcome<string>> {
-    return this.core.reads.versionText(caller, id);
+    return this.settled(this.core.reads.versionText(caller, id));
   }
 
   async versionUpdate(caller: string, id: number): Promise<Outcome<Uint8Array>> {
-    return this.core.reads.versionUpdate(caller, id);
+    return this.settled(this.core.reads.versionUpdate(caller, id));
   }
 
   async saveVersion(name: string): Promise<Outcome<VersionInfo>> {
-    return this.api.saveVersion(name);
+    return this.settled(this.api.saveVersion(name));
   }
 
   async restoreVersion(id: number, author?: string): Promise<Outcome<{ changed: boolean }>> {
-    return this.api.restoreVersion(id, author);
+    return this.settled(this.api.restoreVersion(id, author));
   }
 
   async deleteVersion(id: number): Promise<Outcome<null>> {
-    return this.api.deleteVersion(id);
+    return this.settled(this.api.deleteVersion(id));
   }
 
   async destroy(): Promise<void> {
-    await this.api.destroy();
+    await this.settled(this.api.destroy());
   }
 
   async webhookEvents(): Promise<WebhookEventInfo[]> {
-    return this.api.webhookEvents();
+    return this.settled(this.api.webhookEvents());
+  }
+
+  /**
+   * Runs an entry point, then tells the core of the HTTP sessions it ended (closed, fallen
+   * behind, or ended by a relay it made): after the handler, as the runtime reports a
+   * socket's close, never inside it (worker/room/http-sessions.ts, `reportEnds`).
+   */
+  private async settled<T>(work: T | Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } finally {
+      await this.http.reportEnds();
+    }
   }
 }
 
