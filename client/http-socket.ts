@@ -11,17 +11,14 @@
  * refusal at the door maps its status to the code a socket would have carried; a request that
  * fails on the network is 1006, as a dropped socket, and the provider joins again.
  */
-import * as decoding from "lib0/decoding";
 import { decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-sessions";
-import { CloseCode, MessageType, readAwarenessEntries } from "../worker/protocol";
+import { CloseCode } from "../worker/protocol";
+import { HeardPresence } from "./heard-presence";
 
 /** Abnormal closure (RFC 6455 §7.4.1): the connection failed without a close from the server. */
 const ABNORMAL_CLOSURE = 1006;
 
 const SESSION_HEADER = "Edgedoc-Session";
-
-/** Client ids whose presence clocks are remembered for {@link HttpSocket}'s echo check; past it they start over. */
-const MAX_HEARD_CLIENTS = 10_000;
 
 /** The `/sync/:name` URL for the provider's `/ws/:name` URL (its query, the token, kept). */
 export function syncUrlFor(socketUrl: string): URL {
@@ -66,13 +63,8 @@ export class HttpSocket {
   private nextSeq = 1;
   private posting = false;
   private readonly aborter = new AbortController();
-  /**
-   * The presence clock of each client as the room last sent it. The stock provider re-sends
-   * every presence change it receives; such an echo tells the room nothing (it drops what it
-   * already has), and over HTTP each one would be a request: two thirds of an idle client's
-   * (measured, `npm run bench -- --scenario fallback`). Frames of only those are not posted.
-   */
-  private readonly heard = new Map<number, number>();
+  /** Presence the room sent: the stock provider's echoes of it are not posted (client/heard-presence.ts). */
+  private readonly heard = new HeardPresence();
   /** A tab being closed leaves at once, as its socket's close would tell the room. */
   private readonly leaveOnPageHide = () => this.close(1001, "page closed");
 
@@ -96,7 +88,7 @@ export class HttpSocket {
   send(data: ArrayBuffer | Uint8Array): void {
     if (this.readyState !== HttpSocket.OPEN) throw new Error("HttpSocket is not open");
     const frame = data instanceof Uint8Array ? data.slice() : new Uint8Array(data.slice(0));
-    if (this.isEcho(frame)) return;
+    if (this.heard.isEcho(frame)) return;
     this.outbox.push(frame);
     void this.flush();
   }
@@ -169,7 +161,7 @@ export class HttpSocket {
     this.cursor = Math.max(this.cursor, answer.cursor);
     for (const frame of answer.frames) {
       if (this.readyState !== HttpSocket.OPEN) return;
-      this.noteHeard(frame);
+      this.heard.note(frame);
       this.onmessage?.({ data: frame.slice().buffer });
     }
     if (answer.close !== null) this.finish(answer.close, true);
@@ -189,20 +181,6 @@ export class HttpSocket {
     return null;
   }
 
-  /** Remembers the presence clocks an awareness frame from the room carries. */
-  private noteHeard(frame: Uint8Array): void {
-    const entries = awarenessEntries(frame);
-    if (entries === null) return;
-    if (this.heard.size > MAX_HEARD_CLIENTS) this.heard.clear();
-    for (const { clientId, clock } of entries) this.heard.set(clientId, clock);
-  }
-
-  /** Whether `frame` is presence the room sent us, every entry at the clock it came with. */
-  private isEcho(frame: Uint8Array): boolean {
-    const entries = awarenessEntries(frame);
-    return entries !== null && entries.length > 0 && entries.every(({ clientId, clock }) => this.heard.get(clientId) === clock);
-  }
-
   private address(query: Record<string, string>): URL {
     const url = new URL(this.base);
     for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
@@ -217,17 +195,5 @@ export class HttpSocket {
     this.aborter.abort();
     globalThis.removeEventListener?.("pagehide", this.leaveOnPageHide);
     queueMicrotask(() => this.onclose?.({ ...close, wasClean }));
-  }
-}
-
-/** The entries of an awareness frame (client and clock), or null for any other frame or one that does not decode. */
-function awarenessEntries(frame: Uint8Array): { clientId: number; clock: number }[] | null {
-  if (frame[0] !== MessageType.awareness) return null;
-  try {
-    const decoder = decoding.createDecoder(frame);
-    decoding.readVarUint(decoder);
-    return Array.from(readAwarenessEntries(decoding.readVarUint8Array(decoder)), ({ clientId, clock }) => ({ clientId, clock }));
-  } catch {
-    return null;
   }
 }

@@ -40,8 +40,8 @@
  * after the poll's cursor, from a committed event. A frame that would confirm a save is
  * stamped with what storage held when its event committed, as a socket's frame is at release.
  */
-import * as decoding from "lib0/decoding";
-import { CloseCode, MessageType, readAwarenessEntries } from "../worker/protocol";
+import { HeardPresence } from "../client/heard-presence";
+import { CloseCode } from "../worker/protocol";
 import { decodeAnswer, decodeFrames, encodeFrames, HttpSessions, MAX_BATCH_BYTES, POLL_HOLD_MS, takeBatch, type HttpSession, type HttpSessionRoom, type SessionClose } from "../worker/room/http-sessions";
 import type { AccessGrant } from "../worker/access";
 import type { ClientLink, SimClient } from "./client";
@@ -53,7 +53,6 @@ import { describe, describeFrame, type World } from "./world";
 
 /** client/http-socket.ts: one batch of frames stays under this. */
 /** client/http-socket.ts: presence clocks remembered for its echo check; past it they start over. */
-const MAX_HEARD_CLIENTS = 10_000;
 
 /**
  * A request on its way to the room. A POST's body is its frames as client/http-socket.ts
@@ -106,8 +105,8 @@ export class HttpLink implements ClientLink {
   clientGone = false;
   /** The room's session object (the world's checks; the client knows only its id). */
   session: HttpSession | null = null;
-  /** HttpSocket.heard: each client's presence clock as the room last sent it (its echo check). */
-  private readonly heard = new Map<number, number>();
+  /** HttpSocket.heard: presence the room sent, not posted back (client/heard-presence.ts). */
+  private readonly heard = new HeardPresence();
   /** What the room queued for the session, in order, until the client has read it. */
   queued: QueuedFrame[] = [];
   serverSeq = 0;
@@ -131,23 +130,14 @@ export class HttpLink implements ClientLink {
       return;
     }
     const bytes = new Uint8Array(data.slice(0));
-    if (this.isEcho(bytes)) return;
+    if (this.heard.isEcho(bytes)) return;
     if (this.posting === null) this.post([bytes]);
     else this.outbox.push(bytes);
   }
 
-  /** HttpSocket.noteHeard: a frame the room sent, read before the provider handles it. */
+  /** HttpSocket: a frame the room sent is noted before the provider handles it. */
   noteHeard(frame: Uint8Array): void {
-    const entries = awarenessEntries(frame);
-    if (entries === null) return;
-    if (this.heard.size > MAX_HEARD_CLIENTS) this.heard.clear();
-    for (const { clientId, clock } of entries) this.heard.set(clientId, clock);
-  }
-
-  /** HttpSocket.isEcho: presence the room sent us, every entry at the clock it came with. */
-  private isEcho(frame: Uint8Array): boolean {
-    const entries = awarenessEntries(frame);
-    return entries !== null && entries.length > 0 && entries.every(({ clientId, clock }) => this.heard.get(clientId) === clock);
+    this.heard.note(frame);
   }
 
   /** HttpSocket.finish: requests are aborted (a POST already sent may still arrive), nothing more is read. */
@@ -202,17 +192,6 @@ export class HttpLink implements ClientLink {
   }
 }
 
-/** The entries of an awareness frame (client and clock), or null for any other frame or one that does not decode (client/http-socket.ts). */
-function awarenessEntries(frame: Uint8Array): { clientId: number; clock: number }[] | null {
-  if (frame[0] !== MessageType.awareness) return null;
-  try {
-    const decoder = decoding.createDecoder(frame);
-    decoding.readVarUint(decoder);
-    return Array.from(readAwarenessEntries(decoding.readVarUint8Array(decoder)), ({ clientId, clock }) => ({ clientId, clock }));
-  } catch {
-    return null;
-  }
-}
 
 
 /** The world's side of the HTTP fallback: the object's sessions, the links, the gate, the network. */

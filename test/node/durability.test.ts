@@ -23,6 +23,17 @@ function connect(server: DevServer, room: string): WebsocketProvider {
 /** Markers like [a2-1-4] (author a, round 2, burst 1, edit 4) that `authorRound` ("a2") wrote, found in a text. */
 const markersBy = (authorRound: string, text: string) => text.match(new RegExp(`\\[${authorRound}-\\d+-\\d+\\]`, "g")) ?? [];
 
+/** Restarts `wrangler dev` on `persistDir`; a fresh client there must hold every marker in `confirmed`. */
+async function restartAndExpectStored(persistDir: string, room: string, confirmed: Set<string>, what: string): Promise<DevServer> {
+  const restarted = await startDevServer({ persistDir });
+  open.servers.push(restarted);
+  const fresh = connect(restarted, room);
+  await waitFor(() => fresh.synced, `${what}: a fresh client to sync after the restart`);
+  const lost = [...confirmed].filter((marker) => !textOf(fresh).includes(marker));
+  expect(lost, `${what}: edits confirmed saved but lost`).toEqual([]);
+  return restarted;
+}
+
 afterEach(async () => {
   for (const provider of open.providers.splice(0)) disconnectProvider(provider);
   for (const server of open.servers.splice(0)) await server.stop("SIGKILL");
@@ -67,12 +78,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
       for (const provider of open.providers.splice(0)) disconnectProvider(provider);
       open.servers.splice(0);
 
-      const restarted = await startDevServer({ persistDir });
-      open.servers.push(restarted);
-      const fresh = connect(restarted, room);
-      await waitFor(() => fresh.synced, `round ${round}: a fresh client to sync after the restart`);
-      const lost = [...confirmedSaved].filter((marker) => !textOf(fresh).includes(marker));
-      expect(lost, `round ${round}: edits confirmed saved but lost`).toEqual([]);
+      const restarted = await restartAndExpectStored(persistDir, room, confirmedSaved, `round ${round}`);
 
       // b held everything it saw; syncing again brings back whatever the crash took from the server.
       const returning = connect(restarted, room);
@@ -153,12 +159,7 @@ describe("durability across SIGKILL of wrangler dev", () => {
       for (const provider of open.providers.splice(0)) disconnectProvider(provider);
       open.servers.splice(0);
 
-      const restarted = await startDevServer({ persistDir });
-      open.servers.push(restarted);
-      const fresh = connect(restarted, room);
-      await waitFor(() => fresh.synced, `round ${round}: a fresh client to sync after the restart`);
-      const lost = [...confirmedSaved].filter((marker) => !textOf(fresh).includes(marker));
-      expect(lost, `round ${round}: edits confirmed saved over HTTP but lost`).toEqual([]);
+      const restarted = await restartAndExpectStored(persistDir, room, confirmedSaved, `round ${round} over HTTP`);
       await restarted.stop();
       open.servers.splice(0);
       for (const provider of open.providers.splice(0)) disconnectProvider(provider);
