@@ -27,10 +27,8 @@ export type Transport = "websocket" | "http";
 /** The socket surface the provider uses, implemented by both `WebSocket` and {@link HttpSocket}. */
 type ProviderSocket = WebSocket | HttpSocket;
 
+/** Overrides for tests and embedders with their own numbers. */
 export interface FallbackOptions {
-  /** Called when the transport of the next connection changes. */
-  onTransport?: (transport: Transport) => void;
-  /** Overrides for tests and embedders with their own numbers. */
   attempts?: number;
   openTimeoutMs?: number;
   probeIntervalMs?: number;
@@ -46,12 +44,13 @@ export class TransportChooser {
   /** The provider's latest HTTP connection: ended when a probe finds WebSockets working, and replaced by the next one. */
   private current: HttpSocket | null = null;
   private stopped = false;
-  readonly attempts: number;
+  private readonly listeners = new Set<(transport: Transport) => void>();
+  private readonly attempts: number;
   private readonly openTimeoutMs: number;
   private readonly probeIntervalMs: number;
   private readonly WebSocketImpl: typeof WebSocket;
 
-  constructor(private readonly options: FallbackOptions = {}) {
+  constructor(options: FallbackOptions = {}) {
     this.attempts = options.attempts ?? WEBSOCKET_ATTEMPTS;
     this.openTimeoutMs = options.openTimeoutMs ?? OPEN_TIMEOUT_MS;
     this.probeIntervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS;
@@ -65,6 +64,11 @@ export class TransportChooser {
     return function ChosenSocket(url: string, protocols?: string | string[]): ProviderSocket {
       return chooser.open(url, protocols);
     } as unknown as new (url: string, protocols?: string | string[]) => ProviderSocket;
+  }
+
+  /** Calls `listener` whenever the transport of the next connection changes. */
+  onTransport(listener: (transport: Transport) => void): void {
+    this.listeners.add(listener);
   }
 
   /** Stops probing (the provider was destroyed). */
@@ -104,11 +108,7 @@ export class TransportChooser {
     if (this.transport === transport) return;
     this.transport = transport;
     this.neverOpened = 0;
-    if (transport === "websocket" && this.probeTimer !== null) {
-      clearTimeout(this.probeTimer);
-      this.probeTimer = null;
-    }
-    this.options.onTransport?.(transport);
+    for (const listener of this.listeners) listener(transport);
   }
 
   /** While on HTTP, tries a probe WebSocket now and then; one that opens brings the next connection back to WebSockets. */
@@ -143,7 +143,6 @@ export class TransportChooser {
  */
 export class EdgedocProvider extends WebsocketProvider {
   readonly chooser: TransportChooser;
-  private readonly transportListeners: Set<(transport: Transport) => void>;
 
   constructor(
     serverUrl: string,
@@ -152,22 +151,14 @@ export class EdgedocProvider extends WebsocketProvider {
     options: ConstructorParameters<typeof WebsocketProvider>[3] & { fallback?: FallbackOptions } = {},
   ) {
     const { fallback, ...rest } = options;
-    const listeners = new Set<(transport: Transport) => void>();
-    const chooser = new TransportChooser({
-      ...fallback,
-      onTransport: (transport) => {
-        fallback?.onTransport?.(transport);
-        for (const listener of listeners) listener(transport);
-      },
-    });
+    const chooser = new TransportChooser(fallback);
     super(serverUrl, roomname, doc, { ...rest, WebSocketPolyfill: chooser.socketClass() as unknown as typeof WebSocket });
     this.chooser = chooser;
-    this.transportListeners = listeners;
   }
 
   /** Calls `listener` whenever the transport of the next connection changes. */
   onTransport(listener: (transport: Transport) => void): void {
-    this.transportListeners.add(listener);
+    this.chooser.onTransport(listener);
   }
 
   get transport(): Transport {

@@ -11,14 +11,12 @@
  * refusal at the door maps its status to the code a socket would have carried; a request that
  * fails on the network is 1006, as a dropped socket, and the provider joins again.
  */
-import { decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-sessions";
+import { SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-sessions";
 import { CloseCode } from "../worker/protocol";
 import { HeardPresence } from "./heard-presence";
 
 /** Abnormal closure (RFC 6455 §7.4.1): the connection failed without a close from the server. */
 const ABNORMAL_CLOSURE = 1006;
-
-const SESSION_HEADER = "Edgedoc-Session";
 
 /** The `/sync/:name` URL for the provider's `/ws/:name` URL (its query, the token, kept). */
 export function syncUrlFor(socketUrl: string): URL {

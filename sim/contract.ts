@@ -40,6 +40,8 @@ export interface SimulatedCore {
   closed(socket: SimRoomSocket, end: SocketEnd): Promise<void>;
   /** Charges one request of the HTTP fallback to its session's message rate (worker/room/index.ts passes it to HttpSessions); absent: always admitted. */
   admitRequest?(socket: SimRoomSocket): boolean;
+  /** Charges frames an HTTP session is sent again to its answer budgets (worker/room/index.ts passes it to HttpSessions); absent: always admitted. */
+  chargeResend?(socket: SimRoomSocket, bytes: number): { code: number; reason: string } | null;
   alarm(): Promise<void>;
   applyUpdate(update: Uint8Array, author?: string): Promise<Outcome<{ changed: boolean; pending?: true }>>;
   replaceText(text: string, author?: string): Promise<Outcome<{ changed: boolean }>>;

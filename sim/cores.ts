@@ -18,6 +18,7 @@ const room: CoreFactory = (host, config) => {
     message: (socket, message) => core.message(socket, message),
     closed: (socket, end) => core.closed(socket, end),
     admitRequest: (socket) => core.admitRequest(socket),
+    chargeResend: (socket, bytes) => core.chargeResend(socket, bytes),
     alarm: () => core.alarm(),
     applyUpdate: (update, author) => api.applyUpdate(update, author),
     replaceText: (text, author) => api.replaceText(text, author),

@@ -232,6 +232,7 @@ export class HttpFallback {
       message: (session, frame) => (session.ended === null ? coreOf().message(session, frame) : this.messageAfterEnd(coreOf(), session, frame)),
       closed: (session, end) => coreOf().closed(session, end),
       admitRequest: (session) => coreOf().admitRequest?.(session) ?? true,
+      chargeResend: (session, bytes) => coreOf().chargeResend?.(session, bytes) ?? null,
       now: () => this.world.now,
     };
     this.registry = new HttpSessions(room, () => (++this.idCount).toString(16).padStart(32, "0"));

@@ -59,15 +59,15 @@ export const CloseCode = {
   /** The room failed while handling the frame; the document is unchanged. */
   internalError: 1011,
   /**
-   * The room is full, or busy sending (its answer or relay budget is spent): reconnect later,
-   * and the sync handshake brings the client up to date.
-   */
-  tryAgainLater: 1013,
-  /**
    * HTTP fallback only: the room does not know the session (it restarted, or the session ended
    * long ago) or its cursor; the client joins again and the sync handshake catches it up.
    */
   serviceRestart: 1012,
+  /**
+   * The room is full, or busy sending (its answer or relay budget is spent): reconnect later,
+   * and the sync handshake brings the client up to date.
+   */
+  tryAgainLater: 1013,
   /** No frame (other than `ping`) for {@link AWARENESS_TIMEOUT_MS}: the client is presumed gone. */
   presenceTimeout: 4000,
   /** The socket did not complete the sync handshake (send its sync step 2) in time. */

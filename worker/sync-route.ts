@@ -17,7 +17,7 @@ import { roomLimits } from "./config";
 import { documentAccess, type DocumentEnv } from "./document-access";
 import { logEvent } from "./log";
 import { rateLimiter, type RateLimitOptions } from "./rate-limit";
-import { MAX_BATCH_BYTES, POLL_HOLD_MS, encodeAnswer } from "./room/http-sessions";
+import { MAX_BATCH_BYTES, POLL_HOLD_MS, encodeAnswer, isSessionId } from "./room/http-sessions";
 import { bodyTypes, sameOriginWrites } from "./same-origin";
 
 /** Room for the length prefixes of a batch. */
@@ -38,13 +38,11 @@ function forOpens(middleware: MiddlewareHandler<DocumentEnv>): MiddlewareHandler
 const upgradeLimit = (limiter: RateLimitOptions<DocumentEnv>["limiter"], per: "address" | "subject") =>
   forOpens(rateLimiter<DocumentEnv>({ limiter, per, refuse: (c, detail) => refuse(c, 429, detail) }));
 
-/** Session ids are 128 random bits in hex (worker/room/http-sessions.ts); anything else never reaches a room. */
-const SESSION_ID = /^[0-9a-f]{32}$/;
-
 sync.use("/:name", upgradeLimit("UPGRADE_ADDRESS_LIMITER", "address"));
 sync.use("/:name", async function wellFormedSession(c, next) {
+  // Anything but a session id never reaches a room.
   const session = c.req.query("session");
-  if (session !== undefined && !SESSION_ID.test(session)) return refuse(c, 400, "malformed session id: 32 lowercase hex digits");
+  if (session !== undefined && !isSessionId(session)) return refuse(c, 400, "malformed session id: 32 lowercase hex digits");
   await next();
 });
 sync.use("/:name", sameOriginWrites());
@@ -67,28 +65,33 @@ sync.on(["GET", "POST", "DELETE"], "/:name", async (c) => {
 });
 
 /**
- * Waits up to {@link POLL_HOLD_MS} for the room's answer to a poll, then answers with no frames
- * (the same cursor): the client polls again. Cancelling the body tells the room to stop waiting.
+ * Waits up to {@link POLL_HOLD_MS} for the room's answer to a poll to start, then answers with
+ * no frames (the same cursor): the client polls again, and cancelling the body tells the room
+ * to stop waiting. An answer that starts in time is passed on as it streams, never gathered
+ * here (it may be a whole document).
  */
 async function holdPoll(response: Response, cursor: number): Promise<Response> {
   const reader = response.body!.getReader();
   let expire: (value: null) => void = () => {};
   const timedOut = new Promise<null>((resolve) => (expire = resolve));
   const timer = setTimeout(() => expire(null), POLL_HOLD_MS);
-  const chunks: Uint8Array[] = [];
-  try {
-    // The room writes its answer in one chunk and closes: this loop ends with the body.
-    for (;;) {
-      const read = await Promise.race([reader.read(), timedOut]);
-      if (read === null) {
-        void reader.cancel().catch(() => {});
-        return new Response(encodeAnswer(Number.isSafeInteger(cursor) ? cursor : 0, [], null), { headers: response.headers });
-      }
-      if (read.done) break;
-      chunks.push(read.value);
-    }
-  } finally {
-    clearTimeout(timer);
+  const first = await Promise.race([reader.read(), timedOut]);
+  clearTimeout(timer);
+  if (first === null) {
+    void reader.cancel().catch(() => {});
+    return new Response(encodeAnswer(Number.isSafeInteger(cursor) ? cursor : 0, [], null), { headers: response.headers });
   }
-  return new Response(new Blob(chunks), { headers: response.headers });
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (first.done) controller.close();
+      else controller.enqueue(first.value);
+    },
+    async pull(controller) {
+      const next = await reader.read();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return new Response(body, { headers: response.headers });
 }

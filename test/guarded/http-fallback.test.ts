@@ -144,6 +144,16 @@ describe("the HTTP fallback in the room: the same budgets, closes and access as 
     expect((await client.poll()).close?.code).toBe(CloseCode.policyViolation);
   });
 
+  it("polls that cut held polls short pay a request each: a flood is closed 1008", async () => {
+    const room = roomName("http-poll-flood");
+    const client = await joined(room);
+    await client.poll();
+    // Nothing to answer: each poll holds, and the next one answers it empty.
+    const polls = Array.from({ length: 450 }, () => client.poll());
+    const answers = await Promise.all(polls);
+    expect(answers.some((answer) => answer.close?.code === CloseCode.policyViolation)).toBe(true);
+  });
+
   it("a session answers only the token it was opened with", async () => {
     const room = roomName("http-owner");
     const client = await joined(room, "write", "owner-a");

@@ -45,8 +45,9 @@ describe("the provider chooses its transport", () => {
     const changes: Transport[] = [];
     const provider = new EdgedocProvider(server.wsUrl, room, new Y.Doc(), {
       disableBc: true,
-      fallback: { WebSocketImpl: networkWebSocket(() => blocked, counts), probeIntervalMs: 1_000, onTransport: (transport) => changes.push(transport) },
+      fallback: { WebSocketImpl: networkWebSocket(() => blocked, counts), probeIntervalMs: 1_000 },
     });
+    provider.onTransport((transport) => changes.push(transport));
     const stock = connectProvider(server, room);
     try {
       await waitFor(() => provider.synced, "the provider to sync over HTTP");

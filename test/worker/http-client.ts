@@ -4,7 +4,7 @@
  * the close record) so tests can assert on the wire itself.
  */
 import { SELF } from "cloudflare:test";
-import { decodeAnswer, encodeFrames, type SessionClose } from "../../worker/room/http-sessions";
+import { SESSION_HEADER, decodeAnswer, encodeFrames, type SessionClose } from "../../worker/room/http-sessions";
 
 export interface Answer {
   status: number;
@@ -40,7 +40,7 @@ export class HttpTestClient {
   /** `POST /sync/:room`: the open answer and a client bound to the session it opened (null when refused). */
   static async open(room: string, options: HttpClientOptions = {}): Promise<{ client: HttpTestClient; answer: Answer }> {
     const response = await SELF.fetch(HttpTestClient.url(room, options, {}), { method: "POST", headers: { ...BINARY, ...options.headers } });
-    const client = new HttpTestClient(room, response.headers.get("Edgedoc-Session"), options);
+    const client = new HttpTestClient(room, response.headers.get(SESSION_HEADER), options);
     const answer = await readAnswer(response);
     client.cursor = answer.cursor;
     return { client, answer };

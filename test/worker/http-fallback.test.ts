@@ -43,6 +43,22 @@ describe("the HTTP fallback's bounds", () => {
     expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR)])).close).toBeNull();
   });
 
+  it("polling again and again for a 2 MB answer already sent pays its bytes: the session is closed 1008, as a socket asking too much", async () => {
+    const room = roomName("http-resend");
+    await writeText(room, "r".repeat(2_000_000));
+    const { client } = await HttpTestClient.open(room);
+    expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR)])).close).toBeNull();
+    const closes: (number | null)[] = [];
+    // Each poll names the open answer's cursor, so the document comes again and again.
+    for (let poll = 0; poll < 20 && closes.at(-1) !== CloseCode.policyViolation; poll++) {
+      const answer = await client.poll(1);
+      closes.push(answer.close?.code ?? null);
+    }
+    expect(closes.at(-1)).toBe(CloseCode.policyViolation);
+    // The first answer and a couple of resends fit the budget (twice the first answer plus 1 MiB); not 20.
+    expect(closes.length).toBeLessThanOrEqual(5);
+  });
+
   it("a session that stops polling is closed 1013 once 1 MiB of relays wait for it; one that polls is not", async () => {
     const room = roomName("http-behind");
     const stalled = (await HttpTestClient.open(room)).client;

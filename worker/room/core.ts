@@ -222,10 +222,25 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     await this.rearmIfStale();
   }
 
-  /** Charges one request of the HTTP fallback (a poll, a batch of frames) to its session's message rate. */
+  /** Charges one request of the HTTP fallback (one that carries no frame) to its session's message rate. */
   admitRequest(socket: Socket): boolean {
     const now = this.host.now();
     return this.sessions.of(socket, now).messages.take(1, now);
+  }
+
+  /**
+   * Charges frames the HTTP fallback sends a session again (a poll that asked for frames it
+   * already had) to the answer budgets, as a request to be sent anything is; the close to end
+   * the session with when they are spent, else null.
+   */
+  chargeResend(socket: Socket, bytes: number): { code: number; reason: string } | null {
+    try {
+      this.frames.chargeAnswer(this.sessions.of(socket, this.host.now()), bytes);
+      return null;
+    } catch (error) {
+      if (error instanceof ProtocolError) return { code: error.closeCode, reason: error.message };
+      throw error;
+    }
   }
 
   /**

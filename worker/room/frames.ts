@@ -84,19 +84,28 @@ export class FrameHandler<Socket extends RoomSocket> {
    * 1008, the socket asks faster than it could read) and to the room's (over it: 1013).
    */
   private answer(socket: Socket, session: Session, frame: Uint8Array): void {
+    this.chargeAnswer(session, frame.byteLength);
+    this.room.sessions.send(socket, session, frame);
+  }
+
+  /**
+   * Charges `bytes` the room is asked to send a socket to its answer budget (throws 1008 past
+   * it) and to the room's (1013): sync answers, presence queries, and what the HTTP fallback
+   * sends a session again because it asked for frames it already had.
+   */
+  chargeAnswer(session: Session, bytes: number): void {
     const now = this.room.host.now();
     // A socket may at first be sent twice its first answer (its sync, usually the document)
     // plus slack, not a full burst: asking for the document again and again is then refused
     // after a couple of encodes, not dozens, and no encode is spent just to size the budget.
-    session.answers ??= new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.room.limits.rateBytesPerSecond, now, 2 * frame.byteLength + ANSWER_SLACK_BYTES);
-    if (!session.answers.take(frame.byteLength, now)) {
+    session.answers ??= new TokenBucket(SOCKET_ANSWER_BURST_BYTES, this.room.limits.rateBytesPerSecond, now, 2 * bytes + ANSWER_SLACK_BYTES);
+    if (!session.answers.take(bytes, now)) {
       throw new ProtocolError(
         CloseCode.policyViolation,
         `answer budget exceeded: asked to be sent over ${this.room.limits.rateBytesPerSecond} bytes per second`,
       );
     }
-    if (!this.room.answers.take(frame.byteLength, now)) throw new ProtocolError(CloseCode.tryAgainLater, "room busy: try again shortly");
-    this.room.sessions.send(socket, session, frame);
+    if (!this.room.answers.take(bytes, now)) throw new ProtocolError(CloseCode.tryAgainLater, "room busy: try again shortly");
   }
 
   /** A read-only socket's edit: not applied, stored or relayed; the client is told why. */

@@ -6,9 +6,7 @@
  * `POLL_HOLD_MS` and cancels the stream, which releases the wait here (the room keeps no timer).
  */
 import { grantFrom } from "../access";
-import { decodeFrames, type HttpSessions } from "./http-sessions";
-
-export const SESSION_HEADER = "Edgedoc-Session";
+import { SESSION_HEADER, decodeFrames, type HttpSessions } from "./http-sessions";
 
 const ANSWER_HEADERS = { "Content-Type": "application/octet-stream", "Cache-Control": "no-store" };
 

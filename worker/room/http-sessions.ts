@@ -69,6 +69,11 @@ export const MAX_BATCH_BYTES = 1024 * 1024;
 /** Session ids: 128 random bits, hex. Whoever holds one may act as that session, like a socket. */
 const SESSION_ID = /^[0-9a-f]{32}$/;
 
+export const isSessionId = (id: string): boolean => SESSION_ID.test(id);
+
+/** The header of an open answer that names the new session. */
+export const SESSION_HEADER = "Edgedoc-Session";
+
 /** Record kinds in an answer body, after its cursor. */
 const Record = { frame: 0, close: 1 } as const;
 
@@ -108,6 +113,8 @@ export class HttpSession implements RoomSocket {
   /** The largest frame in {@link queue}, which {@link HTTP_QUEUE_MAX_BYTES} does not count. */
   private largestQueued = 0;
   private nextSeq = 1;
+  /** The number of the last frame an answer carried: a poll behind it asks for frames again. */
+  private deliveredUpTo = 0;
   /** The highest client frame number handled, so a request sent twice is not applied twice. */
   receivedUpTo = 0;
   ended: SessionClose | null = null;
@@ -176,13 +183,33 @@ export class HttpSession implements RoomSocket {
     if (dropped) this.largestQueued = this.queue.reduce((largest, { frame }) => Math.max(largest, frame.byteLength), 0);
     if (this.ended) return encodeAnswer(cursor, [], this.ended);
     if (this.queue.length === 0) return null;
-    return encodeAnswer(this.queue.at(-1)!.seq, this.queue.map(({ frame }) => frame), null);
+    const last = this.queue.at(-1)!.seq;
+    this.deliveredUpTo = Math.max(this.deliveredUpTo, last);
+    return encodeAnswer(last, this.queue.map(({ frame }) => frame), null);
   }
 
-  /** Waits for a frame or the close; a newer poll of the same session answers this one first. */
-  wait(): Promise<void> {
+  /** Bytes of frames after `cursor` that an answer already carried: what a poll at `cursor` would be sent again. */
+  resentBytes(cursor: number): number {
+    let bytes = 0;
+    for (const { seq, frame } of this.queue) if (seq > cursor && seq <= this.deliveredUpTo) bytes += frame.byteLength;
+    return bytes;
+  }
+
+  /**
+   * Waits for a frame or the close; a newer poll of the same session answers this one first.
+   * `release`: this poll stopped waiting (the Worker ended its hold), so it holds nothing.
+   */
+  wait(): { woken: Promise<void>; release: () => void } {
     this.wake();
-    return new Promise((resolve) => (this.waiter = resolve));
+    let waiter: () => void = () => {};
+    const woken = new Promise<void>((resolve) => (waiter = resolve));
+    this.waiter = waiter;
+    return { woken, release: () => void (this.waiter === waiter && (this.waiter = null)) };
+  }
+
+  /** Whether a poll is waiting. */
+  get holding(): boolean {
+    return this.waiter !== null;
   }
 
   /** Whether a cursor names frames this session could have sent. */
@@ -204,6 +231,8 @@ export interface HttpSessionRoom {
   closed(session: HttpSession, end: { code: number; reason: string; wasClean: boolean }): Promise<void>;
   /** Charges one request to the session's message rate, as a frame is; false when it is spent. */
   admitRequest(session: HttpSession): boolean;
+  /** Charges frames sent again to the session's answer budgets; the close when they are spent. */
+  chargeResend(session: HttpSession, bytes: number): SessionClose | null;
   now(): number;
 }
 
@@ -224,6 +253,16 @@ export class HttpSessions {
   /** The open sessions, for `host.sockets()`. */
   listed(): HttpSession[] {
     return [...this.open.values()];
+  }
+
+  /** Whether any session is open (the shell lists none on every relay when none is). */
+  get any(): boolean {
+    return this.open.size > 0;
+  }
+
+  /** Whether a session ended that the core has not heard of ({@link reportEnds}). */
+  get endsToReport(): boolean {
+    return this.unreported.length > 0;
   }
 
   /**
@@ -248,21 +287,30 @@ export class HttpSessions {
 
   /**
    * A poll: the frames after `cursor`, now, or once there are some. Returns the answer, or a
-   * promise of it and a way to give up waiting (the Worker stopped holding the poll).
+   * promise of it and a way to give up waiting (the Worker stopped holding the poll). Polls are
+   * free while they follow one another, as a socket's frames to read are; one that cuts a held
+   * poll short pays a request, and one that asks again for frames it was sent (an answer lost
+   * on the way) pays their bytes as an answer: either, repeated, would make the room work or
+   * send for nothing.
    */
   poll(id: string, owner: string | undefined, cursor: number): Uint8Array | { held: Promise<Uint8Array>; release: () => void } {
     const found = this.find(id, owner);
     if (!(found instanceof HttpSession)) return found;
-    if (!this.admit(found)) return found.take(cursor)!;
     if (!found.knows(cursor)) {
       found.end({ code: CloseCode.serviceRestart, reason: "cursor unknown: join again" });
       return found.take(0)!;
     }
+    if (found.holding && !this.admit(found)) return found.take(0)!;
+    const resent = found.resentBytes(cursor);
+    const spent = resent > 0 ? this.room.chargeResend(found, resent) : null;
+    if (spent !== null) {
+      found.end(spent);
+      return found.take(0)!;
+    }
     const now = found.take(cursor);
     if (now !== null) return now;
-    let released = false;
-    const held = found.wait().then(() => (released ? encodeAnswer(cursor, [], null) : (found.take(cursor) ?? encodeAnswer(cursor, [], null))));
-    return { held, release: () => (released = true) };
+    const { woken, release } = found.wait();
+    return { held: woken.then(() => found.take(cursor) ?? encodeAnswer(cursor, [], null)), release };
   }
 
   /**
@@ -273,8 +321,8 @@ export class HttpSessions {
   async receive(id: string, owner: string | undefined, firstSeq: number, frames: Iterable<Uint8Array>): Promise<Uint8Array> {
     const found = this.find(id, owner);
     if (!(found instanceof HttpSession)) return found;
-    if (!this.admit(found)) return encodeAnswer(0, [], found.ended);
     const reader = frames[Symbol.iterator]();
+    let handled = 0;
     for (let seq = firstSeq; ; seq++) {
       let next: IteratorResult<Uint8Array>;
       try {
@@ -291,9 +339,13 @@ export class HttpSessions {
         break;
       }
       found.receivedUpTo = seq;
+      handled += 1;
       await this.room.message(found, next.value.slice().buffer);
       if (found.ended) break;
     }
+    // Each frame handled paid as a message; a request that brought none (empty, or only frames
+    // already handled) pays as one.
+    if (handled === 0 && !found.ended) this.admit(found);
     return encodeAnswer(0, [], found.ended);
   }
 
@@ -314,7 +366,7 @@ export class HttpSessions {
   /** The open session `id` of `owner`, or the answer to give instead (its close, or "join again"). */
   private find(id: string, owner: string | undefined): HttpSession | Uint8Array {
     this.forgetOldEnded();
-    const session = SESSION_ID.test(id) ? this.open.get(id) : undefined;
+    const session = isSessionId(id) ? this.open.get(id) : undefined;
     if (session === undefined) {
       const ended = this.ended.get(id)?.close ?? { code: CloseCode.serviceRestart, reason: "session unknown: join again" };
       return encodeAnswer(0, [], ended);

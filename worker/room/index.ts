@@ -36,10 +36,11 @@ export class Room extends DurableObject<Env> {
       message: (session, frame) => this.core.message(session, frame),
       closed: (session, end) => this.core.closed(session, end),
       admitRequest: (session) => this.core.admitRequest(session),
+      chargeResend: (session, bytes) => this.core.chargeResend(session, bytes),
       now: () => Date.now(),
     });
     // After the sessions: the core lists every socket as it starts (a wake from hibernation).
-    this.core = new RoomCore(durableObjectHost(ctx, () => this.http.listed()), { limits: roomLimits(env), webhooks: webhookSettings(env) });
+    this.core = new RoomCore(durableObjectHost(ctx, () => this.http), { limits: roomLimits(env), webhooks: webhookSettings(env) });
     this.api = new RoomApi(this.core);
     void ctx.blockConcurrencyWhile(() => this.core.wake());
   }
@@ -147,13 +148,14 @@ export class Room extends DurableObject<Env> {
     try {
       return await work;
     } finally {
-      await this.http.reportEnds();
+      // Checked first: every socket message passes here, and almost none ended a session.
+      if (this.http.endsToReport) await this.http.reportEnds();
     }
   }
 }
 
 /** The core's ports over this object's state: its storage, its sockets (hibernatable and HTTP), the clock and fetch. */
-function durableObjectHost(ctx: DurableObjectState, httpSessions: () => HttpSession[]): RoomHost<RoomSocket> {
+function durableObjectHost(ctx: DurableObjectState, httpSessions: () => HttpSessions): RoomHost<RoomSocket> {
   const storage: StoragePort = {
     sql: ctx.storage.sql,
     transaction: (body) => ctx.storage.transactionSync(body),
@@ -164,7 +166,8 @@ function durableObjectHost(ctx: DurableObjectState, httpSessions: () => HttpSess
   };
   return {
     storage,
-    sockets: () => [...ctx.getWebSockets(), ...httpSessions()],
+    // Every relay lists the sockets: without HTTP sessions, the runtime's list as it is.
+    sockets: () => (httpSessions().any ? [...ctx.getWebSockets(), ...httpSessions().listed()] : ctx.getWebSockets()),
     now: () => Date.now(),
     fetch: (url, init) => fetch(url, init),
     name: ctx.id.name,
