@@ -21,14 +21,10 @@
 import { build } from "esbuild";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { WebSocket } from "ws";
-import { WebsocketProvider } from "y-websocket";
-import { Awareness } from "y-protocols/awareness";
 import * as Y from "yjs";
-import { onEachFrame, typeLetterAt } from "./crowd-client.ts";
-import { awaitQuietServer, percentiles, roomName, withCpu, type CpuClock, type CpuCost, type CpuReading, type LatencyStats, type MeasureOptions, type Target } from "./realtime.ts";
+import { percentiles, roomName, withCpu, type CpuClock, type CpuCost, type CpuReading, type LatencyStats, type MeasureOptions, type Target } from "./realtime.ts";
+import { openTypistsAt, wsSocket, type Typist } from "./typing.ts";
 
-type ProviderOptions = NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>;
 type HttpSocketClass = (typeof import("../client/http-socket.ts"))["HttpSocket"];
 
 export type Transport = "websocket" | "http";
@@ -50,14 +46,7 @@ export const BASELINE = COMBINATIONS[0]!.name;
 /** The idle rows' targets. */
 export const IDLE_NAMES: Record<Transport, string> = { websocket: "WebSocket", http: "HTTP" };
 
-/** The text y-codemirror.next binds to, as the app does. */
-const TEXT = "codemirror";
-const SYNC_TIMEOUT_MS = 15_000;
 const CONVERGE_TIMEOUT_MS = 15_000;
-/** Before the first key or the idle window: everyone's presence seen and no frame for this long, then workerd quiet. */
-const PRESENCE_QUIET_MS = 500;
-const PRESENCE_QUIET_TIMEOUT_MS = 20_000;
-const SETTLE_BEFORE_MS = 200;
 const POLL_MS = 10;
 
 /** HTTP requests by what they do (worker/sync-route.ts). */
@@ -186,102 +175,18 @@ class RequestCounter {
   }
 }
 
-/** One stock provider, on the transport it was given. */
-class Client {
-  readonly doc = new Y.Doc();
-  readonly text = this.doc.getText(TEXT);
-  readonly awareness = new Awareness(this.doc);
-  readonly provider: WebsocketProvider;
-  keys = 0;
-  lastFrameAt = performance.now();
-  framesIn = 0;
-  framesOut = 0;
-  connections = 0;
-  private caret: Y.RelativePosition | null = null;
-
-  constructor(
-    readonly index: number,
-    url: string,
-    readonly transport: Transport,
-    HttpSocket: HttpSocketClass,
-  ) {
-    this.awareness.setLocalState({ user: { name: `${transport} ${index}`, color: "#30638e" }, cursor: null });
-    const slash = url.lastIndexOf("/");
-    this.provider = new WebsocketProvider(url.slice(0, slash), url.slice(slash + 1), this.doc, {
-      awareness: this.awareness,
-      WebSocketPolyfill: (transport === "http" ? HttpSocket : WebSocket) as unknown as ProviderOptions["WebSocketPolyfill"],
-      // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
-      disableBc: true,
-    });
-    onEachFrame(this.provider, () => {
-      this.lastFrameAt = performance.now();
-      this.framesIn++;
-    });
-    this.provider.on("status", ({ status }) => {
-      if (status !== "connected") return;
-      this.connections++;
-      // The provider sends through its socket's `send` (a `ws` WebSocket or an HttpSocket alike).
-      const socket = this.provider.ws as unknown as { send: (data: Uint8Array) => void };
-      const send = socket.send.bind(socket);
-      socket.send = (data) => {
-        this.framesOut++;
-        send(data);
-      };
-    });
-  }
-
-  /** One key: a letter at the caret, sent by the provider at once. */
-  typeKey(): void {
-    const at = typeLetterAt(this.text, this.caret, this.text.length, String.fromCharCode(97 + (this.keys++ % 26)));
-    this.caret = Y.createRelativePositionFromTypeIndex(this.text, at + 1, -1);
-  }
-
-  holds(other: Client): number {
-    return Y.getState(this.doc.store, other.doc.clientID);
-  }
-
-  close(): void {
-    this.provider.destroy();
-    this.doc.destroy();
-  }
-}
-
 /**
- * Opens one client per entry of `transports` in the room at `url`, waits (bounded) until all are
- * synced, see everyone's presence and no frame came for {@link PRESENCE_QUIET_MS}, and, given
- * the clock, until workerd is quiet. Closes them all and throws when they never synced.
+ * One typist (bench/typing.ts: a stock provider with its own Y.Doc and Awareness) per entry of
+ * `transports` in the room at `url`, the HTTP ones on HttpSocket; waits as the typing scenarios do.
  */
-async function openClients(url: string, transports: Transport[], cpu: CpuClock | undefined): Promise<{ clients: Client[]; presenceSettled: boolean }> {
+async function openClients(url: string, transports: Transport[], cpu: CpuClock | undefined): Promise<{ clients: Typist[]; presenceSettled: boolean }> {
   const HttpSocket = await loadHttpSocket();
-  // Each Node provider listens for the process's exit.
-  process.setMaxListeners(Math.max(process.getMaxListeners(), transports.length + 10));
-  const clients = transports.map((transport, index) => new Client(index, url, transport, HttpSocket));
-  const syncedBy = performance.now() + SYNC_TIMEOUT_MS;
-  while (!clients.every((client) => client.provider.synced)) {
-    if (performance.now() > syncedBy) {
-      const waiting = clients.filter((client) => !client.provider.synced).map((client) => `${client.transport} ${client.index}`);
-      for (const client of clients) client.close();
-      throw new Error(`not synced after ${SYNC_TIMEOUT_MS} ms: ${waiting.join(", ")}`);
-    }
-    await sleep(POLL_MS);
-  }
-  const settledBy = performance.now() + PRESENCE_QUIET_TIMEOUT_MS;
-  const everyoneSeen = () => clients.every((client) => client.awareness.getStates().size === clients.length);
-  const lastFrameAt = () => Math.max(...clients.map((client) => client.lastFrameAt));
-  let presenceSettled = true;
-  while (!everyoneSeen() || performance.now() - lastFrameAt() < PRESENCE_QUIET_MS) {
-    if (performance.now() > settledBy) {
-      presenceSettled = false;
-      break;
-    }
-    await sleep(POLL_MS * 5);
-  }
-  if (presenceSettled && cpu) presenceSettled = (await awaitQuietServer(cpu, Math.max(0, settledBy - performance.now()))).quiet;
-  await sleep(SETTLE_BEFORE_MS);
-  return { clients, presenceSettled };
+  const sockets = transports.map((transport) => (transport === "http" ? HttpSocket : wsSocket(true)));
+  const { typists, presenceSettled } = await openTypistsAt(url, sockets, cpu, `fallback (${transports.join(", ")})`);
+  return { clients: typists, presenceSettled };
 }
 
-const reconnectsOf = (clients: Client[]) => clients.reduce((sum, client) => sum + Math.max(0, client.connections - 1), 0);
+const reconnectsOf = (clients: Typist[]) => clients.reduce((sum, client) => sum + Math.max(0, client.connections - 1), 0);
 const slug = (name: string) => name.toLowerCase().replace(/\W+/g, "-");
 
 /** One writer types `edits` keys at `rate`/s; the others read. See the module comment. */
@@ -300,7 +205,7 @@ export async function measureFallbackTyping(
       if (typeof opened === "string") return { ...failed, error: opened };
       const { clients: all, presenceSettled } = opened;
       try {
-        const [writer, ...readers] = all as [Client, ...Client[]];
+        const [writer, ...readers] = all as [Typist, ...Typist[]];
         const typedAt: number[] = [];
         const arrivedAt = readers.map(() => [] as number[]);
         readers.forEach((reader, index) =>
@@ -319,7 +224,8 @@ export async function measureFallbackTyping(
           const due = Math.min(edits, Math.floor(((performance.now() - started) * rate) / 1000) + 1);
           while (writer.keys < due) {
             typedAt.push(performance.now());
-            writer.typeKey();
+            // At the caret, no jumps: the letters the readers are timed on go where the writer types.
+            writer.typeKey(0);
           }
           await sleep(1);
         }
@@ -372,7 +278,7 @@ export async function measureFallbackIdle(
       if (typeof opened === "string") return { ...failed, error: opened };
       const { clients: all } = opened;
       try {
-        const framesBefore = all.map((client) => [client.framesIn, client.framesOut] as const);
+        const framesBefore = all.map((client) => [client.framesInTotal, client.framesOut] as const);
         const reconnectsBefore = reconnectsOf(all);
         const before = cpu?.();
         requests.counting = true;
@@ -381,7 +287,7 @@ export async function measureFallbackIdle(
         const windowMs = performance.now() - started;
         requests.counting = false;
         const after = cpu?.();
-        const framesIn = all.reduce((sum, client, index) => sum + client.framesIn - framesBefore[index]![0], 0);
+        const framesIn = all.reduce((sum, client, index) => sum + client.framesInTotal - framesBefore[index]![0], 0);
         const framesOut = all.reduce((sum, client, index) => sum + client.framesOut - framesBefore[index]![1], 0);
         const windowCpuMs = before && after ? totalCpuMs(after) - totalCpuMs(before) : null;
         const windowCpuPerProcessMs =

@@ -111,8 +111,12 @@ const NO_DRIVER: DriverCost = { cpuMs: 0, cores: 0, elu: 0 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One stock provider and the editor it stands in for. */
-class Typist {
+/**
+ * One stock provider and the editor it stands in for. `socket` is the provider's
+ * `WebSocketPolyfill`: `ws` (with or without permessage-deflate), or the HTTP fallback's
+ * HttpSocket (bench/fallback.ts).
+ */
+export class Typist {
   readonly doc = new Y.Doc();
   readonly text = this.doc.getText(TEXT);
   readonly awareness = new Awareness(this.doc);
@@ -122,19 +126,22 @@ class Typist {
   lastFrameAt = performance.now();
   /** Frames the server sent this client, by y-websocket message type (0 sync, 1 awareness). */
   readonly framesIn: Record<number, number> = {};
+  /** Frames this client sent, and connections it opened (more than one: it reconnected). */
+  framesOut = 0;
+  connections = 0;
   /** Sticks to the client's own last character (assoc -1), so it keeps typing where it was. */
   private caret: Y.RelativePosition | null = null;
 
   constructor(
     readonly index: number,
     url: string,
-    deflate: boolean,
+    socket: unknown,
   ) {
     this.awareness.setLocalState({ user: { name: `typist ${index}`, color: "#30638e" }, cursor: null });
     const slash = url.lastIndexOf("/");
     this.provider = new WebsocketProvider(url.slice(0, slash), url.slice(slash + 1), this.doc, {
       awareness: this.awareness,
-      WebSocketPolyfill: (deflate ? WebSocket : NoDeflate) as unknown as ProviderOptions["WebSocketPolyfill"],
+      WebSocketPolyfill: socket as ProviderOptions["WebSocketPolyfill"],
       // Providers in one process would otherwise sync through a BroadcastChannel, bypassing the server.
       disableBc: true,
     });
@@ -142,11 +149,27 @@ class Typist {
       this.lastFrameAt = performance.now();
       this.framesIn[type] = (this.framesIn[type] ?? 0) + 1;
     });
+    this.provider.on("status", ({ status }) => {
+      if (status !== "connected") return;
+      this.connections++;
+      // The provider sends through its socket's `send` (a `ws` WebSocket or an HttpSocket alike).
+      const connection = this.provider.ws as unknown as { send: (data: Uint8Array) => void };
+      const send = connection.send.bind(connection);
+      connection.send = (data) => {
+        this.framesOut++;
+        send(data);
+      };
+    });
   }
 
-  /** One key: a letter at the caret (or, now and then, at a random place), sent by the provider at once. */
-  typeKey(): void {
-    const caret = Math.random() >= JUMP_CHANCE ? this.caret : null;
+  /** Every frame the server sent this client. */
+  get framesInTotal(): number {
+    return Object.values(this.framesIn).reduce((sum, count) => sum + count, 0);
+  }
+
+  /** One key: a letter at the caret (or, `jumpChance` of the time, at a random place), sent by the provider at once. */
+  typeKey(jumpChance = JUMP_CHANCE): void {
+    const caret = Math.random() >= jumpChance ? this.caret : null;
     const at = typeLetterAt(this.text, caret, Math.floor(Math.random() * (this.text.length + 1)), String.fromCharCode(97 + ((this.index + this.keys++) % 26)));
     this.caret = Y.createRelativePositionFromTypeIndex(this.text, at + 1, -1);
   }
@@ -162,16 +185,26 @@ class Typist {
   }
 }
 
+/** The socket class of a typist on `ws`, as browsers and `ws` negotiate compression, or without it. */
+export const wsSocket = (deflate: boolean): unknown => (deflate ? WebSocket : NoDeflate);
+
 async function openTypists(target: Target, kind: string, count: number, deflate: boolean, cpu: CpuClock | undefined): Promise<{ typists: Typist[]; presenceSettled: boolean }> {
+  return openTypistsAt(target.roomUrl(roomName(target, kind)), Array.from({ length: count }, () => wsSocket(deflate)), cpu, target.name);
+}
+
+/**
+ * One typist per entry of `sockets` (each its `WebSocketPolyfill`) in the room at `url`, once
+ * all are synced (bounded: closes them and throws otherwise) and presence is quiet ({@link quietPresence}).
+ */
+export async function openTypistsAt(url: string, sockets: unknown[], cpu: CpuClock | undefined, what: string): Promise<{ typists: Typist[]; presenceSettled: boolean }> {
   // Each Node provider listens for the process's exit.
-  process.setMaxListeners(Math.max(process.getMaxListeners(), count + 10));
-  const url = target.roomUrl(roomName(target, kind));
-  const typists = Array.from({ length: count }, (_, index) => new Typist(index, url, deflate));
+  process.setMaxListeners(Math.max(process.getMaxListeners(), sockets.length + 10));
+  const typists = sockets.map((socket, index) => new Typist(index, url, socket));
   const deadline = performance.now() + SYNC_TIMEOUT_MS;
   while (!typists.every((typist) => typist.provider.synced)) {
     if (performance.now() > deadline) {
       for (const typist of typists) typist.close();
-      throw new Error(`${target.name}: ${typists.filter((typist) => !typist.provider.synced).length} of ${count} providers not synced after ${SYNC_TIMEOUT_MS} ms`);
+      throw new Error(`${what}: ${typists.filter((typist) => !typist.provider.synced).length} of ${sockets.length} providers not synced after ${SYNC_TIMEOUT_MS} ms`);
     }
     await sleep(POLL_MS);
   }
