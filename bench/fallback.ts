@@ -22,7 +22,7 @@ import { build } from "esbuild";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as Y from "yjs";
-import { percentiles, roomName, withCpu, type CpuClock, type CpuCost, type CpuReading, type LatencyStats, type MeasureOptions, type Target } from "./realtime.ts";
+import { percentiles, roomName, withCpu, type CpuClock, type CpuCost, type CpuReading, type LatencyResult, type LatencyStats, type MeasureOptions, type Target } from "./realtime.ts";
 import { openTypistsAt, wsSocket, type Typist } from "./typing.ts";
 
 type HttpSocketClass = (typeof import("../client/http-socket.ts"))["HttpSocket"];
@@ -61,20 +61,10 @@ export interface RequestCounts {
   leave: number;
 }
 
-export interface FallbackTypingResult {
-  /** The combination's name. */
-  target: string;
-  run: number;
+/** A typing run's figures as the WebSocket latency scenario has them (`target` is the combination's name), and the fallback's own. */
+export interface FallbackTypingResult extends Pick<LatencyResult, "target" | "run" | "clients" | "rate" | "edits" | "converged" | "updates" | "everyReader"> {
   writer: Transport;
   readers: Transport;
-  clients: number;
-  rate: number;
-  edits: number;
-  converged: boolean;
-  /** Per delivery: keypress to the letter in one reader's document. */
-  updates: LatencyStats;
-  /** Per key: keypress until every reader's document has it. */
-  everyReader: LatencyStats;
   /** HTTP requests of all clients from the first key until every reader had the last. */
   requests: RequestCounts;
   /** The HTTP clients' frame posts (the writer's keys, or the readers' presence): request sent to answer headers (the room has handled the frames). */
