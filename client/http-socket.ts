@@ -19,7 +19,7 @@ import { HeardPresence } from "./heard-presence";
 const ABNORMAL_CLOSURE = 1006;
 
 /** The `/sync/:name` URL for the provider's `/ws/:name` URL (its query, the token, kept). */
-export function syncUrlFor(socketUrl: string): URL {
+function syncUrlFor(socketUrl: string): URL {
   const url = new URL(socketUrl);
   url.protocol = url.protocol === "wss:" ? "https:" : "http:";
   url.pathname = url.pathname.replace(/\/ws\/([^/]*)$/, "/sync/$1");
@@ -27,7 +27,7 @@ export function syncUrlFor(socketUrl: string): URL {
 }
 
 /** The close a refused request stands for: what the same refusal of a socket would end with. */
-export function closeForStatus(status: number, reason: string): SessionClose {
+function closeForStatus(status: number, reason: string): SessionClose {
   if (status === 401) return { code: CloseCode.tokenExpired, reason: reason || "token refused" };
   if (status === 400 || status === 403 || status === 404 || status === 413 || status === 415) return { code: 4000 + status, reason };
   if (status === 429 || status === 503) return { code: CloseCode.tryAgainLater, reason };

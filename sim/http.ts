@@ -58,10 +58,10 @@ import { describe, describeFrame, type World } from "./world";
  * A request on its way to the room. A POST's body is its frames as client/http-socket.ts
  * encodes them; a rogue's text frame is posted as a raw body (its framing broken).
  */
-export type HttpRequest = { kind: "poll"; cursor: number } | { kind: "post"; seq: number; frames: Uint8Array[]; raw?: Uint8Array } | { kind: "leave" };
+type HttpRequest = { kind: "poll"; cursor: number } | { kind: "post"; seq: number; frames: Uint8Array[]; raw?: Uint8Array } | { kind: "leave" };
 
 /** An answer on its way to the client: to opening, a poll, a POST; the Worker ending a held poll; a request that failed. */
-export interface HttpAnswer {
+interface HttpAnswer {
   to: "open" | "poll" | "post" | "raw" | "hold" | "fail";
   cursor: number;
   frames: FrameToClient[];

@@ -84,7 +84,7 @@ export interface SessionClose {
 }
 
 /** The room's queued frames, each counted once across the queues that hold it ({@link HTTP_QUEUED_MAX_BYTES}). */
-export class QueueLedger {
+class QueueLedger {
   private readonly holders = new Map<Uint8Array, number>();
   bytes = 0;
 
@@ -241,7 +241,7 @@ export class HttpSessions {
   private readonly open = new Map<string, HttpSession>();
   private readonly ended = new Map<string, { close: SessionClose; at: number }>();
   /** What all open sessions have queued, each frame once. */
-  readonly ledger = new QueueLedger();
+  private readonly ledger = new QueueLedger();
   /** Sessions that ended and whose end the core has not heard yet ({@link reportEnds}). */
   private readonly unreported: HttpSession[] = [];
 
