@@ -47,5 +47,8 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "3786060189-21350-no-throw.json", note: "an empty version text bound as NULL (an empty array without backing store)" },
   { file: "3786060189-49530-confirmed-stored.json", note: "a failed write discarded another tab's shared edit; its author was confirmed by the next echo" },
   { file: "3786060189-81008-convergence.json", note: "a sync answer encoded before a failed write carried what the write discarded" },
+  { file: "763444014-512-confirmed-stored.json", note: "a failed write's lost authors were read with encodeStateVectorFromUpdate, which skips clients not starting at clock 0: another tab's later edits were confirmed" },
+  { file: "2878581601-69841-api-stored.json", note: "a restore sent only the undo's new clocks: a version item the document had lost (held, then killed) stayed missing" },
+  { file: "2878581601-35671-convergence.json", note: "a reader was relayed an edit before it was stored; the write was lost and a reader cannot send it back" },
   { file: "2878581601-37587-confirmed-stored.json", note: "a joiner's sync step 1 encoded before a failed write asked for less than the room had lost" },
 ];

@@ -46,14 +46,15 @@ export function restoreUpdate(current: Y.Doc, versionState: Uint8Array): Uint8Ar
     const undo = new Y.UndoManager(past, { captureTimeout: 0, trackedOrigins: new Set([catchUp]) });
     try {
       Y.applyUpdate(past, Y.encodeStateAsUpdate(current, Y.encodeStateVector(past)), catchUp);
-      const beforeUndo = Y.encodeStateVector(past);
       if (undo.undo() === null) return null;
       keepTitle(past, storedTitle(current));
       // Content equal to now (the version was restored before, as new items): nothing to do,
       // and replacing text with the same text would move collaborators' cursors for nothing.
       if (sameContent(past, current)) return null;
-      // The undo's inserts are past's new clocks; its deletions travel in the delete set.
-      return Y.encodeStateAsUpdate(past, beforeUndo);
+      // The undo's inserts are past's new clocks; its deletions travel in the delete set. Items
+      // of the version that the document lacks altogether (a version taken while an edit was
+      // held, before a kill lost it) are older clocks: sent too, or the restore comes out short.
+      return Y.encodeStateAsUpdate(past, Y.encodeStateVector(current));
     } finally {
       undo.destroy();
     }

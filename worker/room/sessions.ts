@@ -58,6 +58,12 @@ export interface Session {
   author?: string | null;
 }
 
+/**
+ * Who hears a broadcast: everyone, or only the sockets that may write (they can send back an
+ * edit the room lost) or only the read-only ones (which cannot, so they hear edits once stored).
+ */
+export type Audience = "everyone" | "writers" | "readers";
+
 export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
 
 /** A WebSocket close reason may be at most 123 bytes (RFC 6455 §5.5: 125-byte control payload). */
@@ -224,9 +230,10 @@ export class Sessions<Socket extends RoomSocket> {
    * sent a frame most recently are served first: honest editors renew their presence every
    * 15 s, while a socket that stopped reading has usually stopped sending too.
    */
-  broadcast(frame: Uint8Array, now: number, except?: Socket): void {
+  broadcast(frame: Uint8Array, now: number, except?: Socket, audience: Audience = "everyone"): void {
     if (!isSyncUpdate(frame)) this.hooks.storeBeforeTelling();
-    const recipients = this.listed().filter((socket) => socket !== except && !this.closing.has(socket));
+    const heard = (socket: Socket) => audience === "everyone" || (this.of(socket, now).grant.mode === "read") === (audience === "readers");
+    const recipients = this.listed().filter((socket) => socket !== except && !this.closing.has(socket) && heard(socket));
     const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
     if (recipients.length > affordable) recipients.sort((a, b) => this.of(b, now).lastFrameAt - this.of(a, now).lastFrameAt);
     const expired: Socket[] = [];

@@ -66,6 +66,15 @@ export class UpdateLife<Socket extends RoomSocket> {
   /** Sockets whose integrated updates are held, not yet stored: a failed write closes them. */
   private readonly heldWriters = new Set<Socket>();
   private readonly withheld = new Map<Socket, Withheld>();
+  /**
+   * Relayed edits not yet stored, still to be relayed to read-only sockets: a writer that was
+   * relayed an edit the room then lost (a failed write, a restart before it) sends it back with
+   * its next sync, but a reader cannot (its updates are refused), and would keep a text that
+   * is in no stored document. Readers hear an edit once it is stored: at most the hold
+   * (`HELD_UPDATES_MAX_MS`, or until the writer's next frame) after the writers. Bounded by
+   * the held updates, which are written past `HELD_UPDATES_MAX_BYTES`.
+   */
+  private unstoredForReaders: Uint8Array[] = [];
 
   constructor(private readonly room: LifeRoom<Socket>) {}
 
@@ -85,6 +94,8 @@ export class UpdateLife<Socket extends RoomSocket> {
     }
     if (applied.waits && this.waitsForOwnEdits(socket, applied)) this.withhold(socket, "waiting");
     if (this.room.store().heldDue(now)) this.writeHeld();
+    // The document's first update is written at once, not held.
+    else if (!this.room.store().holdsUpdates()) this.relayStoredToReaders();
   }
 
   /**
@@ -143,7 +154,19 @@ export class UpdateLife<Socket extends RoomSocket> {
    * from what the room sends it later, which the output gate holds until the write is durable.
    */
   private relay(sender?: Socket): (integrated: Uint8Array) => void {
-    return (integrated) => this.room.sessions.broadcast(encodeSyncUpdate(integrated), this.room.now(), sender);
+    return (integrated) => {
+      const frame = encodeSyncUpdate(integrated);
+      this.room.sessions.broadcast(frame, this.room.now(), sender, "writers");
+      this.unstoredForReaders.push(frame);
+    };
+  }
+
+  /** Everything integrated is stored: read-only sockets hear the edits relayed to writers before. */
+  private relayStoredToReaders(): void {
+    const frames = this.unstoredForReaders;
+    if (frames.length === 0) return;
+    this.unstoredForReaders = [];
+    for (const frame of frames) this.room.sessions.broadcast(frame, this.room.now(), undefined, "readers");
   }
 
   /**
@@ -156,6 +179,7 @@ export class UpdateLife<Socket extends RoomSocket> {
     // Called before every frame but relays, per recipient: nothing held is the common case.
     if (!this.room.store().holdsUpdates()) {
       this.heldWriters.clear();
+      this.relayStoredToReaders();
       return true;
     }
     const writers = [...this.heldWriters];
@@ -163,6 +187,7 @@ export class UpdateLife<Socket extends RoomSocket> {
     this.heldWriters.clear();
     try {
       this.room.store().writeHeld();
+      this.relayStoredToReaders();
       return true;
     } catch (error) {
       this.goBackToStored(error, writers, held);
@@ -181,6 +206,8 @@ export class UpdateLife<Socket extends RoomSocket> {
     logEvent("room_error", { room: this.room.name, error: String(error) });
     const authors = authorsOf(lost);
     this.heldWriters.clear();
+    // Readers never heard what was lost.
+    this.unstoredForReaders = [];
     this.room.document().discardUnstored();
     this.room.document().takeLostWaiting();
     const now = this.room.now();
@@ -243,6 +270,7 @@ export class UpdateLife<Socket extends RoomSocket> {
   reset(): void {
     this.heldWriters.clear();
     this.withheld.clear();
+    this.unstoredForReaders = [];
   }
 
   /** After the document worked: if it dropped waiting updates or went back to storage, ask their writers again. */
@@ -273,9 +301,14 @@ export class UpdateLife<Socket extends RoomSocket> {
   }
 }
 
-/** The client IDs whose structs the updates carry (read from each update's state vector, without loading it). */
+/**
+ * The client IDs whose structs the updates carry, read from their structs without loading
+ * them. Not from `encodeStateVectorFromUpdate`: it leaves out every client whose structs in
+ * the update do not start at clock 0, which is every client of an integrated diff but a new
+ * one (a tab's later edits, relayed by another tab, went unnoticed when their write failed).
+ */
 function authorsOf(updates: readonly Uint8Array[]): Set<number> {
   const authors = new Set<number>();
-  for (const update of updates) for (const client of Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update)).keys()) authors.add(client);
+  for (const update of updates) for (const client of Y.parseUpdateMeta(update).from.keys()) authors.add(client);
   return authors;
 }
