@@ -87,8 +87,15 @@ export function generateSchedule(seed: number, index: number, stepCount: number,
   };
   for (let i = 0; i < stepCount; i++) schedule.steps.push(generateStep(rng, schedule, tokens));
   chooseTransports(new Prng(mixSeed(seed, index, HTTP_STREAM)), schedule, transports);
+  // From a stream of its own, so the steps stay what they were: half of the schedules with
+  // webhooks run other events while a delivery's fetch is out.
+  const fetches = new Prng(mixSeed(seed, index, FETCH_STREAM));
+  if (endpoints > 0 && fetches.chance(0.5)) schedule.duringFetch = fetches.uint32();
   return schedule;
 }
+
+/** Seeds the stream of what runs beside an outbound fetch ("FTCH"). */
+const FETCH_STREAM = 0x46544348;
 
 /** Seeds the stream of HTTP choices ("HTTP"), apart from the main one so that WebSocket-only schedules stay as they were. */
 const HTTP_STREAM = 0x48545450;
@@ -105,7 +112,7 @@ function chooseTransports(rng: Prng, schedule: Schedule, transports: Transports)
   if (rng.chance(0.5)) schedule.slowIo = true;
   for (let i = 0; i < schedule.steps.length; i++) {
     if (!rng.chance(0.1)) continue;
-    const act = rng.weighted({ poll: 3, post: 3, losePoll: 2, retryPost: 2, switch: 0.5 });
+    const act = rng.weighted({ poll: 3, post: 3, losePoll: 2, losePost: 2, switch: 0.5 });
     // Any client may change transport; the network steps are for clients that start on HTTP.
     schedule.steps[i] = { k: "http", c: act === "switch" ? rng.int(0, schedule.clients.length - 1) : rng.pick(http), act };
   }

@@ -3,10 +3,12 @@
  * output gate, a clock that moves only when the schedule says, storage (sim/sqlite.ts) and
  * webhook endpoints.
  *
- * The output gate: what the core sends during an event (frames and closes) is held on the
- * socket and released to the client only when the event's writes commit ({@link SimHost.commit});
- * a killed event drops it ({@link SimHost.kill}). That is what lets the room send an
- * acknowledgement in the same event as the write it acknowledges.
+ * The output gate, as workerd keeps it (test/worker/runtime-model.test.ts): a frame or close the
+ * core sends while its event has written nothing since the last commit leaves at once (even if
+ * the event then writes and dies); one sent after a write is held on the socket until that
+ * write commits ({@link SimHost.commit}: at the event's end, or at an outbound fetch), and a
+ * kill before the commit drops it ({@link SimHost.kill}). That is what lets the room send an
+ * acknowledgement in the same event as the write it acknowledges, after the write.
  *
  * A socket's life, as workerd runs it:
  * - accepted (`host.sockets()` lists it) → the core sends and eventually closes it, or the
@@ -72,8 +74,8 @@ export class SimSocket implements RoomSocket, ClientLink {
     if (this.state === "closed") throw new Error("WebSocket send() after the connection closed.");
     if (this.closeRequested !== null || this.closedByCore !== null) throw new TypeError("Can't call WebSocket send() after close().");
     if (!(frame instanceof Uint8Array)) throw new TypeError("simulation: the core sent a frame that is not a Uint8Array");
-    this.host.noteSend(this);
     this.gated.push({ frame: frame.slice(), releasedAt: 0 });
+    this.host.noteSend(this);
   }
 
   close(code: number, reason: string): void {
@@ -81,9 +83,9 @@ export class SimSocket implements RoomSocket, ClientLink {
     if (this.closeRequested !== null || this.closedByCore !== null) throw new TypeError("WebSocket already closed.");
     if (!validCloseCode(code)) throw new TypeError(`Invalid WebSocket close code: ${code}.`);
     if (new TextEncoder().encode(reason).length > 123) throw new TypeError("WebSocket close reason too long.");
-    this.host.noteSend(this);
     this.closeRequested = { code, reason };
     this.gated.push({ close: { code, reason } });
+    this.host.noteSend(this);
   }
 
   serializeAttachment(value: unknown): void {
@@ -223,6 +225,10 @@ export class SimHost implements RoomHost<SimRoomSocket> {
   time: number;
   /** Called as outbound HTTP leaves (the world commits what the event wrote before it: the output gate). */
   beforeFetch: (() => void) | null = null;
+  /** Awaited while the request is out: the world may run other events then (sim/world.ts). */
+  whileFetching: (() => Promise<void>) | null = null;
+  /** Called when the core sends with nothing uncommitted: the world lets it out at once. */
+  releaseUngated: (() => void) | null = null;
   /** The open sessions of the HTTP fallback, listed beside the sockets (worker/room/index.ts); null without HTTP clients. */
   httpSessions: (() => HttpSession[]) | null = null;
 
@@ -249,9 +255,13 @@ export class SimHost implements RoomHost<SimRoomSocket> {
     return this.time;
   }
 
-  fetch(url: string, init: RequestInit): Promise<Response> {
+  async fetch(url: string, init: RequestInit): Promise<Response> {
     this.beforeFetch?.();
-    return this.endpoints.fetch(url, init, this.time);
+    const response = this.endpoints.fetch(url, init, this.time);
+    // Read after the other events: a failure is handled then, as the core awaits it.
+    response.catch(() => {});
+    await this.whileFetching?.();
+    return response;
   }
 
   /** Every socket the world still tracks, those the runtime no longer lists included (frames may still be on their way to the client). */
@@ -278,6 +288,7 @@ export class SimHost implements RoomHost<SimRoomSocket> {
 
   noteSend(socket: SimSocket): void {
     this.touched.add(socket);
+    if (!this.storage.holdsOutput) this.releaseUngated?.();
   }
 
   /** The event committed: the output gate releases what it sent. Returns what was released, per socket. */

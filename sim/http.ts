@@ -27,10 +27,10 @@
  *
  * The network, as the schedule drives it: requests reach the room and answers reach the
  * client one by one (`deliver`, in order per link unless an `http` step sends one ahead); a
- * poll's answer can be lost (or a held poll cut), and the same poll is sent again with the old
- * cursor; a POST's answer can be lost after the room handled it, and the same POST is sent
- * again (the same seq); a client can change transport (a probe found WebSockets working, or
- * they stopped working).
+ * poll's answer can be lost (or a held poll cut), or a POST's after the room handled it: the
+ * request fails, and HttpSocket, which never retries, finishes with 1006 (the provider joins
+ * again, naming the old session as the one it replaces); a client can change transport (a
+ * probe found WebSockets working, or they stopped working).
  *
  * The output gate, as for sockets (sim/host.ts): a frame the core sends a session during an
  * event is recorded with that event, and counts as released only when the event commits (a
@@ -460,33 +460,39 @@ export class HttpFallback {
         return;
       }
       case "losePoll": {
-        // A poll still on its way reaches the room first, then its answer is lost (or it is cut while held).
+        // A poll still on its way reaches the room first, then its answer is lost (or the held
+        // poll is cut): HttpSocket's fetch fails, and it never polls again (no retry): it
+        // finishes with 1006 and the provider joins again with a new session.
         const index = link.toServer.findIndex((request) => request.kind === "poll");
         if (index >= 0) await this.deliverRequest(link, index);
         if (client.socket !== link) return;
         const held = link.releaseHeld();
         const answer = link.toClient.findIndex((item) => item.to === "poll" || item.to === "hold");
         if (held === null && answer < 0) return;
-        if (answer >= 0) link.toClient.splice(answer, 1);
-        this.world.note("losepoll");
-        this.world.print?.(`    h${link.id}: the poll's ${held ? "held request was cut" : "answer was lost"}; polled again at cursor ${link.cursor}`);
-        link.poll();
+        this.loseAnswer(link, answer, held ? "held poll was cut" : "poll's answer was lost");
         return;
       }
-      case "retryPost": {
-        // The room handles the POST, its answer is lost, and the same POST (the same seq) is sent again.
+      case "losePost": {
+        // The room handles the POST and its answer is lost: as for a poll, the request failed
+        // and HttpSocket finishes with 1006 (the provider's next session sends its state again).
         const index = link.toServer.findIndex((request) => request.kind === "post" && request.raw === undefined);
         if (index >= 0) await this.deliverRequest(link, index);
-        if (client.socket !== link || link.posting === null) return;
+        if (client.socket !== link) return;
         const answer = link.toClient.findIndex((item) => item.to === "post");
         if (answer < 0) return;
-        link.toClient.splice(answer, 1);
-        this.world.note("retrypost");
-        this.world.print?.(`    h${link.id}: the answer to POST seq ${link.posting.seq} was lost; sent again`);
-        link.toServer.unshift({ kind: "post", ...link.posting });
+        this.loseAnswer(link, answer, "POST's answer was lost");
         return;
       }
     }
+  }
+
+  /** A request's answer never comes (`answer`: its place among those on the way, or -1 for a held poll cut): the fetch fails where it would have arrived. */
+  private loseAnswer(link: HttpLink, answer: number, what: string): void {
+    this.world.note("loseanswer");
+    this.world.print?.(`    h${link.id}: the ${what}; the request fails (1006)`);
+    const failed: HttpAnswer = { to: "fail", cursor: 0, frames: [], close: { code: 1006, reason: "" } };
+    if (answer >= 0) link.toClient.splice(answer, 1, failed);
+    else link.toClient.push(failed);
   }
 
   /**

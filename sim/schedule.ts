@@ -50,13 +50,13 @@ export type Step =
   | { k: "reopen"; c: number }
   /**
    * The network of a client on the HTTP fallback (sim/http.ts): its poll or its POST reaches the
-   * room now, ahead of its other requests; a poll's answer is lost (or the held poll cut) and the
-   * poll sent again with the old cursor; a POST is handled, its answer lost, and sent again (the
-   * same seq). `switch`: client/fallback.ts changes transport (on HTTP, a probe found WebSockets
+   * room now, ahead of its other requests; a poll's answer is lost (or the held poll cut), or a
+   * POST is handled and its answer lost: the request fails and the client's HttpSocket, which
+   * never retries, ends with 1006. `switch`: client/fallback.ts changes transport (on HTTP, a probe found WebSockets
    * working: the HTTP connection closes 1000 and leaves; on a WebSocket, they stopped working:
    * it drops), and the next connection goes the other way.
    */
-  | { k: "http"; c: number; act: "poll" | "post" | "losePoll" | "retryPost" | "switch" };
+  | { k: "http"; c: number; act: "poll" | "post" | "losePoll" | "losePost" | "switch" };
 
 export interface Schedule {
   /** The run's seed and this schedule's number in it. */
@@ -76,6 +76,12 @@ export interface Schedule {
    * core) then runs while the handler waits, as beside real I/O. Absent: at once.
    */
   slowIo?: true;
+  /**
+   * Seeds what runs while an event awaits an outbound fetch (a webhook delivery): other events,
+   * as workerd runs them then (sim/world.ts `whileFetching`). Absent: nothing does (the
+   * schedules saved before the model had it replay as they were).
+   */
+  duringFetch?: number;
   steps: Step[];
 }
 

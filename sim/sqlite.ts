@@ -9,13 +9,18 @@
  *   missing ones as NULL and silently ignore a second statement, hiding exactly the bugs a
  *   simulation is for. BLOBs come back as `ArrayBuffer` (copied out of Node's Uint8Array);
  *   `ArrayBuffer` and `Uint8Array` bindings are stored as BLOBs.
- * - One implicit transaction per event: the host calls {@link beginEvent} before handing the
- *   core a socket message, close, alarm or RPC and {@link endEvent} (COMMIT) after it;
- *   {@link killEvent} (ROLLBACK) models the process dying mid-event. `transaction(body)`
- *   (`transactionSync`) nests inside it with savepoints.
- * - The alarm is kept beside the database and rolled back with it.
- * - `deleteAll()` drops every table within the event's transaction (the alarm stays, as in
- *   Durable Objects: the room deletes it itself).
+ * - Writes commit where workerd commits them (test/worker/runtime-model.test.ts): at the end of
+ *   the event ({@link endEvent}) and whenever the event waits for the event loop, which in the
+ *   core's ports is only an outbound `fetch` ({@link checkpoint}); awaiting an alarm call or a
+ *   microtask commits nothing. {@link killEvent} (the process dying) loses only what was
+ *   written since the last commit. `transaction(body)` (`transactionSync`) nests with savepoints.
+ * - {@link holdsOutput}: whether the event has written since its last commit. workerd's output
+ *   gate holds a frame only for writes made before it, so a frame sent while nothing is
+ *   uncommitted leaves at once (sim/host.ts).
+ * - The alarm is kept beside the database and committed and lost with it.
+ * - `deleteAll()` wipes every table and the alarm (compatibility flag `delete_all_deletes_alarm`,
+ *   on from 2026-02-24; wrangler.toml's date is later) and cannot be undone: a kill after it
+ *   loses only what follows it. Inside `transactionSync` it throws, as in workerd.
  *
  * Fault injection: {@link failStatement} makes the k-th statement of the next event throw
  * `Error("simulated storage fault")` (reads included; the statement has no effect).
@@ -58,8 +63,11 @@ export class SimStorage implements StoragePort {
   private readonly prepared = new Map<string, StatementSync>();
   private readonly parsed = new Map<string, ParsedQuery>();
   private alarmAt: number | null = null;
-  private alarmAtBegin: number | null = null;
+  /** The alarm as last committed: what a kill goes back to. */
+  private alarmCommitted: number | null = null;
   private inEvent = false;
+  /** The event wrote (SQL, the alarm, a wipe) since its last commit. */
+  private uncommitted = false;
   /** Inside {@link read}: the core's own SQL runs on the committed state and is rolled back. */
   private reading = false;
   private readWrote = false;
@@ -105,7 +113,8 @@ export class SimStorage implements StoragePort {
     this.faultFired = false;
     this.killFired = false;
     this.wrote = false;
-    this.alarmAtBegin = this.alarmAt;
+    this.uncommitted = false;
+    this.alarmCommitted = this.alarmAt;
   }
 
   /** Commits the event (or, if a kill was armed and reached, the caller must call {@link killEvent} instead). */
@@ -113,22 +122,63 @@ export class SimStorage implements StoragePort {
     const report = this.report();
     this.db.exec("COMMIT");
     this.inEvent = false;
-    if (this.wrote) this.generation++;
+    if (this.uncommitted) this.generation++;
+    this.uncommitted = false;
     return report;
   }
 
   /**
-   * An outbound request leaves during the event (a webhook `fetch`): Durable Objects' output
-   * gate holds it until the writes made before it are durable, so those writes commit here and
-   * a later kill only loses what follows. The event's statement count goes on.
+   * The event waits for the event loop (an outbound `fetch`): workerd commits what it wrote so
+   * far, so a later kill only loses what follows, and the output gate opens for what was sent
+   * before. The event's statement count goes on.
    */
   checkpoint(): void {
     if (!this.inEvent) return;
     if (this.savepoints > 0) throw new Error("simulation: outbound request inside transactionSync");
+    this.commitSoFar();
+  }
+
+  /** Whether a frame sent now waits for a commit (the event wrote since its last one). */
+  get holdsOutput(): boolean {
+    return this.inEvent && this.uncommitted;
+  }
+
+  private commitSoFar(): void {
     this.db.exec("COMMIT");
-    if (this.wrote) this.generation++;
+    if (this.uncommitted) this.generation++;
+    this.uncommitted = false;
     this.db.exec("BEGIN");
-    this.alarmAtBegin = this.alarmAt;
+    this.alarmCommitted = this.alarmAt;
+  }
+
+  /**
+   * Another event starts while this one awaits its outbound fetch (sim/world.ts). workerd keeps
+   * one implicit transaction per object, not per event: the two write into the same one, and
+   * the other event's end (a turn of the event loop) commits both. Faults and kills armed for
+   * "the next event" belong to the waiting one; the other runs without. Returns its end.
+   */
+  beginNestedEvent(): () => void {
+    if (!this.inEvent) throw new Error("simulation: a nested event outside an event");
+    const saved = { statements: this.statements, fault: this.fault, kill: this.kill, faultFired: this.faultFired, killFired: this.killFired, wrote: this.wrote };
+    this.fault = this.kill = null;
+    this.statements = 0;
+    this.faultFired = this.killFired = this.wrote = false;
+    return () => {
+      if (!this.inEvent) return;
+      if (this.savepoints > 0) throw new Error("simulation: a nested event ended inside transactionSync");
+      this.commitSoFar();
+      ({ statements: this.statements, fault: this.fault, kill: this.kill, faultFired: this.faultFired, killFired: this.killFired, wrote: this.wrote } = saved);
+    };
+  }
+
+  /**
+   * A check between events runs while an event waits for its fetch: what that event's other
+   * branches wrote since is committed first, as the event loop turning between events does.
+   */
+  private commitBesideFetch(): void {
+    if (!this.inEvent || !this.uncommitted) return;
+    if (this.savepoints > 0) throw new Error("simulation: a check inside transactionSync");
+    this.commitSoFar();
   }
 
   /**
@@ -136,9 +186,11 @@ export class SimStorage implements StoragePort {
    * transaction rolled back afterwards; reports whether it tried to write.
    */
   read<T>(body: () => T): { value: T; wrote: boolean } {
-    if (this.inEvent) throw new Error("simulation: read during an event");
+    // Beside an event awaiting its fetch, its transaction is open, with nothing uncommitted.
+    const nested = this.inEvent;
+    this.commitBesideFetch();
     const alarm = this.alarmAt;
-    this.db.exec("BEGIN");
+    this.db.exec(nested ? "SAVEPOINT sim_read" : "BEGIN");
     this.reading = true;
     this.readWrote = false;
     try {
@@ -146,18 +198,20 @@ export class SimStorage implements StoragePort {
     } finally {
       this.reading = false;
       this.alarmAt = alarm;
-      this.db.exec("ROLLBACK");
+      this.db.exec(nested ? "ROLLBACK TO sim_read" : "ROLLBACK");
+      if (nested) this.db.exec("RELEASE sim_read");
     }
   }
 
-  /** The process died: the event's writes and alarm changes are lost. */
+  /** The process died: what the event wrote since its last commit (SQL and the alarm) is lost. */
   killEvent(): EventReport {
     const report = this.report();
     if (this.inEvent) {
       this.db.exec("ROLLBACK");
-      this.alarmAt = this.alarmAtBegin;
+      this.alarmAt = this.alarmCommitted;
     }
     this.inEvent = false;
+    this.uncommitted = false;
     return report;
   }
 
@@ -202,7 +256,18 @@ export class SimStorage implements StoragePort {
    * what the core will find.
    */
   peek<T>(read: (sql: SqlPort) => T): T {
-    if (this.inEvent) throw new Error("simulation: peek during an event");
+    if (this.inEvent) {
+      // A frame leaving mid-event is measured against committed storage: which is what the
+      // open transaction holds while it has nothing uncommitted (sim/host.ts).
+      this.commitBesideFetch();
+      this.db.exec("SAVEPOINT sim_peek");
+      try {
+        return read(this.checkSql);
+      } finally {
+        this.db.exec("ROLLBACK TO sim_peek");
+        this.db.exec("RELEASE sim_peek");
+      }
+    }
     this.db.exec("BEGIN");
     try {
       return read(this.checkSql);
@@ -239,22 +304,41 @@ export class SimStorage implements StoragePort {
   async setAlarm(at: number): Promise<void> {
     if (!Number.isFinite(at)) throw new TypeError(`setAlarm: not a time: ${at}`);
     this.alarmAt = at;
+    this.noteAlarmWrite();
     if (this.io !== null) await this.io();
   }
 
   async deleteAlarm(): Promise<void> {
     this.alarmAt = null;
+    this.noteAlarmWrite();
     if (this.io !== null) await this.io();
   }
 
+  /** The alarm is stored with the database: changing it is a write of the event (outside {@link read}'s rollback). */
+  private noteAlarmWrite(): void {
+    if (this.inEvent && !this.reading) this.uncommitted = true;
+  }
+
+  /**
+   * workerd rolls back the event's uncommitted writes, deletes the database and the alarm, and
+   * commits that at once (a kill cannot undo it); what the event writes next is a new
+   * transaction. The output gate holds what is sent after it until the next commit.
+   */
   async deleteAll(): Promise<void> {
     if (this.reading) throw new Error("simulation: deleteAll outside an event");
+    if (this.savepoints > 0) throw new Error("Cannot call deleteAll() within a transaction");
     this.countStatement();
     this.wrote = true;
     const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[];
     for (const { name } of tables) this.db.exec(`DROP TABLE "${name.replaceAll('"', '""')}"`);
     // Dropped tables invalidate prepared statements on them.
     this.prepared.clear();
+    this.alarmAt = null;
+    if (this.inEvent) {
+      this.uncommitted = true;
+      this.commitSoFar();
+      this.uncommitted = true;
+    }
     if (this.io !== null) await this.io();
   }
 
@@ -307,7 +391,7 @@ export class SimStorage implements StoragePort {
     }
     if (!shape.readOnly && counted) {
       if (this.reading) this.readWrote = true;
-      else this.wrote = true;
+      else this.wrote = this.uncommitted = true;
     }
     for (const statement of shape.statements.slice(0, -1)) this.db.exec(statement.sql);
     const rows = this.statement(last.sql).all(...bindings.map(toSqlite)) as Record<string, unknown>[];

@@ -5,10 +5,14 @@
  *
  *   BEGIN → (construct the core if it was evicted or killed) → handler → COMMIT → output gate opens
  *
- * or, if the process dies during it, ROLLBACK with everything it sent dropped, the core gone
- * and every socket closed abnormally (1006) for its client (the HTTP fallback's sessions, kept
- * in the object's memory, go too: sim/http.ts). The invariants (sim/invariants.ts) are checked
- * after every event and at the end of the schedule.
+ * What the handler sends before its first write leaves at once; an outbound fetch commits what
+ * came before it, and while the handler awaits it other events may run (a socket's frame, an
+ * HTTP request, an API call: the schedule's `duringFetch` stream picks), as workerd runs them.
+ * If the process dies during an event, what it wrote since its last commit is lost, what it
+ * sent after that is dropped, the core is gone and every socket closes abnormally (1006) for
+ * its client (the HTTP fallback's sessions, kept in the object's memory, go too: sim/http.ts).
+ * The invariants (sim/invariants.ts) are checked after every event and at the end of the
+ * schedule.
  */
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
@@ -73,6 +77,15 @@ export class World {
   /** Per rogue client: a private document for updates whose predecessor is withheld. */
   private readonly withheld = new Map<number, { doc: Y.Doc; predecessor: Uint8Array | null }>();
   private inEvent = false;
+  private currentKind: EventKind = "rpc";
+  /** Events run beside a fetch so far (an alarm run with some made no promise of progress: they add duties). */
+  private besideFetch = 0;
+  /** The events running beside a fetch now, if any. */
+  private beside: Promise<void> | null = null;
+  /** Events waiting for their outbound fetch while others run (see {@link whileFetching}). */
+  private readonly suspended: EventKind[] = [];
+  /** Picks what runs while an event awaits a fetch (the schedule's `duringFetch`); null: nothing does. */
+  private readonly fetchRng: Prng | null;
   /** Alarm runs in a row that left a duty overdue (see checkAlarmProgress). */
   private overdueStreak = 0;
   /** A hash of what happened, to check that a replay is identical. */
@@ -94,6 +107,9 @@ export class World {
     this.host = new SimHost(this.storage, this.endpoints, schedule.epoch);
     if (schedule.slowIo) this.storage.io = () => new Promise((resolve) => setImmediate(resolve));
     this.host.beforeFetch = () => this.checkpoint();
+    this.host.whileFetching = () => this.whileFetching();
+    this.host.releaseUngated = () => this.releaseSockets();
+    this.fetchRng = schedule.duringFetch === undefined ? null : new Prng(schedule.duringFetch);
     useClock(() => this.host.time);
     this.logs = captureLogs(options.trace === null ? null : (line) => options.trace?.(`      log ${line}`));
     this.stored = new StoredView(this.storage);
@@ -138,9 +154,13 @@ export class World {
    */
   async event<T>(label: string, kind: EventKind, body: (core: SimulatedCore) => Promise<T>, prepare?: () => void): Promise<EventResult<T>> {
     this.events++;
+    this.currentKind = kind;
     this.note(label);
     this.print?.(`    event ${label} @${this.now - this.lastEventAt >= 0 ? "+" : ""}${this.now - this.lastEventAt}ms`);
-    this.storage.beginEvent();
+    // Beside an event awaiting its fetch (whileFetching), this one shares its transaction.
+    const nested = this.inEvent;
+    const endNested = nested ? this.storage.beginNestedEvent() : null;
+    if (!nested) this.storage.beginEvent();
     this.inEvent = true;
     let outcome: { value: T } | { error: unknown };
     let constructed = true;
@@ -161,8 +181,11 @@ export class World {
     } catch (error) {
       outcome = { error };
     }
+    // A handler that settled (threw, say) while one of its branches still awaits a fetch: the
+    // events running beside it end first, so that this event's commit is the last.
+    if (!nested) while (this.beside !== null) await this.beside;
     await this.http.settle();
-    this.inEvent = false;
+    this.inEvent = nested;
     const faultFired = this.storage.lastFault;
     if (this.storage.killReached || this.storage.killPending || ("error" in outcome && outcome.error instanceof SimulatedKill)) {
       this.print?.(`    killed during ${label}`);
@@ -176,7 +199,8 @@ export class World {
       this.killProcess();
       return { killed: true };
     }
-    this.storage.endEvent();
+    if (endNested === null) this.storage.endEvent();
+    else endNested();
     this.releaseOutput();
     this.lastEventAt = this.now;
     if ("error" in outcome) {
@@ -203,6 +227,12 @@ export class World {
 
   /** The output gate opens. Awareness echoes that would confirm a client's save are stamped with what storage holds now. */
   private releaseOutput(): void {
+    this.releaseSockets();
+    this.http.release();
+  }
+
+  /** The sockets' part of the output gate (alone when the core sends with nothing uncommitted). */
+  private releaseSockets(): void {
     for (const [socket, items] of this.host.commit()) {
       const client = this.clients[socket.client];
       for (const item of items) {
@@ -218,7 +248,65 @@ export class World {
         }
       }
     }
-    this.http.release();
+  }
+
+  /**
+   * The event awaits an outbound fetch (it committed at {@link checkpoint}): workerd runs other
+   * events of the object meanwhile (test/worker/runtime-model.test.ts). The schedule's
+   * `duringFetch` stream picks none, one or two: the next item a client sent on a socket or an
+   * HTTP link, or an API call (a DELETE or a restore among them). One level deep: an event run
+   * here does not interleave others at its own fetches.
+   */
+  private async whileFetching(): Promise<void> {
+    const rng = this.fetchRng;
+    if (rng === null || !this.inEvent || this.suspended.length > 0) return;
+    const count = rng.weighted({ none: 2, one: 2, two: 1 });
+    if (count === "none") return;
+    const kind = this.currentKind;
+    this.suspended.push(kind);
+    this.print?.("    (while the fetch is out)");
+    const beside = (async () => {
+      for (let i = 0; i < (count === "one" ? 1 : 2) && this.core !== null; i++) await this.runBesideFetch(rng);
+    })();
+    this.beside = beside;
+    try {
+      await beside;
+    } finally {
+      this.beside = null;
+      this.suspended.pop();
+      this.currentKind = kind;
+      this.note("resume");
+      this.print?.("    (the fetch is answered)");
+    }
+    // An object that died meanwhile took the waiting handler with it.
+    if (this.core === null) throw new SimulatedKill();
+  }
+
+  /** One event beside a fetch: a client's next frame or request, or an API call. */
+  private async runBesideFetch(rng: Prng): Promise<void> {
+    // An event starts on a turn of the event loop: the waiting handler's other branches
+    // (deliveries run side by side) first run until they wait too, and what they wrote commits,
+    // as workerd's implicit transaction does. Never in the middle of another event's microtasks.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.checkpoint();
+    this.besideFetch++;
+    const sockets = this.host.webSockets().filter((socket) => socket.toServer.length > 0);
+    const links = this.http.busy().filter((link) => link.toServer.length > 0);
+    const what = rng.weighted({ socket: sockets.length > 0 ? 3 : 0, http: links.length > 0 ? 2 : 0, api: 2 });
+    this.note(`beside-${what}`);
+    if (what === "socket") return this.deliverToServer(rng.pick(sockets));
+    if (what === "http") return this.http.deliverRequest(rng.pick(links));
+    const call = rng.weighted({ destroy: 1, restoreVersion: 1, replaceText: 1, applyUpdate: 1 });
+    switch (call) {
+      case "destroy":
+        return this.api({ op: "destroy" });
+      case "restoreVersion":
+        return this.api({ op: "restoreVersion", pick: rng.next() });
+      case "replaceText":
+        return this.api({ op: "replaceText", at: rng.next(), remove: rng.int(0, 4), insert: rng.text(6) });
+      case "applyUpdate":
+        return this.api({ op: "applyUpdate", at: rng.next(), insert: rng.text(6), skipPredecessor: false });
+    }
   }
 
   /** The process died: storage rolls back, output is dropped, the core is gone, every socket closes (1006). */
@@ -255,13 +343,16 @@ export class World {
   private afterEvent(label: string, woke: boolean, threw: boolean): void {
     const figures = this.figures();
     if (figures === null) return;
+    // An alarm run waiting for its fetch has the alarm cleared; it sets it again when it ends
+    // (and a run that dies is retried): its own end is checked then.
+    const alarmRunning = this.suspended.includes("alarm");
     const maxHeld = HELD_UPDATES_MAX_BYTES + this.config.limits.maxFrameBytes;
     if (figures.pendingBytes > MAX_PENDING_UPDATE_BYTES) this.violate("bounds", `pendingBytes ${figures.pendingBytes} > MAX_PENDING_UPDATE_BYTES ${MAX_PENDING_UPDATE_BYTES}`);
     if (figures.heldBytes > maxHeld) this.violate("bounds", `heldBytes ${figures.heldBytes} > HELD_UPDATES_MAX_BYTES + maxFrameBytes ${maxHeld}`);
     if (figures.openSessions > this.config.limits.maxSocketsPerRoom) {
       this.violate("bounds", `openSessions ${figures.openSessions} > maxSocketsPerRoom ${this.config.limits.maxSocketsPerRoom}`);
     }
-    if (figures.nextDue !== null) {
+    if (figures.nextDue !== null && !alarmRunning) {
       const alarm = this.storage.alarm;
       // An overdue duty is served by any alarm at or before now.
       if (alarm === null || alarm > Math.max(figures.nextDue, this.now)) {
@@ -465,6 +556,7 @@ export class World {
     const firedAt = this.now;
     const dueBefore = this.figures()?.nextDue ?? null;
     const logsBefore = this.logs.length;
+    const besideBefore = this.besideFetch;
     const result = await this.event(`alarm (${how}, set for ${this.rel(scheduled)})`, "alarm", (core) => core.alarm(), () => this.storage.clearAlarmForRun());
     if (result.killed) {
       // A run that died did not complete: the runtime fires it again (an outbound request in
@@ -476,7 +568,9 @@ export class World {
       // The runtime retries a failed alarm handler with backoff.
       this.storage.restoreAlarm(this.now + 2_000);
     }
-    this.checkAlarmProgress(dueBefore, firedAt, this.logs.slice(logsBefore));
+    // Events that ran while it awaited a delivery (a DELETE carrying events over) can add duties as fast as it serves them.
+    if (this.besideFetch !== besideBefore) this.overdueStreak = 0;
+    else this.checkAlarmProgress(dueBefore, firedAt, this.logs.slice(logsBefore));
   }
 
   /**
