@@ -30,6 +30,19 @@ export interface VersionState {
   items: number;
 }
 
+/**
+ * How large a version is, known without reading it: what a read of it is charged before anything
+ * is read (worker/read-budget.ts).
+ */
+export interface VersionSize {
+  /** Bytes of its state (Yjs V2). */
+  stateBytes: number;
+  /** Yjs items it loads as. */
+  items: number;
+  /** Bytes of its stored text (UTF-8), or null when it has none (taken before texts were kept). */
+  textBytes: number | null;
+}
+
 /** What {@link History.take} stores: the state, and the editor text it holds, read off the live document. */
 export interface NewVersion extends VersionState {
   text: string;
@@ -161,15 +174,27 @@ export class History {
   }
 
   /**
-   * Whether a version's text is stored: every version taken since the text was kept, none
-   * from before (their text is in their state only).
+   * A version's size, or null when there is no such version: its row, and the lengths of its
+   * parts, which SQLite reads from each row's header without the blob itself. A version has a
+   * stored text when it was taken since texts were kept; before, its text is in its state only.
    */
-  hasText(id: number): boolean {
-    if (!this.store.exists()) return false;
-    return this.sql.exec("SELECT 1 FROM edgedoc_version_text WHERE id = ? LIMIT 1", id).toArray().length > 0;
+  size(id: number): VersionSize | null {
+    if (!this.store.exists()) return null;
+    const row = this.sql
+      .exec<{ items: number; state_bytes: number; text_parts: number; text_bytes: number }>(
+        `SELECT items,
+           (SELECT COALESCE(SUM(length(data)), 0) FROM edgedoc_version_parts WHERE id = v.id) AS state_bytes,
+           (SELECT COUNT(*) FROM edgedoc_version_text WHERE id = v.id) AS text_parts,
+           (SELECT COALESCE(SUM(length(data)), 0) FROM edgedoc_version_text WHERE id = v.id) AS text_bytes
+         FROM edgedoc_versions v WHERE id = ?`,
+        id,
+      )
+      .toArray()[0];
+    if (!row) return null;
+    return { stateBytes: row.state_bytes, items: row.items, textBytes: row.text_parts > 0 ? row.text_bytes : null };
   }
 
-  /** A version's stored text, or null when it has none (see {@link hasText}). */
+  /** A version's stored text, or null when it has none (see {@link size}). */
   text(id: number): string | null {
     if (!this.store.exists()) return null;
     const parts = this.sql

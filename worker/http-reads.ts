@@ -76,23 +76,22 @@ export class HttpReads {
    */
   versionText(caller: string, id: number): Outcome<string> {
     const history = this.source.history();
-    // Versions never change, so their answers are kept; the row says whether it still exists.
-    if (!history.get(id)) return noSuchVersion(id);
+    // Versions never change, so their answers are kept; the row says whether it still exists,
+    // and how large it is: a read is charged before any of it is read.
+    const size = history.size(id);
+    if (!size) return noSuchVersion(id);
     const reads = this.reads.within(history);
-    if (history.hasText(id)) {
+    const textBytes = size.textBytes;
+    if (textBytes !== null) {
       // Not kept: reading it again is as cheap as keeping it, and the cache is for answers that cost work.
-      return reads.read(caller, null, this.source.now(), () => {
-        const text = history.text(id)!;
-        return { cost: storedTextCost(text), build: () => text };
-      });
+      return reads.read(caller, null, this.source.now(), () => ({ cost: storedTextCost(textBytes), build: () => history.text(id)! }));
     }
     const load = () =>
       reads.read(caller, `version:${id}:text`, this.source.now(), () => {
-        const version = history.load(id)!;
-        if (this.source.loadedItems() + version.items > MAX_DOCUMENT_ITEMS) {
+        if (this.source.loadedItems() + size.items > MAX_DOCUMENT_ITEMS) {
           throw new ProtocolError(CloseCode.documentTooLarge, `too large to preview in memory: over ${MAX_DOCUMENT_ITEMS} items in both copies`);
         }
-        return { cost: versionLoadCost(version), build: () => versionText(version.state) };
+        return { cost: versionLoadCost(size), build: () => versionText(history.load(id)!.state) };
       });
     return flatten(outcomeOf(load));
   }
@@ -100,11 +99,12 @@ export class HttpReads {
   /** `GET /api/docs/:name/versions/:id/update`: the version as one V1 update, converted without loading it, and kept. */
   versionUpdate(caller: string, id: number): Outcome<Uint8Array> {
     const history = this.source.history();
-    if (!history.get(id)) return noSuchVersion(id);
-    return this.reads.within(history).read(caller, `version:${id}:update`, this.source.now(), () => {
-      const version = history.load(id)!;
-      return { cost: versionConvertCost(version), build: () => Y.convertUpdateFormatV2ToV1(version.state) };
-    });
+    const size = history.size(id);
+    if (!size) return noSuchVersion(id);
+    return this.reads.within(history).read(caller, `version:${id}:update`, this.source.now(), () => ({
+      cost: versionConvertCost(size),
+      build: () => Y.convertUpdateFormatV2ToV1(history.load(id)!.state),
+    }));
   }
 
   /**

@@ -5,11 +5,12 @@
  * can be, and otherwise charged, before the work, to their caller's budget and to the room's
  * answer budget, which socket answers (sync step 2) draw on too.
  *
- * Costs are in bytes, like the socket answers', estimated before the work from what is stored
- * (the room must refuse before it spends): the stored bytes the answer is made from (its
- * content, which bounds what it sends) plus, for every Yjs item the work walks, what walking
- * it costs. Loading a version builds a second document, so it is charged the heap that
- * document takes ({@link YJS_ITEM_HEAP_BYTES} an item), not the text it produces: for a
+ * Costs are in bytes, like the socket answers', estimated before the work from what is recorded
+ * about the stored answer, never from the answer itself (the room must refuse before it spends,
+ * and reading a stored version is already up to 16 MiB of work): the stored bytes the answer is
+ * made from (its content, which bounds what it sends) plus, for every Yjs item the work walks,
+ * what walking it costs. Loading a version builds a second document, so it is charged the heap
+ * that document takes ({@link YJS_ITEM_HEAP_BYTES} an item), not the text it produces: for a
  * document of one-character items the text is 1 byte an item and the load 245. A cached
  * answer costs only its bytes, which still go out through the room; so does a version's text
  * read from storage, where versions keep it (those taken before it was kept are loaded).
@@ -30,7 +31,10 @@ import type { TokenBucket } from "./rate";
 /** An answer the room may keep: text, or a binary Yjs update. */
 export type ReadAnswer = string | Uint8Array;
 
-/** What a read that missed the cache costs, and how to make its answer once admitted. */
+/**
+ * What a read that missed the cache costs, and how to make its answer once admitted: `cost` is
+ * known without reading what the answer is made from; `build` reads it and does the work.
+ */
 export interface ReadWork<T extends ReadAnswer> {
   cost: number;
   build: () => T;
@@ -42,18 +46,22 @@ export function liveReadCost(storedBytes: number, items: number): number {
 }
 
 /** What converting a stored version (Yjs V2) to V1 costs, without loading it: like a live read of it. */
-export function versionConvertCost(version: { state: Uint8Array; items: number }): number {
-  return liveReadCost(version.state.length, version.items);
+export function versionConvertCost(version: { stateBytes: number; items: number }): number {
+  return liveReadCost(version.stateBytes, version.items);
 }
 
 /** What loading a version as a second document costs: the heap it builds, and its stored bytes. */
-export function versionLoadCost(version: { state: Uint8Array; items: number }): number {
-  return version.state.length + version.items * YJS_ITEM_HEAP_BYTES;
+export function versionLoadCost(version: { stateBytes: number; items: number }): number {
+  return version.stateBytes + version.items * YJS_ITEM_HEAP_BYTES;
 }
 
-/** What a version's text read from storage costs: only its bytes, like a cached answer (nothing is built). */
-export function storedTextCost(text: string): number {
-  return answerBytes(text);
+/**
+ * What a version's text read from storage costs: only its bytes, like a cached answer (nothing
+ * is built). Known from its stored UTF-8 bytes, before it is read: the string holds at most two
+ * bytes for each (a UTF-16 unit takes at least one UTF-8 byte), as {@link answerBytes} counts it.
+ */
+export function storedTextCost(utf8Bytes: number): number {
+  return 2 * utf8Bytes;
 }
 
 /** Bytes an answer holds in memory and sends: a string counted at two bytes a unit (V8 may store it as UTF-16). */
@@ -191,9 +199,10 @@ export class RoomReads {
   }
 
   /**
-   * Answers a read: from the cache under `key` (charged its bytes), or by doing `work()`'s work
-   * once its cost is admitted. `work` runs only for a caller that could be admitted at all, so
-   * a caller past its budget costs no load; it may throw a refusal of its own.
+   * Answers a read: from the cache under `key` (charged its bytes), or by building `work()`'s
+   * answer once its cost is admitted. A caller whose budget cannot pay the estimate is refused
+   * before anything is read: `work` only estimates (and runs only for a caller with budget left,
+   * as it may load the live document), and may throw a refusal of its own; `build` reads.
    */
   read<T extends ReadAnswer>(caller: string, key: string | null, now: number, work: () => ReadWork<T>): Outcome<T> {
     const cached = key === null ? undefined : (this.cache.get(key) as T | undefined);
