@@ -50,5 +50,6 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "763444014-512-confirmed-stored.json", note: "a failed write's lost authors were read with encodeStateVectorFromUpdate, which skips clients not starting at clock 0: another tab's later edits were confirmed" },
   { file: "2878581601-69841-api-stored.json", note: "a restore sent only the undo's new clocks: a version item the document had lost (held, then killed) stayed missing" },
   { file: "2878581601-35671-convergence.json", note: "a reader was relayed an edit before it was stored; the write was lost and a reader cannot send it back" },
+  { file: "delete-kill-loses-carried-webhooks.json", note: "a DELETE killed after deleteAll (which commits at once) lost the webhook events it carried over; now one transaction" },
   { file: "2878581601-37587-confirmed-stored.json", note: "a joiner's sync step 1 encoded before a failed write asked for less than the room had lost" },
 ];

@@ -80,6 +80,8 @@ export class SimStorage implements StoragePort {
   private faultFired = false;
   private killFired = false;
   private wrote = false;
+  /** Told when an armed kill is reached: the process is dead from here on, whatever the core still runs. */
+  onKill: (() => void) | null = null;
   /** Sees every statement of an event (--verbose traces), with its number and whether it was the injected fault. */
   onStatement: ((n: number, sql: string, note: string) => void) | null = null;
   /** Bumped by every committed event that wrote: lets checks cache what they load from storage. */
@@ -363,6 +365,7 @@ export class SimStorage implements StoragePort {
     if (!this.inEvent) return;
     this.statements++;
     if (this.kill !== null && this.statements >= this.kill) {
+      if (!this.killFired) this.onKill?.();
       this.killFired = true;
       this.onStatement?.(this.statements, sql, "KILLED");
       throw new SimulatedKill();

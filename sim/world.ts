@@ -68,6 +68,12 @@ export class World {
   readonly http: HttpFallback;
   readonly violations: Violation[] = [];
   readonly logs: CapturedLog[];
+  /**
+   * How many log lines there were when an armed kill was reached: the core goes on running in
+   * the simulation (its statements throw), but a dead process writes no more logs, so what it
+   * logged after that (a "dropped" it could never have said) must not count for the invariants.
+   */
+  private logsAtKill: number | null = null;
   core: SimulatedCore | null = null;
   step = -1;
   events = 0;
@@ -112,6 +118,7 @@ export class World {
     this.fetchRng = schedule.duringFetch === undefined ? null : new Prng(schedule.duringFetch);
     useClock(() => this.host.time);
     this.logs = captureLogs(options.trace === null ? null : (line) => options.trace?.(`      log ${line}`));
+    this.storage.onKill = () => (this.logsAtKill = this.logs.length);
     this.stored = new StoredView(this.storage);
     if (options.trace) {
       const print = options.trace;
@@ -312,6 +319,8 @@ export class World {
   /** The process died: storage rolls back, output is dropped, the core is gone, every socket closes (1006). */
   killProcess(): void {
     this.storage.killEvent();
+    if (this.logsAtKill !== null) this.logs.length = this.logsAtKill;
+    this.logsAtKill = null;
     this.inEvent = false;
     for (const socket of this.host.kill()) {
       if (!socket.clientGone) socket.toClient.push({ close: { code: 1006, reason: "" } });

@@ -392,3 +392,14 @@ const HISTORY_TABLES = `
 function emptyStats(): StorageStats {
   return { storedBytes: 0, snapshotBytes: 0, snapshotChunks: 0, logBytes: 0, logRows: 0, logUpdates: 0 };
 }
+
+/**
+ * Drops every table the room made, inside the caller's transaction (unlike `deleteAll()`, which
+ * commits at once by itself). The runtime's own tables (`_cf_*`) are not the room's to touch,
+ * nor SQLite's (`sqlite_*`).
+ */
+export function dropTables(sql: SqlPort): void {
+  const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").toArray();
+  for (const { name } of tables) sql.exec(`DROP TABLE IF EXISTS "${name.replaceAll('"', '""')}"`);
+}
+

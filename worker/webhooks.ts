@@ -362,23 +362,18 @@ export class Outbox {
     return rows.filter((row) => row.type !== "document.updated");
   }
 
+  /** Writes back events carried over a wipe ({@link carryOver}); the caller's transaction makes the two one change. */
   restore(rows: OutboxRow[]): void {
     if (rows.length === 0) return;
-    try {
-      this.transaction(() => {
-        this.createTable();
-        for (const row of rows) {
-          this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-            row.id, row.type, row.endpoint, row.body, row.state, row.created_at, row.due_at, row.attempts, row.last_status, row.last_error,
-          );
-        }
-      });
-      this.created = true;
-    } catch (error) {
-      // A storage fault just after the wipe: these events are lost with it, and said so.
-      this.logDropped(rows, "fault");
-      throw error;
-    }
+    this.transaction(() => {
+      this.createTable();
+      for (const row of rows) {
+        this.change("INSERT INTO edgedoc_webhooks (id, type, endpoint, body, state, created_at, due_at, burst_started_at, attempts, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+          row.id, row.type, row.endpoint, row.body, row.state, row.created_at, row.due_at, row.attempts, row.last_status, row.last_error,
+        );
+      }
+    });
+    this.created = true;
   }
 
   private insert(type: WebhookEventType, body: string | null, state: "collecting" | "pending", now: number, dueAt: number): void {
@@ -444,13 +439,13 @@ const WAITING = `(w.state = 'pending' AND w.type = 'document.updated' AND EXISTS
   WHERE older.endpoint = w.endpoint AND older.type = 'document.updated' AND older.state = 'pending' AND older.seq < w.seq))`;
 
 /** Why events will not be sent: past the bound, superseded unseen, their document deleted, or lost to a storage fault. */
-export type DropReason = "bound" | "superseded" | "deleted" | "fault";
+export type DropReason = "bound" | "superseded" | "deleted";
 
 /**
  * `webhook_dropped`, one line per endpoint, with the ids: every event is delivered, kept as
  * failed, or accounted for here.
  */
-export function logDroppedEvents(document: string, rows: readonly { id: string; endpoint: string }[], reason: DropReason): void {
+function logDroppedEvents(document: string, rows: readonly { id: string; endpoint: string }[], reason: DropReason): void {
   const ids = new Map<string, string[]>();
   for (const row of rows) ids.set(row.endpoint, (ids.get(row.endpoint) ?? []).concat(row.id));
   for (const [endpoint, dropped] of ids) logEvent("webhook_dropped", { room: document, endpoint, dropped: dropped.length, reason, ids: dropped });
