@@ -10,6 +10,8 @@ const doorLimitsLifted = {
   UPGRADE_SUBJECT_LIMITER: { namespace_id: "1002", simple: unlimited },
   API_ADDRESS_LIMITER: { namespace_id: "1003", simple: unlimited },
   API_SUBJECT_LIMITER: { namespace_id: "1004", simple: unlimited },
+  SYNC_ADDRESS_LIMITER: { namespace_id: "1005", simple: unlimited },
+  SYNC_SUBJECT_LIMITER: { namespace_id: "1006", simple: unlimited },
 };
 
 // Two tiers (see docs/tests.md): inside workerd with real sockets and storage, and in Node

@@ -4,13 +4,16 @@ declare namespace Cloudflare {
     ROOM: DurableObjectNamespace<import("./room").Room>;
     /**
      * Rate limits at the door (worker/rate-limit.ts; numbers in wrangler.toml `[[ratelimits]]`):
-     * WebSocket upgrades and API calls, per client address and per token subject. Unbound
+     * WebSocket upgrades (and HTTP fallback opens), API calls, and the HTTP fallback's requests of
+     * open sessions (polls, posts, leaves), per client address and per token subject. Unbound
      * (a config without them, like the benchmark's): not counted.
      */
     UPGRADE_ADDRESS_LIMITER?: RateLimit;
     UPGRADE_SUBJECT_LIMITER?: RateLimit;
     API_ADDRESS_LIMITER?: RateLimit;
     API_SUBJECT_LIMITER?: RateLimit;
+    SYNC_ADDRESS_LIMITER?: RateLimit;
+    SYNC_SUBJECT_LIMITER?: RateLimit;
     /** HMAC secret for access tokens (a wrangler secret; `.dev.vars` locally). Unset: the server is open. */
     AUTH_SECRET?: string;
     /**

@@ -19,10 +19,15 @@ export class TokenBucket {
 
   /** Takes `cost` tokens if there are enough; returns whether it could. */
   take(cost: number, now: number): boolean {
-    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.updatedAt) / 1000) * this.perSecond);
-    this.updatedAt = now;
-    if (cost > this.tokens) return false;
+    if (cost > this.available(now)) return false;
     this.tokens -= cost;
     return true;
+  }
+
+  /** The tokens there are now, taking none: what could be spent before spending on it. */
+  available(now: number): number {
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.updatedAt) / 1000) * this.perSecond);
+    this.updatedAt = now;
+    return this.tokens;
   }
 }

@@ -2,9 +2,11 @@
  * CORS in a real Chromium: pages served from two other origins (loopback HTTP servers on their
  * own ports) call a `wrangler dev` that lists one of them in ALLOWED_ORIGINS. A Bearer token in
  * `fetch()` makes the browser send a preflight first; the listed page reads and writes the
- * document, the other is blocked by its browser before anything is sent.
+ * document, the other is blocked by its browser before anything is sent. `EdgedocProvider` on
+ * the listed page, with WebSockets refused, edits the document over the HTTP fallback.
  */
 import { randomUUID } from "node:crypto";
+import { build } from "esbuild";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removePersistDir, startDevServer, type DevServer } from "../node/wrangler";
@@ -106,5 +108,48 @@ describe.skipIf(unavailable !== null)("the API from pages on other origins", () 
     expect(await fetchIn(page, text, { method: "PUT", token: tokenFor(doc, "write"), body: "overwritten" })).toEqual({ error: expect.stringMatching(/^TypeError: /) });
     expect(await serverReads(doc)).toBe("kept");
     await Promise.all([owner.context().close(), page.context().close()]);
+  });
+
+  it("EdgedocProvider on a page of an allowed origin, with WebSockets refused, opens an HTTP session and syncs both ways", async () => {
+    const doc = `cors-sync-${randomUUID().slice(0, 8)}`;
+    // The provider as an embedding app ships it, bundled for the page.
+    const bundled = await build({
+      stdin: { contents: 'export { EdgedocProvider } from "./client/fallback.ts"; export * as Y from "yjs";', resolveDir: process.cwd(), loader: "ts" },
+      bundle: true,
+      format: "iife",
+      globalName: "Edgedoc",
+      write: false,
+    });
+    const context = await browser.newContext();
+    await context.routeWebSocket(/\/ws\//, (socket) => socket.close({ code: 1006, reason: "blocked by the network" }));
+    const page = await context.newPage();
+    await page.goto(`${allowed.origin}/`, { timeout: FETCH_TIMEOUT_MS });
+    await page.addScriptTag({ content: bundled.outputFiles[0]!.text });
+    await page.evaluate(
+      ({ serverUrl, doc, token }) => {
+        const { EdgedocProvider, Y } = (window as unknown as { Edgedoc: typeof import("../../client/fallback") & { Y: typeof import("yjs") } }).Edgedoc;
+        const ydoc = new Y.Doc();
+        const provider = new EdgedocProvider(serverUrl, doc, ydoc, { params: { token } });
+        Object.assign(window, { provider, ydoc });
+        provider.on("sync", (synced: boolean) => synced && ydoc.getText("codemirror").insert(0, "typed on another origin. "));
+      },
+      { serverUrl: server.wsUrl, doc, token: tokenFor(doc, "write") },
+    );
+    const pageText = () => page.evaluate(() => (window as unknown as { ydoc: import("yjs").Doc }).ydoc.getText("codemirror").toString());
+    const deadline = Date.now() + 20_000;
+    while (!(await serverReads(doc)).includes("typed on another origin.") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await serverReads(doc)).toBe("typed on another origin. ");
+    expect(await page.evaluate(() => (window as unknown as { provider: { transport: string } }).provider.transport)).toBe("http");
+
+    const written = await fetch(`${server.origin}/api/docs/${doc}/text`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${tokenFor(doc, "write")}`, "Content-Type": "text/plain" },
+      body: "written by a server",
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    });
+    expect(written.status).toBe(200);
+    for (let until = Date.now() + 10_000; (await pageText()) !== "written by a server" && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await pageText()).toBe("written by a server");
+    await context.close();
   });
 });

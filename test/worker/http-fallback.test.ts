@@ -5,7 +5,7 @@
 import { SELF } from "cloudflare:test";
 import * as Y from "yjs";
 import { describe, expect, it } from "vitest";
-import { CloseCode, EMPTY_STATE_VECTOR, encodeSyncStep1, encodeSyncUpdate } from "../../worker/protocol";
+import { CloseCode, EMPTY_STATE_VECTOR, EMPTY_UPDATE, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate } from "../../worker/protocol";
 import { HTTP_QUEUED_MAX_BYTES } from "../../worker/room/http-sessions";
 import { TestClient, asBody, roomName } from "./client";
 import { HttpTestClient } from "./http-client";
@@ -17,30 +17,82 @@ async function writeText(room: string, text: string): Promise<void> {
   expect(response.status).toBe(200);
 }
 
+/** A client's join, as the provider sends it: its sync step 1 (of an empty document) and step 2 (it has nothing), so the room's join timeout does not close it. */
+const JOIN = [encodeSyncStep1(EMPTY_STATE_VECTOR), encodeSyncStep2(EMPTY_UPDATE)];
+
 describe("the HTTP fallback's bounds", () => {
-  it("sessions that ask for a 10 MB document and never poll pin at most 32 MiB; the next is closed 1013, and a poll frees room", async () => {
+  it("sessions that ask for a 10 MB document and never poll pin at most 32 MiB: the oldest of them are closed 1013 for the next, and a poll frees room", async () => {
     const room = roomName("http-pinned");
     await writeText(room, "z".repeat(10_000_000));
-    const closes: (number | null)[] = [];
     const sessions: HttpTestClient[] = [];
     for (let i = 0; i < 5; i++) {
       const { client } = await HttpTestClient.open(room);
       sessions.push(client);
-      // Its sync step 1 of an empty document: the answer is the whole document, queued for a poll that never comes.
-      closes.push((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR)])).close?.code ?? null);
+      // Its join: the answer is the whole document, queued for a poll that never comes.
+      expect((await client.send(JOIN)).close).toBeNull();
     }
+    // Each answer that did not fit closed the session holding the most: the oldest, as all hold as much.
     const held = Math.floor(HTTP_QUEUED_MAX_BYTES / 10_000_000);
-    expect(closes).toEqual([...Array<null>(held).fill(null), ...Array<number>(5 - held).fill(CloseCode.tryAgainLater)]);
+    const closes: (number | null)[] = [];
+    for (const session of sessions.slice(0, 5 - held)) closes.push((await session.poll()).close?.code ?? null);
+    expect(closes).toEqual(Array<number>(5 - held).fill(CloseCode.tryAgainLater));
     // A WebSocket client is not disturbed meanwhile.
     const socket = await TestClient.connect(room);
     expect(socket.text.length).toBe(10_000_000);
     socket.close();
-    // The first session reads its answer: the next one fits again.
-    const first = await sessions[0]!.poll();
+    // The first session still open reads its answer: the next one fits again, and nobody is closed for it.
+    const [reader, ...others] = sessions.slice(5 - held);
+    const first = await reader!.poll();
+    expect(first.close).toBeNull();
     expect(first.frames.some((frame) => frame.byteLength > 10_000_000)).toBe(true);
-    await sessions[0]!.poll();
+    const acknowledged = reader!.poll();
     const { client } = await HttpTestClient.open(room);
-    expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR)])).close).toBeNull();
+    expect((await client.send(JOIN)).close).toBeNull();
+    // An edit answers the poll held meanwhile.
+    await writeText(room, "!");
+    expect((await acknowledged).close).toBeNull();
+    for (const other of [...others, client]) expect((await other.poll()).close).toBeNull();
+  });
+
+  it("past 32 MiB the readers holding the most are closed 1013, never a session that polls, nor a new one", async () => {
+    const room = roomName("http-hoarders");
+    const documentChars = 6_600_000;
+    await writeText(room, "h".repeat(documentChars));
+    // An honest session joins first (so relays reach it before the others) and reads everything.
+    const honest = (await HttpTestClient.open(room)).client;
+    expect((await honest.send(JOIN)).close).toBeNull();
+    expect((await honest.poll()).frames.some((frame) => frame.byteLength > documentChars)).toBe(true);
+    // Its next poll acknowledges that and waits for what comes next, as the client's does.
+    let honestPoll = honest.poll();
+    // Five readers ask for the document and never poll: 33 MB of answers, just under the bound.
+    const hoarders: HttpTestClient[] = [];
+    for (let i = 0; i < Math.floor(HTTP_QUEUED_MAX_BYTES / documentChars); i++) {
+      const { client } = await HttpTestClient.open(room);
+      hoarders.push(client);
+      expect((await client.send(JOIN)).close).toBeNull();
+    }
+    // An edit the queues cannot also hold (each reader may hold 1 MiB beyond its answer), relayed to the honest session first.
+    const editChars = 800_000;
+    await writeText(room, "e".repeat(editChars));
+    const edited = await honestPoll;
+    expect(edited.close).toBeNull();
+    expect(edited.frames.some((frame) => frame.byteLength > editChars)).toBe(true);
+    honestPoll = honest.poll();
+    // A new client's answer (the whole document) does not fit either.
+    const newcomer = (await HttpTestClient.open(room)).client;
+    expect((await newcomer.send(JOIN)).close).toBeNull();
+    const joined = await newcomer.poll();
+    expect(joined.close).toBeNull();
+    expect(joined.frames.some((frame) => frame.byteLength > documentChars + editChars)).toBe(true);
+    // A small edit later still reaches the honest session.
+    await writeText(room, "50 bytes of an ordinary edit, relayed to everyone.");
+    const small = await honestPoll;
+    expect(small.close).toBeNull();
+    expect(small.frames.length).toBeGreaterThan(0);
+    // Two readers made room, one for each answer that did not fit; the others still hold theirs.
+    const closes: (number | null)[] = [];
+    for (const hoarder of hoarders) closes.push((await hoarder.poll()).close?.code ?? null);
+    expect(closes).toEqual([CloseCode.tryAgainLater, CloseCode.tryAgainLater, null, null, null]);
   });
 
   it("polling again and again for a 2 MB answer already sent pays its bytes: the session is closed 1008, as a socket asking too much", async () => {

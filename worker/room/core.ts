@@ -24,9 +24,9 @@ import { DAY_MS, IDLE_COMPACTION_DELAY_MS, JOIN_TIMEOUT_MS, MAX_CLOSING_SOCKETS,
 import { logEvent } from "../log";
 import { CloseCode, ProtocolError, encodeAwareness, encodeSyncStep1 } from "../protocol";
 import { TokenBucket } from "../rate";
-import { DocumentStore } from "../storage";
+import { DocumentStore, dropTables } from "../storage";
 import { isBenignTeardownError } from "../teardown";
-import { Outbox, logDroppedEvents, type WebhookSettings } from "../webhooks";
+import { Outbox, type WebhookSettings } from "../webhooks";
 import { Duties } from "./duties";
 import { FrameHandler } from "./frames";
 import type { RoomHost, RoomSocket } from "./ports";
@@ -49,8 +49,19 @@ interface OpenStorage {
 /** How the runtime reported a socket's end: a close (with its code) or an error. */
 export type SocketEnd = { code: number; reason: string; wasClean: boolean } | { error: unknown };
 
-/** Close codes the runtime reports but which must never be sent in a Close frame (RFC 6455 §7.4.1). */
-const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
+/**
+ * Close codes the runtime reports for a connection that is gone (RFC 6455 §7.4.1: 1006, closed
+ * without a Close frame; 1015, the TLS handshake failed): no Close frame can reach the peer.
+ */
+const CONNECTION_GONE_CLOSE_CODES = new Set([1006, 1015]);
+
+/**
+ * What the runtime reports for a Close frame that carried no code (RFC 6455 §7.1.5), as a
+ * browser's bare `ws.close()` and y-websocket's `disconnect()` send. It may never be sent
+ * itself (§7.4.1), but the peer still waits for a Close frame: Chromium keeps the socket
+ * CLOSING for about a minute without one.
+ */
+const NO_STATUS_CLOSE_CODE = 1005;
 
 export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   /** The storage handles, opened at first use: DELETE drops them, and a fault reopening them is retried at the next use. */
@@ -228,6 +239,12 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     return this.sessions.of(socket, now).messages.take(1, now);
   }
 
+  /** Bytes a socket may still send now (its byte rate): the HTTP fallback reads no more of a body. */
+  bytesAllowed(socket: Socket): number {
+    const now = this.host.now();
+    return this.sessions.of(socket, now).bytes.available(now);
+  }
+
   /**
    * Charges frames the HTTP fallback sends a session again (a poll that asked for frames it
    * already had) to the answer budgets, as a request to be sent anything is; the close to end
@@ -260,8 +277,11 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       bytesIn: session?.bytesIn,
       bytesOut: session?.bytesOut,
     });
-    // Complete the closing handshake the peer started (a code the runtime made up cannot be sent).
-    if ("code" in end && !UNSENDABLE_CLOSE_CODES.has(end.code)) closeQuietly(socket, end.code, end.reason);
+    // Complete the closing handshake the peer started, echoing its code (RFC 6455 §5.5.1); a close
+    // without one is answered as a normal closure, the only code meaning just "done".
+    if ("code" in end && !CONNECTION_GONE_CLOSE_CODES.has(end.code)) {
+      closeQuietly(socket, end.code === NO_STATUS_CLOSE_CODE ? CloseCode.normal : end.code, end.reason);
+    }
     try {
       // A writer that leaves takes its client's copy of what it sent: write that now.
       if (this.life.holdsFor(socket)) this.life.writeHeld();
@@ -396,34 +416,45 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
    * Deletes everything the room stores, version history included, and starts over with an
    * empty document. What was held or waiting goes with it; its writers were closed (DELETE)
    * or there were none (expiry happens only with nobody here).
+   *
+   * Webhook events still to send outlive the wipe, and a document that existed sends one more.
+   * `deleteAll()` commits at once and cannot share a transaction (test/worker/runtime-model.test.ts),
+   * so events written back after it would be lost to a crash in between: when there are any,
+   * the tables are dropped and the events written in one transaction instead, all or nothing.
    */
   async deleteStorage(why: "deleted" | "expired"): Promise<void> {
     const bytes = this.store.statistics().storedBytes;
     const existed = this.store.exists();
-    // Webhook events still to send outlive the wipe; a document never written sends none.
     const carried = this.outbox?.carryOver() ?? [];
+    const keepsEvents = this.config.webhooks !== null && (carried.length > 0 || existed);
     await this.host.storage.deleteAlarm();
     this.alarmAt = null;
-    await this.host.storage.deleteAll();
-    this.opened = null;
+    if (keepsEvents) {
+      const previous = this.opened;
+      try {
+        this.host.storage.transaction(() => {
+          dropTables(this.host.storage.sql);
+          this.opened = null;
+          const outbox = this.outbox!;
+          outbox.restore(carried);
+          if (existed) outbox.enqueue(why === "expired" ? "document.expired" : "document.deleted", { storedBytes: bytes }, this.host.now());
+        });
+      } catch (error) {
+        // Rolled back: nothing was deleted, and the handles opened on the dropped tables are void.
+        this.opened = previous;
+        throw error;
+      }
+    } else {
+      await this.host.storage.deleteAll();
+      this.opened = null;
+    }
     this.idleWorkDue = null;
     this.loadedDocument = null;
     this.socketDeadline = this.sessions.nextDeadline(this.host.now());
     this.life.reset();
     this.duties.reset();
     logEvent(why === "expired" ? "document_expired" : "document_deleted", { room: this.name, bytes });
-    if (this.config.webhooks === null || (carried.length === 0 && !existed)) return;
-    let outbox: Outbox;
-    try {
-      outbox = this.outbox!;
-    } catch (error) {
-      // The storage could not be opened again (a fault): what was carried is lost, and said so.
-      logDroppedEvents(this.name ?? "", carried, "fault");
-      throw error;
-    }
-    outbox.restore(carried);
-    if (existed) outbox.enqueue(why === "expired" ? "document.expired" : "document.deleted", { storedBytes: bytes }, this.host.now());
-    await this.scheduleAlarm();
+    if (keepsEvents) await this.scheduleAlarm();
   }
 
   /** The storage handles, opened now if DELETE (or a fault reopening them) left none. */

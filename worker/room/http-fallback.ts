@@ -4,18 +4,35 @@
  * (worker/room/http-sessions.ts) and their answers into responses. A poll with nothing to
  * answer is a streamed body written when a frame comes; the Worker stops waiting for it after
  * `POLL_HOLD_MS` and cancels the stream, which releases the wait here (the room keeps no timer).
+ *
+ * A post's body is read only once its session is known to be open and this token's, one post
+ * of a session at a time (as a socket delivers one message at a time), and only as far as one
+ * request may carry (worker/room/body-frames.ts): bodies for unknown or ended sessions are
+ * answered unread, so they cost the room nothing however large.
  */
 import { grantFrom } from "../access";
-import { SESSION_HEADER, decodeFrames, type HttpSessions } from "./http-sessions";
+import { readBodyFrames } from "./body-frames";
+import { ANSWER_HEADERS, HttpSession, SESSION_HEADER, decodeFrames, encodeAnswer, type HttpSessions } from "./http-sessions";
 
-const ANSWER_HEADERS = { "Content-Type": "application/octet-stream", "Cache-Control": "no-store" };
 
-/**
- * `durable`: resolves once the room's writes so far are on disk (`ctx.storage.sync()`). A
- * returned response waits for them by the output gate; a held poll's body is written later,
- * from a promise, so it waits for them itself: an answer may carry a save confirmation.
- */
-export async function answerHttpFallback(sessions: HttpSessions, request: Request, durable: () => Promise<void>): Promise<Response> {
+/** What the room's side needs of the room besides its sessions. */
+export interface FallbackRoom {
+  /**
+   * Resolves once the room's writes so far are on disk (`ctx.storage.sync()`). A returned
+   * response waits for them by the output gate; a held poll's body is written later, from a
+   * promise, so it waits for them itself: an answer may carry a save confirmation.
+   */
+  durable: () => Promise<void>;
+  /** `MAX_FRAME_BYTES` as the room applies it: no frame of a post is read past it. */
+  maxFrameBytes: number;
+  /** What the session may still send (its byte rate, as the core charges each frame): no more of a body is read. */
+  bytesAllowed: (session: HttpSession) => number;
+}
+
+/** Each session's post being read: the next post of the session waits for it, so one body at a time is in memory. */
+const postsBeingRead = new WeakMap<HttpSession, Promise<unknown>>();
+
+export async function answerHttpFallback(sessions: HttpSessions, request: Request, { durable, maxFrameBytes, bytesAllowed }: FallbackRoom): Promise<Response> {
   const url = new URL(request.url);
   const id = url.searchParams.get("session");
   const grant = grantFrom(request);
@@ -44,8 +61,20 @@ export async function answerHttpFallback(sessions: HttpSessions, request: Reques
     case "POST": {
       const seq = Number(url.searchParams.get("seq") ?? "NaN");
       if (!Number.isSafeInteger(seq) || seq < 1) return new Response("seq must be a positive integer", { status: 400 });
-      const frames = decodeFrames(new Uint8Array(await request.arrayBuffer()));
-      return new Response(await sessions.receive(id, owner, seq, frames), { headers: ANSWER_HEADERS });
+      const session = sessions.find(id, owner);
+      if (!(session instanceof HttpSession)) return answerUnread(request, session);
+      const previous = postsBeingRead.get(session) ?? Promise.resolve();
+      const answered = previous.then(async () => {
+        // The previous post may have ended the session: this body is not read either.
+        if (session.ended) return answerUnread(request, encodeAnswer(0, [], session.ended));
+        const { bytes, close } = await readBodyFrames(request.body, { maxFrameBytes, bytesAllowed: bytesAllowed(session) });
+        const answer = await sessions.receive(id, owner, seq, decodeFrames(bytes));
+        if (close === null || session.ended) return new Response(answer, { headers: ANSWER_HEADERS });
+        session.end(close);
+        return new Response(encodeAnswer(0, [], close), { headers: ANSWER_HEADERS });
+      });
+      postsBeingRead.set(session, answered.catch(() => {}));
+      return answered;
     }
     case "DELETE":
       await sessions.leave(id, owner);
@@ -53,4 +82,10 @@ export async function answerHttpFallback(sessions: HttpSessions, request: Reques
     default:
       return new Response("method not allowed", { status: 405 });
   }
+}
+
+/** Answers a post with `answer` without reading its body: the runtime drops what the client still sends. */
+async function answerUnread(request: Request, answer: Uint8Array): Promise<Response> {
+  await request.body?.cancel().catch(() => {});
+  return new Response(answer, { headers: ANSWER_HEADERS });
 }

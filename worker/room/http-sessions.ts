@@ -44,8 +44,10 @@ export const HTTP_QUEUE_MAX_BYTES = 1024 * 1024;
  * Bytes queued across all of a room's sessions, each frame counted once however many queues
  * share it: sessions that never poll could otherwise pin an answer each (a sync step 2 is up
  * to a whole document) until their timeout, in the JS heap. Half of the 64 MiB one frame may
- * cost, as the relay bound (`MAX_RELAY_BYTES`). A frame that would pass it closes the session
- * it was for with 1013; its client joins again shortly, as a socket shed by the relay bound does.
+ * cost, as the relay bound (`MAX_RELAY_BYTES`). A frame that would pass it first closes, with
+ * 1013, the sessions holding the most unacknowledged bytes (those not polling), so a session
+ * that polls keeps its place; their clients join again shortly, as sockets shed by the relay
+ * bound do.
  */
 export const HTTP_QUEUED_MAX_BYTES = 32 * 1024 * 1024;
 
@@ -59,10 +61,11 @@ export const MAX_ENDED_HTTP_SESSIONS = 1_000;
 export const ENDED_HTTP_SESSION_KEEP_MS = 60_000;
 
 /**
- * The most a client posts in one request, unless one frame alone is larger (it then goes
- * alone): typing sends a few bytes a request; a batch gathers what was typed while the
- * previous request was on its way. The Worker takes bodies up to the larger of this and the
- * frame limit (worker/sync-route.ts), so a deployment with small frames still takes a batch.
+ * The most a client posts in one request, its frames' length prefixes included, unless one
+ * frame alone is larger (it then goes alone): typing sends a few bytes a request; a batch
+ * gathers what was typed while the previous request was on its way. The door takes bodies up
+ * to the larger of this and one framed frame of the frame limit (worker/room/body-frames.ts),
+ * so a deployment with small frames still takes a batch, however many frames it holds.
  */
 export const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -70,6 +73,9 @@ export const MAX_BATCH_BYTES = 1024 * 1024;
 const SESSION_ID = /^[0-9a-f]{32}$/;
 
 export const isSessionId = (id: string): boolean => SESSION_ID.test(id);
+
+/** The headers of every answer body: binary, and never cached (each poll's answer is new). */
+export const ANSWER_HEADERS = { "Content-Type": "application/octet-stream", "Cache-Control": "no-store" } as const;
 
 /** The header of an open answer that names the new session. */
 export const SESSION_HEADER = "Edgedoc-Session";
@@ -83,16 +89,32 @@ export interface SessionClose {
   reason: string;
 }
 
-/** The room's queued frames, each counted once across the queues that hold it ({@link HTTP_QUEUED_MAX_BYTES}). */
+/** Why a session is closed to make room under {@link HTTP_QUEUED_MAX_BYTES}. */
+const ROOM_QUEUE_FULL: SessionClose = { code: CloseCode.tryAgainLater, reason: "room busy: join again shortly" };
+
+/**
+ * The room's queued frames, each counted once across the queues that hold it
+ * ({@link HTTP_QUEUED_MAX_BYTES}), and who to close when they would pass it: whoever holds the
+ * most unacknowledged bytes, not whoever the next frame happens to be for.
+ */
 class QueueLedger {
   private readonly holders = new Map<Uint8Array, number>();
   bytes = 0;
 
-  /** Counts `frame` into one more queue; false (nothing counted) when it would pass the room's bound. */
-  hold(frame: Uint8Array): boolean {
+  /** `sessions`: the room's open sessions, whose queues hold the frames. */
+  constructor(private readonly sessions: () => Iterable<HttpSession>) {}
+
+  /**
+   * Counts `frame` into `receiver`'s queue. Past the room's bound, the sessions holding the most
+   * are closed until it fits; false (nothing counted) when `receiver` itself holds the most, and
+   * so is the one closed. Free unless the bound is reached: every relay passes here.
+   */
+  hold(frame: Uint8Array, receiver: HttpSession): boolean {
     const holders = this.holders.get(frame) ?? 0;
-    if (holders === 0 && this.bytes + frame.byteLength > HTTP_QUEUED_MAX_BYTES) return false;
-    if (holders === 0) this.bytes += frame.byteLength;
+    if (holders === 0) {
+      if (!this.makeRoom(frame.byteLength, receiver)) return false;
+      this.bytes += frame.byteLength;
+    }
     this.holders.set(frame, holders + 1);
     return true;
   }
@@ -102,6 +124,34 @@ class QueueLedger {
     if (holders > 0) return void this.holders.set(frame, holders);
     this.holders.delete(frame);
     this.bytes -= frame.byteLength;
+  }
+
+  /**
+   * Closes the largest holders until `bytes` more fit. Closing one frees only the frames no other
+   * queue shares, so it may take several. Bounded: each turn closes one open session, or gives up.
+   */
+  private makeRoom(bytes: number, receiver: HttpSession): boolean {
+    // A frame over the bound alone would never fit: closing others for it would free room in vain.
+    if (bytes > HTTP_QUEUED_MAX_BYTES) return false;
+    while (this.bytes + bytes > HTTP_QUEUED_MAX_BYTES) {
+      const largest = this.largestHolder(receiver);
+      if (largest === receiver) return false;
+      largest.end(ROOM_QUEUE_FULL);
+    }
+    return true;
+  }
+
+  /**
+   * The open session with the most unacknowledged bytes; `receiver` only when it holds more than
+   * every other (it is being served; on a tie the other has waited as long without polling).
+   */
+  private largestHolder(receiver: HttpSession): HttpSession {
+    let largest: HttpSession | null = null;
+    for (const session of this.sessions()) {
+      if (session === receiver || session.unacknowledgedBytes === 0) continue;
+      if (largest === null || session.unacknowledgedBytes > largest.unacknowledgedBytes) largest = session;
+    }
+    return largest !== null && largest.unacknowledgedBytes >= receiver.unacknowledgedBytes ? largest : receiver;
   }
 }
 
@@ -127,8 +177,13 @@ export class HttpSession implements RoomSocket {
     readonly owner: string | undefined,
     /** Told once when the session ends, whoever ended it. */
     private readonly onEnd: (session: HttpSession) => void,
-    private readonly ledger: QueueLedger = new QueueLedger(),
+    private readonly ledger: QueueLedger,
   ) {}
+
+  /** Bytes queued that the client has not acknowledged by a poll: what closing the session would let go. */
+  get unacknowledgedBytes(): number {
+    return this.queuedBytes;
+  }
 
   send(frame: Uint8Array): void {
     if (this.ended) return;
@@ -137,8 +192,8 @@ export class HttpSession implements RoomSocket {
       this.end({ code: CloseCode.tryAgainLater, reason: "fell behind: join again to catch up" });
       return;
     }
-    if (!this.ledger.hold(frame)) {
-      this.end({ code: CloseCode.tryAgainLater, reason: "room busy: join again shortly" });
+    if (!this.ledger.hold(frame, this)) {
+      this.end(ROOM_QUEUE_FULL);
       return;
     }
     this.queue.push({ seq: this.nextSeq++, frame });
@@ -241,7 +296,7 @@ export class HttpSessions {
   private readonly open = new Map<string, HttpSession>();
   private readonly ended = new Map<string, { close: SessionClose; at: number }>();
   /** What all open sessions have queued, each frame once. */
-  private readonly ledger = new QueueLedger();
+  private readonly ledger = new QueueLedger(() => this.open.values());
   /** Sessions that ended and whose end the core has not heard yet ({@link reportEnds}). */
   private readonly unreported: HttpSession[] = [];
 
@@ -363,8 +418,12 @@ export class HttpSessions {
     return false;
   }
 
-  /** The open session `id` of `owner`, or the answer to give instead (its close, or "join again"). */
-  private find(id: string, owner: string | undefined): HttpSession | Uint8Array {
+  /**
+   * The open session `id` of `owner`, or the answer to give instead (its close, or "join
+   * again"): a post looks its session up before it reads a byte of its body, so a body for a
+   * session that is unknown, ended or another token's is never read.
+   */
+  find(id: string, owner: string | undefined): HttpSession | Uint8Array {
     this.forgetOldEnded();
     const session = isSessionId(id) ? this.open.get(id) : undefined;
     if (session === undefined) {
@@ -404,6 +463,7 @@ export class HttpSessions {
       this.ended.delete(id);
     }
   }
+
 }
 
 /**
@@ -452,12 +512,25 @@ export function* decodeFrames(body: Uint8Array): Generator<Uint8Array> {
   while (decoding.hasContent(decoder)) yield decoding.readVarUint8Array(decoder);
 }
 
-/** Takes frames off the front of `queue` up to {@link MAX_BATCH_BYTES} (always at least one). */
+/**
+ * Takes frames off the front of `queue` whose body ({@link encodeFrames}) stays within
+ * {@link MAX_BATCH_BYTES}, always at least one: each frame counts with its length prefix, up
+ * to 5 bytes of a 32 MiB frame's, so a batch of many small frames is not refused at the door.
+ */
 export function takeBatch(queue: Uint8Array[]): Uint8Array[] {
   let bytes = 0;
   let count = 0;
-  while (count < queue.length && (count === 0 || bytes + queue[count]!.byteLength <= MAX_BATCH_BYTES)) bytes += queue[count++]!.byteLength;
+  while (count < queue.length && (count === 0 || bytes + framedBytes(queue[count]!.byteLength) <= MAX_BATCH_BYTES)) {
+    bytes += framedBytes(queue[count++]!.byteLength);
+  }
   return queue.splice(0, count);
+}
+
+/** What a frame of `length` bytes takes in a request body: the bytes and lib0's varUint prefix (7 bits a byte). */
+export function framedBytes(length: number): number {
+  let prefix = 1;
+  for (let rest = Math.floor(length / 128); rest > 0; rest = Math.floor(rest / 128)) prefix += 1;
+  return prefix + length;
 }
 
 export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {

@@ -46,13 +46,19 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Accepts a WebSocket upgrade forwarded (and authorized) by the Worker and starts the sync
-   * handshake; any other request is the HTTP fallback's.
+   * Accepts a WebSocket upgrade forwarded (and authorized) by the Worker on the socket path and
+   * starts the sync handshake; a request on the fallback's path is the HTTP fallback's. The path
+   * decides, not the header: each path passed its own door (`/sync` counts sessions' requests,
+   * not upgrades), so a socket through `/sync` would escape the upgrade limits (400).
    */
   async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-      return this.settled(answerHttpFallback(this.http, request, () => this.ctx.storage.sync()));
+    const upgrade = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+    const { pathname } = new URL(request.url);
+    if (pathname.startsWith("/sync/") && !upgrade) {
+      const room = { durable: () => this.ctx.storage.sync(), maxFrameBytes: this.core.limits.maxFrameBytes, bytesAllowed: (session: HttpSession) => this.core.bytesAllowed(session) };
+      return this.settled(answerHttpFallback(this.http, request, room));
     }
+    if (!pathname.startsWith("/ws/") || !upgrade) return new Response("WebSockets open on /ws/:name, the HTTP fallback is /sync/:name", { status: 400 });
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     await this.settled(this.core.connect(server, grantFrom(request)));

@@ -90,6 +90,8 @@ export class Sessions<Socket extends RoomSocket> {
   private readonly sessions = new Map<Socket, Session>();
   /** Sockets the room has closed; the runtime may still list them until the close completes. */
   private readonly closing = new WeakSet<Socket>();
+  /** How many sessions are read-only: with none, no relay needs sorting by audience. */
+  private readers = 0;
   hooks: SessionHooks<Socket> = { storeBeforeTelling: () => true, unconfirmed: () => false, forget: () => {} };
 
   constructor(
@@ -141,7 +143,19 @@ export class Sessions<Socket extends RoomSocket> {
       bytesOut: 0,
     };
     this.sessions.set(socket, session);
+    if (mode === "read") this.readers++;
     return session;
+  }
+
+  /** Forgets `socket`'s session (the socket keeps its attachment). */
+  private end(socket: Socket): void {
+    if (this.sessions.get(socket)?.grant.mode === "read") this.readers--;
+    this.sessions.delete(socket);
+  }
+
+  /** Whether any session is read-only (worker/room/updates.ts relays to them once stored). */
+  get anyReaders(): boolean {
+    return this.readers > 0;
   }
 
   /** `socket`'s session; a socket accepted before a wake whose attachment is gone is a reader that expired. */
@@ -232,7 +246,8 @@ export class Sessions<Socket extends RoomSocket> {
    */
   broadcast(frame: Uint8Array, now: number, except?: Socket, audience: Audience = "everyone"): void {
     if (!isSyncUpdate(frame)) this.hooks.storeBeforeTelling();
-    const heard = (socket: Socket) => audience === "everyone" || (this.of(socket, now).grant.mode === "read") === (audience === "readers");
+    const everyone = audience === "everyone" || (audience === "writers" && !this.anyReaders);
+    const heard = (socket: Socket) => everyone || (this.of(socket, now).grant.mode === "read") === (audience === "readers");
     const recipients = this.listed().filter((socket) => socket !== except && !this.closing.has(socket) && heard(socket));
     const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
     if (recipients.length > affordable) recipients.sort((a, b) => this.of(b, now).lastFrameAt - this.of(a, now).lastFrameAt);
@@ -276,14 +291,14 @@ export class Sessions<Socket extends RoomSocket> {
 
   /** Closes a socket just accepted (1013): the room cannot take it now. */
   refuseNew(socket: Socket, reason: string): void {
-    this.sessions.delete(socket);
+    this.end(socket);
     this.markClosing(socket);
     closeQuietly(socket, CloseCode.tryAgainLater, reason);
   }
 
   /** Forgets a socket and tells everyone else its presence left. */
   drop(socket: Socket, now: number): void {
-    this.sessions.delete(socket);
+    this.end(socket);
     this.hooks.forget(socket);
     const removed = this.presence.removeSocket(socket);
     if (removed.length > 0) this.broadcast(encodeAwareness(removed), now, socket);

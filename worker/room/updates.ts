@@ -157,7 +157,7 @@ export class UpdateLife<Socket extends RoomSocket> {
     return (integrated) => {
       const frame = encodeSyncUpdate(integrated);
       this.room.sessions.broadcast(frame, this.room.now(), sender, "writers");
-      this.unstoredForReaders.push(frame);
+      if (this.room.sessions.anyReaders) this.unstoredForReaders.push(frame);
     };
   }
 
