@@ -1,14 +1,14 @@
 /**
  * The HTTP fallback's door on a guarded deployment (vitest.config.ts: AUTH_SECRET, ALLOWED_ORIGINS
  * = https://edgedoc.example, 64 KiB frames): CORS for pages on the allowed origin, as the API
- * has, with the session header readable; and a client's full batch taken at the door however
- * many frames it holds.
+ * has, with the session header readable; a client's full batch taken at the door however
+ * many frames it holds; and a post read no further than its session's byte rate allows.
  */
 import { SELF, env, listDurableObjectIds } from "cloudflare:test";
 import * as Y from "yjs";
 import { describe, expect, it } from "vitest";
-import { EMPTY_STATE_VECTOR, EMPTY_UPDATE, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate } from "../../worker/protocol";
-import { MAX_BATCH_BYTES, SESSION_HEADER, takeBatch } from "../../worker/room/http-sessions";
+import { CloseCode, EMPTY_STATE_VECTOR, EMPTY_UPDATE, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate } from "../../worker/protocol";
+import { MAX_BATCH_BYTES, SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch } from "../../worker/room/http-sessions";
 import { signToken } from "../../worker/tokens";
 import { TestClient, roomName } from "../worker/client";
 import { HttpTestClient } from "../worker/http-client";
@@ -112,5 +112,43 @@ describe("a client's batch", () => {
     const reader = await TestClient.connect(room, { token: write });
     expect(reader.text.length).toBe(text);
     reader.close();
+  });
+});
+
+describe("a session's post past its byte rate", () => {
+  it("is read no further than the session may still send: closed 1008, the rest of the body unread", async () => {
+    const room = roomName("sync-rate");
+    const write = await token(room);
+    const { client } = await HttpTestClient.open(room, { token: write });
+    expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR), encodeSyncStep2(EMPTY_UPDATE)])).close).toBeNull();
+    // Spend the session's byte budget (the larger of RATE_BYTES_PER_SECOND, 1 MiB, and one 64 KiB frame).
+    const { frames } = framesSummingTo(MAX_BATCH_BYTES, 3_000);
+    const outbox = [...frames];
+    let seq = 3;
+    for (let posts = 0; outbox.length > 0 && posts < 5; posts++) {
+      const batch = takeBatch(outbox);
+      expect((await client.send(batch, seq)).close).toBeNull();
+      seq += batch.length;
+    }
+    // At once, 8 MiB more of the same frames, produced only as the room pulls them.
+    const again = encodeFrames(frames);
+    let produced = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (produced >= 8 * again.length) return controller.close();
+        controller.enqueue(again);
+        produced += again.length;
+      },
+    });
+    const response = await SELF.fetch(`http://edgedoc.test/sync/${room}?session=${client.session}&seq=${seq}&token=${write}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/octet-stream" },
+      body,
+      signal: AbortSignal.timeout(15_000),
+    });
+    const answer = decodeAnswer(new Uint8Array(await response.arrayBuffer()));
+    expect(answer.close).toEqual({ code: CloseCode.policyViolation, reason: "rate limit exceeded: more bytes than this session may send now" });
+    // Read: what refilled since (1 MiB a second) and what the runtime pulls ahead, not the 8 MiB.
+    expect(produced).toBeLessThan(3 * again.length);
   });
 });
