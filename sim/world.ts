@@ -273,7 +273,7 @@ export class World {
     this.suspended.push(kind);
     this.print?.("    (while the fetch is out)");
     const beside = (async () => {
-      for (let i = 0; i < (count === "one" ? 1 : 2) && this.core !== null; i++) await this.runBesideFetch(rng);
+      for (let i = 0; i < (count === "one" ? 1 : 2) && this.alive; i++) await this.runBesideFetch(rng);
     })();
     this.beside = beside;
     try {
@@ -289,12 +289,19 @@ export class World {
     if (this.core === null) throw new SimulatedKill();
   }
 
+  /** Whether the object is in memory and its process has not reached an armed kill. */
+  private get alive(): boolean {
+    return this.core !== null && !this.storage.killReached;
+  }
+
   /** One event beside a fetch: a client's next frame or request, or an API call. */
   private async runBesideFetch(rng: Prng): Promise<void> {
     // An event starts on a turn of the event loop: the waiting handler's other branches
     // (deliveries run side by side) first run until they wait too, and what they wrote commits,
     // as workerd's implicit transaction does. Never in the middle of another event's microtasks.
     await new Promise((resolve) => setImmediate(resolve));
+    // The waiting handler's branches may have reached the kill meanwhile: a dead process runs nothing more.
+    if (!this.alive) return;
     this.checkpoint();
     this.besideFetch++;
     const sockets = this.host.webSockets().filter((socket) => socket.toServer.length > 0);
