@@ -92,23 +92,32 @@ function framesSummingTo(total: number, chars: number): { frames: Uint8Array[]; 
   throw new Error("no filler edit of the right size");
 }
 
+/** A session of `room` that has done the sync handshake (one without its step 2 is closed 4001 after 10 s): frames 1 and 2. */
+async function joinedSession(room: string, write: string): Promise<HttpTestClient> {
+  const { client } = await HttpTestClient.open(room, { token: write });
+  expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR), encodeSyncStep2(EMPTY_UPDATE)])).close).toBeNull();
+  return client;
+}
+
+/** Posts `frames` as HttpSocket does (batches taken off its outbox in order), each batch taken whole. */
+async function postAsHttpSocket(client: HttpTestClient, frames: readonly Uint8Array[]): Promise<void> {
+  const outbox = [...frames];
+  for (let posts = 0; outbox.length > 0 && posts < 5; posts++) {
+    const answer = await client.send(takeBatch(outbox));
+    expect(answer.status).toBe(200);
+    expect(answer.close).toBeNull();
+  }
+  expect(outbox).toEqual([]);
+}
+
 describe("a client's batch", () => {
   it("of hundreds of small frames summing to MAX_BATCH_BYTES is taken at the door, and every edit in it reaches the others", async () => {
     const room = roomName("sync-batch");
     const write = await token(room);
-    const { client } = await HttpTestClient.open(room, { token: write });
-    expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR), encodeSyncStep2(EMPTY_UPDATE)])).close).toBeNull();
+    const client = await joinedSession(room, write);
     const { frames, text } = framesSummingTo(MAX_BATCH_BYTES, 3_000);
     expect(frames.length).toBeGreaterThan(300);
-
-    // What HttpSocket posts: batches taken off its outbox in order.
-    const outbox = [...frames];
-    for (let posts = 0; outbox.length > 0 && posts < 5; posts++) {
-      const answer = await client.send(takeBatch(outbox));
-      expect(answer.status).toBe(200);
-      expect(answer.close).toBeNull();
-    }
-    expect(outbox).toEqual([]);
+    await postAsHttpSocket(client, frames);
     const reader = await TestClient.connect(room, { token: write });
     expect(reader.text.length).toBe(text);
     reader.close();
@@ -119,17 +128,11 @@ describe("a session's post past its byte rate", () => {
   it("is read no further than the session may still send: closed 1008, the rest of the body unread", async () => {
     const room = roomName("sync-rate");
     const write = await token(room);
-    const { client } = await HttpTestClient.open(room, { token: write });
-    expect((await client.send([encodeSyncStep1(EMPTY_STATE_VECTOR), encodeSyncStep2(EMPTY_UPDATE)])).close).toBeNull();
+    const client = await joinedSession(room, write);
     // Spend the session's byte budget (the larger of RATE_BYTES_PER_SECOND, 1 MiB, and one 64 KiB frame).
     const { frames } = framesSummingTo(MAX_BATCH_BYTES, 3_000);
-    const outbox = [...frames];
-    let seq = 3;
-    for (let posts = 0; outbox.length > 0 && posts < 5; posts++) {
-      const batch = takeBatch(outbox);
-      expect((await client.send(batch, seq)).close).toBeNull();
-      seq += batch.length;
-    }
+    await postAsHttpSocket(client, frames);
+    const seq = 3 + frames.length;
     // At once, 8 MiB more of the same frames, produced only as the room pulls them.
     const again = encodeFrames(frames);
     let produced = 0;
