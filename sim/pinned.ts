@@ -52,5 +52,6 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "2878581601-35671-convergence.json", note: "a reader was relayed an edit before it was stored; the write was lost and a reader cannot send it back" },
   { file: "delete-kill-loses-carried-webhooks.json", note: "a DELETE killed after deleteAll (which commits at once) lost the webhook events it carried over; now one transaction" },
   { file: "20261206-2276-webhooks.json", note: "harness: an event ran beside a fetch after the waiting handler had reached its kill, in a dead process, and committed" },
+  { file: "20261208-11961-liveness.json", note: "an expiry dropped the presence claims from storage but not from memory; after a wake another owner's echo claimed the ID and its owner was never confirmed" },
   { file: "2878581601-37587-confirmed-stored.json", note: "a joiner's sync step 1 encoded before a failed write asked for less than the room had lost" },
 ];

@@ -130,6 +130,18 @@ export class PresenceRegistry<Socket> {
   }
 
   /**
+   * Forgets every claim, as the room's storage just did (DELETE, expiry: nobody is connected
+   * then). Kept in memory, a claim the storage no longer holds would never be written again
+   * (its owner re-sending its state changes nothing), and after the next wake another owner's
+   * echo could take the ID and lock its owner's own states out.
+   */
+  forgetClaims(): void {
+    this.claims.clear();
+    this.claimsByOwner.clear();
+    this.claimsBySocket.clear();
+  }
+
+  /**
    * Applies an awareness update sent by `socket`: returns the entries that changed presence, to
    * be relayed, and the removals to send back to `socket` (see {@link PresenceUpdate}). Throws {@link ProtocolError} (and changes nothing) when the
    * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}, or when an entry (or

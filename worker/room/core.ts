@@ -450,6 +450,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     }
     this.idleWorkDue = null;
     this.loadedDocument = null;
+    this.presence.forgetClaims();
     this.socketDeadline = this.sessions.nextDeadline(this.host.now());
     this.life.reset();
     this.duties.reset();
