@@ -11,7 +11,7 @@
  * refusal at the door maps its status to the code a socket would have carried; a request that
  * fails on the network is 1006, as a dropped socket, and the provider joins again.
  */
-import { SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-sessions";
+import { SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-wire";
 import { CloseCode } from "../worker/protocol";
 import { HeardPresence } from "./heard-presence";
 

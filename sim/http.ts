@@ -42,7 +42,8 @@
  */
 import { HeardPresence } from "../client/heard-presence";
 import { CloseCode } from "../worker/protocol";
-import { decodeAnswer, decodeFrames, encodeFrames, HttpSessions, MAX_BATCH_BYTES, POLL_HOLD_MS, takeBatch, type HttpSession, type HttpSessionRoom, type SessionClose } from "../worker/room/http-sessions";
+import { HttpSessions, POLL_HOLD_MS, type HttpSession, type HttpSessionRoom } from "../worker/room/http-sessions";
+import { decodeAnswer, decodeFrames, encodeFrames, MAX_BATCH_BYTES, takeBatch, type SessionClose } from "../worker/room/http-wire";
 import type { AccessGrant } from "../worker/access";
 import type { ClientLink, SimClient } from "./client";
 import type { SimulatedCore } from "./contract";

@@ -13,7 +13,7 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { allowedOrigins } from "./config";
-import { SESSION_HEADER } from "./room/http-sessions";
+import { SESSION_HEADER } from "./room/http-wire";
 
 /**
  * How long a browser may reuse a preflight's answer: two hours, the most Chromium honours. A

@@ -23,7 +23,8 @@ import { logEvent } from "./log";
 import { CloseCode } from "./protocol";
 import { rateLimiter, type LimiterName } from "./rate-limit";
 import { maxBodyBytes } from "./room/body-frames";
-import { ANSWER_HEADERS, POLL_HOLD_MS, encodeAnswer, isSessionId } from "./room/http-sessions";
+import { POLL_HOLD_MS } from "./room/http-sessions";
+import { ANSWER_HEADERS, encodeAnswer, isSessionId } from "./room/http-wire";
 import { bodyTypes, sameOriginWrites } from "./same-origin";
 
 export const sync = new Hono<DocumentEnv>();

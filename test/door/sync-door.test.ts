@@ -8,7 +8,7 @@ import * as encoding from "lib0/encoding";
 import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../worker/protocol";
 import { RETRY_AFTER_SECONDS } from "../../worker/rate-limit";
-import { SESSION_HEADER, decodeAnswer } from "../../worker/room/http-sessions";
+import { SESSION_HEADER, decodeAnswer } from "../../worker/room/http-wire";
 import { signToken } from "../../worker/tokens";
 import { roomName, upgradeRequest } from "../worker/client";
 

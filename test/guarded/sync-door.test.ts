@@ -8,7 +8,7 @@ import { SELF, env, listDurableObjectIds } from "cloudflare:test";
 import * as Y from "yjs";
 import { describe, expect, it } from "vitest";
 import { CloseCode, EMPTY_STATE_VECTOR, EMPTY_UPDATE, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate } from "../../worker/protocol";
-import { MAX_BATCH_BYTES, SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch } from "../../worker/room/http-sessions";
+import { MAX_BATCH_BYTES, SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch } from "../../worker/room/http-wire";
 import { signToken } from "../../worker/tokens";
 import { TestClient, roomName } from "../worker/client";
 import { HttpTestClient } from "../worker/http-client";

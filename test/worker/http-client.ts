@@ -4,7 +4,7 @@
  * the close record) so tests can assert on the wire itself.
  */
 import { SELF } from "cloudflare:test";
-import { SESSION_HEADER, decodeAnswer, encodeFrames, type SessionClose } from "../../worker/room/http-sessions";
+import { SESSION_HEADER, decodeAnswer, encodeFrames, type SessionClose } from "../../worker/room/http-wire";
 
 export interface Answer {
   status: number;

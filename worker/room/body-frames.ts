@@ -10,7 +10,7 @@
  * socket gets for a message over the limit, or 1008 for the rate.
  */
 import { CloseCode } from "../protocol";
-import { MAX_BATCH_BYTES, framedBytes, type SessionClose } from "./http-sessions";
+import { MAX_BATCH_BYTES, framedBytes, type SessionClose } from "./http-wire";
 
 /** The most one request body may carry: one frame of the frame limit with its prefix, or one client batch (framing included), whichever is larger. */
 export function maxBodyBytes(maxFrameBytes: number): number {

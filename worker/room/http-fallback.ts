@@ -12,7 +12,8 @@
  */
 import { grantFrom } from "../access";
 import { readBodyFrames } from "./body-frames";
-import { ANSWER_HEADERS, HttpSession, SESSION_HEADER, decodeFrames, encodeAnswer, type HttpSessions } from "./http-sessions";
+import { HttpSession, type HttpSessions } from "./http-sessions";
+import { ANSWER_HEADERS, SESSION_HEADER, decodeFrames, encodeAnswer } from "./http-wire";
 
 
 /** What the room's side needs of the room besides its sessions. */

@@ -12,7 +12,7 @@
  * gap and no repeat, and every close a documented one that an honest client can meet.
  */
 import { SELF } from "cloudflare:test";
-import { SESSION_HEADER, decodeAnswer, type SessionClose } from "../../../worker/room/http-sessions";
+import { SESSION_HEADER, decodeAnswer, type SessionClose } from "../../../worker/room/http-wire";
 import { Prng, mixSeed } from "../../../sim/prng";
 import type { FuzzLog } from "./log";
 
