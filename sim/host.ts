@@ -255,6 +255,13 @@ export class SimHost implements RoomHost<SimRoomSocket> {
     return this.time;
   }
 
+  // TODO(sim helper): model quiet clients' pings and probes.
+  lastPingAt(): number | null {
+    return null;
+  }
+
+  probe(): void {}
+
   async fetch(url: string, init: RequestInit): Promise<Response> {
     this.beforeFetch?.();
     const response = this.endpoints.fetch(url, init, this.time);

@@ -54,6 +54,12 @@ export interface PresenceRecord {
   state: string;
   /** When the room last accepted a state for this client (ms since epoch). */
   lastSeen: number;
+  /**
+   * How many times the room renewed this state towards renewing sockets ({@link PresenceRegistry.renewQuiet}):
+   * they were shown it under `clock + renewed`, so every later clock of this client is shown
+   * raised as much. Absent for states no one renewed.
+   */
+  renewed?: number;
 }
 
 /** The presence one socket controls, keyed by client ID; kept in the socket's attachment. */
@@ -64,7 +70,10 @@ export type SocketPresence = Record<number, PresenceRecord>;
  * back to the sender alone so that its provider re-announces those clients under newer clocks.
  */
 export interface PresenceUpdate {
+  /** What changed, under the clocks the sender sent (its own echo: its save confirmation). */
   changes: AwarenessEntry[];
+  /** The same changes as everyone else is shown them (renewed states under their raised clocks); `changes` itself when none is raised. */
+  shown: AwarenessEntry[];
   renew: AwarenessEntry[];
 }
 
@@ -95,6 +104,8 @@ export class PresenceRegistry<Socket> {
   private readonly claimsByOwner = new Map<string, Set<number>>();
   /** How many client IDs each socket has claimed; see {@link MAX_CLAIMS_PER_SOCKET}. */
   private readonly claimsBySocket = new Map<Socket, number>();
+  /** Sockets of quiet clients (docs/protocol.md, "Quiet clients"): their presence is kept while they are open, never swept. */
+  private readonly quiet = new Set<Socket>();
 
   /**
    * @param onClaims called with the claims an update made and forgot (once per update, and
@@ -102,8 +113,14 @@ export class PresenceRegistry<Socket> {
    */
   constructor(private readonly onClaims: (changes: ClaimChange[]) => void = () => {}) {}
 
+  /** Keeps `socket`'s presence while it is open: a quiet client does not renew it (docs/protocol.md). */
+  keepWhileOpen(socket: Socket): void {
+    this.quiet.add(socket);
+  }
+
   /** Restores a socket's presence from its attachment after the room woke. */
-  restore(socket: Socket, held: SocketPresence, owner?: string): void {
+  restore(socket: Socket, held: SocketPresence, owner?: string, quiet = false): void {
+    if (quiet) this.keepWhileOpen(socket);
     const records = new Map<number, PresenceRecord>();
     const changes: ClaimChange[] = [];
     for (const [id, record] of Object.entries(held)) {
@@ -154,6 +171,8 @@ export class PresenceRegistry<Socket> {
     const changes = new Map<number, AwarenessEntry>();
     // IDs sent under a clock older than their removal, by that removal's clock (see below).
     const behindRemoval = new Map<number, number>();
+    // Renewed IDs that changed, by how much their clock is raised for everyone but the sender.
+    const raisedBy = new Map<number, number>();
     for (const entry of entries) {
       const holder = this.owners.get(entry.clientId);
       if (holder !== undefined && holder !== socket) continue;
@@ -186,10 +205,11 @@ export class PresenceRegistry<Socket> {
         heldBytes -= recordBytes(current.state);
       } else {
         if (entry.clock === floor) continue;
-        held.set(entry.clientId, { clock: entry.clock, state, lastSeen: now });
+        held.set(entry.clientId, { clock: entry.clock, state, lastSeen: now, ...(current?.renewed ? { renewed: current.renewed } : {}) });
         heldBytes = afterBytes;
       }
       changes.set(entry.clientId, { clientId: entry.clientId, clock: entry.clock, state });
+      if (current?.renewed) raisedBy.set(entry.clientId, current.renewed);
     }
     const claimChanges: ClaimChange[] = [];
     const renew: AwarenessEntry[] = [];
@@ -197,7 +217,8 @@ export class PresenceRegistry<Socket> {
     let claimed = 0;
     for (const { clientId, clock, state } of changes.values()) {
       if (state === null) {
-        this.forget(clientId, clock);
+        // Peers were shown the raised clock: a removal below it would be lost on them.
+        this.forget(clientId, clock + (raisedBy.get(clientId) ?? 0));
         continue;
       }
       // Back at the clock its removal went out with: peers that saw the removal ignore this state.
@@ -212,7 +233,9 @@ export class PresenceRegistry<Socket> {
     if (claimed > 0) this.claimsBySocket.set(socket, claimsBefore + claimed);
     this.report(claimChanges);
     this.bySocket.set(socket, held);
-    return { changes: [...changes.values()], renew };
+    const changed = [...changes.values()];
+    const shown = raisedBy.size === 0 ? changed : changed.map((entry) => ({ ...entry, clock: entry.clock + (raisedBy.get(entry.clientId) ?? 0) }));
+    return { changes: changed, shown, renew };
   }
 
   /**
@@ -230,19 +253,50 @@ export class PresenceRegistry<Socket> {
     const held = this.bySocket.get(socket);
     this.bySocket.delete(socket);
     this.claimsBySocket.delete(socket);
+    this.quiet.delete(socket);
     if (held === undefined) return [];
     const removed: AwarenessEntry[] = [];
-    for (const [clientId, { clock }] of held) {
+    for (const [clientId, record] of held) {
+      const clock = shownClock(record);
       this.forget(clientId, clock);
       removed.push({ clientId, clock, state: null });
     }
     return removed;
   }
 
-  /** Removes clients not renewed within {@link AWARENESS_TIMEOUT_MS}. */
+  /**
+   * Renews every quiet client's state for the renewing sockets: y-protocols drops a remote
+   * state not renewed (under a newer clock) for 30 s, and a quiet client does not renew its
+   * own. Each state is shown one clock higher than before; returns those entries, and the
+   * sockets whose records changed (their attachments must be saved, or a wake would show
+   * lower clocks again, which peers ignore).
+   */
+  renewQuiet(): { renewed: AwarenessEntry[]; changedSockets: Socket[] } {
+    const renewed: AwarenessEntry[] = [];
+    const changedSockets: Socket[] = [];
+    for (const socket of this.quiet) {
+      const held = this.bySocket.get(socket);
+      if (held === undefined || held.size === 0) continue;
+      for (const [clientId, record] of held) {
+        record.renewed = (record.renewed ?? 0) + 1;
+        renewed.push({ clientId, clock: shownClock(record), state: record.state });
+      }
+      changedSockets.push(socket);
+    }
+    return { renewed, changedSockets };
+  }
+
+  /** Whether any quiet client has a state to renew for renewing sockets. */
+  anyQuietPresence(): boolean {
+    for (const socket of this.quiet) if ((this.bySocket.get(socket)?.size ?? 0) > 0) return true;
+    return false;
+  }
+
+  /** Removes clients not renewed within {@link AWARENESS_TIMEOUT_MS}; quiet clients' are kept while their socket is open. */
   sweep(now: number): SweepResult<Socket> {
     const result: SweepResult<Socket> = { removed: [], changedSockets: [] };
     for (const [socket, held] of this.bySocket) {
+      if (this.quiet.has(socket)) continue;
       const before = held.size;
       for (const [clientId, record] of held) {
         if (now - record.lastSeen < AWARENESS_TIMEOUT_MS) continue;
@@ -255,11 +309,17 @@ export class PresenceRegistry<Socket> {
     return result;
   }
 
-  /** Every current state (but those `except` holds), as sent to a socket that joins or asks (query-awareness). */
-  states(except?: Socket): AwarenessEntry[] {
+  /**
+   * Every current state as `viewer` is shown it, for a socket that joins or asks
+   * (query-awareness): others' under the clocks peers were shown, its own under the clocks it
+   * sent (a higher one would make y-protocols replace its local state), or left out (`withOwn`
+   * false: its save confirmation is withheld).
+   */
+  statesFor(viewer?: Socket, withOwn = true): AwarenessEntry[] {
     const all: AwarenessEntry[] = [];
     for (const [socket, held] of this.bySocket) {
-      if (socket !== except) all.push(...entriesOf(held));
+      if (socket !== viewer) all.push(...entriesOf(held, shownClock));
+      else if (withOwn) all.push(...entriesOf(held));
     }
     return all;
   }
@@ -279,10 +339,11 @@ export class PresenceRegistry<Socket> {
     return Object.fromEntries(this.bySocket.get(socket) ?? []);
   }
 
-  /** When the next client would time out, or null when nobody is present. */
+  /** When the next client would time out, or null when nobody renewing is present. */
   nextExpiry(): number | null {
     let oldest = Infinity;
-    for (const held of this.bySocket.values()) {
+    for (const [socket, held] of this.bySocket) {
+      if (this.quiet.has(socket)) continue;
       for (const { lastSeen } of held.values()) oldest = Math.min(oldest, lastSeen);
     }
     return oldest === Infinity ? null : oldest + AWARENESS_TIMEOUT_MS;
@@ -342,8 +403,13 @@ export class PresenceRegistry<Socket> {
   }
 }
 
-function entriesOf(held: Map<number, PresenceRecord>): AwarenessEntry[] {
-  return [...held].map(([clientId, { clock, state }]) => ({ clientId, clock, state }));
+function entriesOf(held: Map<number, PresenceRecord>, clockOf = (record: PresenceRecord) => record.clock): AwarenessEntry[] {
+  return [...held].map(([clientId, record]) => ({ clientId, clock: clockOf(record), state: record.state }));
+}
+
+/** The clock peers were shown a state under: its own, raised by the room's renewals of it. */
+function shownClock(record: PresenceRecord): number {
+  return record.clock + (record.renewed ?? 0);
 }
 
 function presenceBytes(held: Map<number, PresenceRecord>): number {

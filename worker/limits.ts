@@ -254,6 +254,39 @@ export const ECHO_CREDIT_LIMIT_BYTES = 1024 * 1024;
 export const JOIN_TIMEOUT_MS = 10_000;
 
 /**
+ * Quiet clients (docs/protocol.md) are judged by probes, not by their silence: one that showed no
+ * sign of life (a frame, or a `ping` the runtime answered) for this long is sent a probe when the
+ * room checks. The app's client pings after 30 s of sending nothing (client/quiet-socket.ts), so
+ * a visible tab is never probed; a background tab, whose timers Chrome runs about once a
+ * minute, sometimes is, and answers at once (socket messages are not throttled).
+ */
+export const QUIET_PROBE_AFTER_MS = 45_000;
+
+/** A quiet client that shows no sign of life this long after a probe is gone: closed with 4000, its presence removed. */
+export const QUIET_PROBE_GRACE_MS = 10_000;
+
+/**
+ * While quiet clients are open the room wakes itself this often to check them (the issue's
+ * bound for a periodic wake: at most every 5 minutes); it also checks whenever it wakes for
+ * another reason, so a vanished tab leaves everyone's list within
+ * {@link QUIET_PROBE_GRACE_MS} of the room's next wake (docs/sessions.md).
+ */
+export const QUIET_CHECK_INTERVAL_MS = 5 * 60_000;
+
+/** While the room is in use (frames arrive), quiet clients are checked at the first event this long after the last check. */
+export const QUIET_CHECK_IN_USE_MS = 60_000;
+
+/**
+ * Stock providers drop a remote state that no newer clock renewed for 30 s (y-protocols'
+ * `outdatedTimeout`), and quiet clients do not renew theirs: when a renewing socket's frame
+ * wakes the room anyway, quiet clients' states are renewed towards the renewing sockets if
+ * the last renewal is this old. Under y-protocols' 15 s renewal interval, so that a stock
+ * provider's renewal arriving a moment early still renews them: the states are then renewed
+ * every 15 s, twice within the 30 s timeout.
+ */
+export const QUIET_RENEWAL_INTERVAL_MS = 10_000;
+
+/**
  * A socket's last-frame time is written to its attachment (so it survives hibernation) at most
  * this often: a write per frame would serialize the attachment on every keystroke.
  */

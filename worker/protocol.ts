@@ -82,6 +82,21 @@ export const CloseCode = {
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /**
+ * Quiet clients (docs/protocol.md, "Quiet clients"): a WebSocket opened with this query
+ * parameter (`?presence=socket`) sends nothing while nothing changes. Its presence lives as
+ * long as its socket, it keeps the socket alive with {@link PING}, and it answers the room's
+ * {@link QUIET_PROBE} with one.
+ */
+export const QUIET_CLIENT_PARAM = { name: "presence", value: "socket" } as const;
+
+/** The keep-alive text frame: the runtime answers it with {@link PONG} without waking the room (`setWebSocketAutoResponse`). */
+export const PING = "ping";
+export const PONG = "pong";
+
+/** The text frame the room sends a quiet client it has not heard from for a while; the client answers with {@link PING}. */
+export const QUIET_PROBE = "probe";
+
+/**
  * A client whose awareness state is not renewed for this long is considered offline.
  * Matches y-protocols' `outdatedTimeout`; providers renew every 15 s.
  */

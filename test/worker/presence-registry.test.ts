@@ -18,9 +18,9 @@ describe("presence registry rules", () => {
     expect(registry.apply("a", [wire(1, 2, state("v2"))], 0).changes).toHaveLength(1);
     expect(registry.apply("a", [wire(1, 2, state("again"))], 0).changes).toHaveLength(0);
     expect(registry.apply("a", [wire(1, 1, state("older"))], 0).changes).toHaveLength(0);
-    expect(registry.states()).toEqual([{ clientId: 1, clock: 2, state: state("v2") }]);
+    expect(registry.statesFor()).toEqual([{ clientId: 1, clock: 2, state: state("v2") }]);
     expect(registry.apply("a", [wire(1, 2, null)], 0).changes).toHaveLength(1);
-    expect(registry.states()).toEqual([]);
+    expect(registry.statesFor()).toEqual([]);
   });
 
   it("refuses a stale echo of a removed client but lets it come back at its own clock", () => {
@@ -44,7 +44,7 @@ describe("presence registry rules", () => {
     registry.apply("a", [wire(1, 1, state("alice"))], 0);
     const huge = state("x".repeat(9_000));
     expect(() => registry.apply("a", [wire(2, 1, huge)], 0)).toThrow(ProtocolError);
-    expect(registry.states()).toEqual([{ clientId: 1, clock: 1, state: state("alice") }]);
+    expect(registry.statesFor()).toEqual([{ clientId: 1, clock: 1, state: state("alice") }]);
   });
 
   it("sweeps clients not renewed within the timeout and reports the sockets that lost them", () => {
@@ -56,7 +56,7 @@ describe("presence registry rules", () => {
     const swept = registry.sweep(AWARENESS_TIMEOUT_MS);
     expect(swept.removed).toEqual([{ clientId: 1, clock: 1, state: null }]);
     expect(swept.changedSockets).toEqual(["a"]);
-    expect(registry.states().map((entry) => entry.clientId)).toEqual([2]);
+    expect(registry.statesFor().map((entry) => entry.clientId)).toEqual([2]);
   });
 
   it("counts presence in UTF-8 bytes, which bound the attachment, not UTF-16 units", () => {
@@ -78,7 +78,7 @@ describe("presence registry rules", () => {
     expect(() => registry.apply("m", flood(), 0)).toThrow(/awareness state too large/);
     // Each entry is charged 32 bytes of overhead plus its JSON: the budget stops it at about 240.
     expect(decoded).toBeLessThan(300);
-    expect(registry.states()).toEqual([]);
+    expect(registry.statesFor()).toEqual([]);
   });
 
   it("changes a client named many times in one update once, and skips entries another socket owns undecoded", () => {
@@ -108,11 +108,11 @@ describe("presence registry rules", () => {
     const registry = new PresenceRegistry<string>();
     registry.apply("ada", [wire(1, 5, state("ada"))], 0, "ada");
     // Held by ada's socket: refused, whatever the clock or state.
-    expect(registry.apply("mallory", [wire(1, 105, state("mallory")), wire(1, 105, null)], 0, "mallory")).toEqual({ changes: [], renew: [] });
+    expect(registry.apply("mallory", [wire(1, 105, state("mallory")), wire(1, 105, null)], 0, "mallory")).toMatchObject({ changes: [], renew: [] });
     expect(registry.apply("ada", [wire(1, 6, state("ada moved"))], 0, "ada").changes).toEqual([{ clientId: 1, clock: 6, state: state("ada moved") }]);
     expect(registry.removeSocket("ada")).toEqual([{ clientId: 1, clock: 6, state: null }]);
     // Departed but claimed by ada: refused too, and no tombstone moves.
-    expect(registry.apply("mallory", [wire(1, 106, state("mallory")), wire(1, 106, null)], 0, "mallory")).toEqual({ changes: [], renew: [] });
+    expect(registry.apply("mallory", [wire(1, 106, state("mallory")), wire(1, 106, null)], 0, "mallory")).toMatchObject({ changes: [], renew: [] });
     expect(registry.apply("ada again", [wire(1, 6, state("ada moved"))], 0, "ada").changes).toHaveLength(1);
   });
 
@@ -121,14 +121,14 @@ describe("presence registry rules", () => {
     registry.apply("a", [wire(1, 5, state("alice"))], 0);
     registry.removeSocket("a");
     // A stock provider reconnecting re-sends its state unchanged: relayed, and sent its removal back.
-    expect(registry.apply("a2", [wire(1, 5, state("alice"))], 0)).toEqual({
+    expect(registry.apply("a2", [wire(1, 5, state("alice"))], 0)).toMatchObject({
       changes: [{ clientId: 1, clock: 5, state: state("alice") }],
       renew: [{ clientId: 1, clock: 5, state: null }],
     });
     // Its answer, under the next clock, is an ordinary change; so is a return under a newer clock.
     expect(registry.apply("a2", [wire(1, 6, state("alice"))], 0).renew).toEqual([]);
     registry.removeSocket("a2");
-    expect(registry.apply("a3", [wire(1, 7, state("alice"))], 0)).toEqual({ changes: [{ clientId: 1, clock: 7, state: state("alice") }], renew: [] });
+    expect(registry.apply("a3", [wire(1, 7, state("alice"))], 0)).toMatchObject({ changes: [{ clientId: 1, clock: 7, state: state("alice") }], renew: [] });
   });
 
   it("caps claims per owner: one owner cycling IDs over many sockets replaces only its own, and storage mirrors the claims", () => {

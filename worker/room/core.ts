@@ -20,7 +20,15 @@ import { RoomDocument } from "../document";
 import type { VersionReason } from "../documents";
 import { History, type NewVersion } from "../history";
 import { HttpReads } from "../http-reads";
-import { DAY_MS, IDLE_COMPACTION_DELAY_MS, JOIN_TIMEOUT_MS, MAX_CLOSING_SOCKETS, ROOM_ANSWER_BURST_BYTES, ROOM_ANSWER_BYTES_PER_SECOND } from "../limits";
+import {
+  DAY_MS,
+  IDLE_COMPACTION_DELAY_MS,
+  JOIN_TIMEOUT_MS,
+  MAX_CLOSING_SOCKETS,
+  QUIET_RENEWAL_INTERVAL_MS,
+  ROOM_ANSWER_BURST_BYTES,
+  ROOM_ANSWER_BYTES_PER_SECOND,
+} from "../limits";
 import { logEvent } from "../log";
 import { CloseCode, ProtocolError, encodeAwareness, encodeSyncStep1 } from "../protocol";
 import { TokenBucket } from "../rate";
@@ -30,6 +38,7 @@ import { Outbox, type WebhookSettings } from "../webhooks";
 import { Duties } from "./duties";
 import { FrameHandler } from "./frames";
 import type { RoomHost, RoomSocket } from "./ports";
+import { QuietLiveness } from "./liveness";
 import { roomDuties } from "./room-duties";
 import { Sessions, closeQuietly, readAttachment } from "./sessions";
 import { UpdateLife } from "./updates";
@@ -69,6 +78,10 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   readonly presence: PresenceRegistry<Socket>;
   readonly sessions: Sessions<Socket>;
   readonly life: UpdateLife<Socket>;
+  /** Whether quiet clients are still there (worker/room/liveness.ts). */
+  readonly liveness: QuietLiveness<Socket>;
+  /** When quiet clients' states were last renewed towards renewing sockets ({@link renewQuietPresence}). */
+  private quietRenewedAt = -Infinity;
   /** What the whole room may still send in answers (sync step 2, presence queries, HTTP reads). */
   readonly answers: TokenBucket;
   /** HTTP reads: their cache, and their callers' budgets, charged with {@link answers} (docs/limits.md). */
@@ -122,6 +135,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       writeHeldUpdates: () => this.life.writeHeld(),
       now: () => host.now(),
     });
+    this.liveness = new QuietLiveness(this.sessions, host);
     this.frames = new FrameHandler(this);
     this.duties = new Duties(roomDuties(this), host.name);
     const withheld = this.sessions.restore(host.now());
@@ -136,6 +150,8 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
    * vanished with a restart, presence and deadlines rebuilt from attachment stamps).
    */
   async wake(): Promise<void> {
+    // Waking is when quiet clients are judged: nothing they did while the room slept reached it.
+    this.liveness.check(this.host.now());
     await this.scheduleAlarm(true);
   }
 
@@ -188,8 +204,8 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     return this.loadedDocument;
   }
 
-  /** A socket the runtime just accepted (and the Worker authorized): starts the sync handshake. */
-  async connect(socket: Socket, grant: AccessGrant): Promise<void> {
+  /** A socket the runtime just accepted (and the Worker authorized): starts the sync handshake. `quiet` for a quiet client (docs/protocol.md). */
+  async connect(socket: Socket, grant: AccessGrant, quiet = false): Promise<void> {
     const all = this.host.sockets().length;
     const open = this.sessions.openSockets().length;
     if (open > this.limits.maxSocketsPerRoom || all - open > MAX_CLOSING_SOCKETS) {
@@ -199,19 +215,19 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       return;
     }
     const now = this.host.now();
-    const session = this.sessions.open(socket, grant, now);
+    const session = this.sessions.open(socket, grant, now, quiet);
     // Written before the state vector is encoded: a failed write goes back to what is stored,
     // and the joiner must be asked for everything the room lacks after it.
     this.life.writeHeld();
     this.sessions.send(socket, session, encodeSyncStep1(this.document.stateVector()));
-    const states = this.presence.states();
+    const states = this.presence.statesFor();
     if (states.length > 0) {
       const frame = encodeAwareness(states);
       // Everyone's presence is an answer the joiner did not ask for but costs as much.
       if (!this.answers.take(frame.byteLength, now)) return this.sessions.refuseNew(socket, "room busy: try again shortly");
       this.sessions.send(socket, session, frame);
     }
-    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: open });
+    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: open, ...(quiet ? { quiet } : {}) });
     this.socketDeadline = Math.min(this.socketDeadline ?? Infinity, now + JOIN_TIMEOUT_MS);
     await this.scheduleAlarm();
   }
@@ -230,7 +246,23 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
         this.sessions.reject(socket, CloseCode.internalError, "internal error", this.host.now());
       }
     }
+    const now = this.host.now();
+    if (!this.sessions.get(socket)?.quiet) this.renewQuietPresence(now);
+    if (this.liveness.checkInUse(now)) this.alarmStale = true;
     await this.rearmIfStale();
+  }
+
+  /**
+   * A renewing socket's frame woke the room anyway: quiet clients' states are renewed towards
+   * the renewing sockets when the last renewal is {@link QUIET_RENEWAL_INTERVAL_MS} old, so stock
+   * providers, which drop a state not renewed for 30 s, keep seeing app users.
+   */
+  private renewQuietPresence(now: number): void {
+    if (now - this.quietRenewedAt < QUIET_RENEWAL_INTERVAL_MS || !this.presence.anyQuietPresence()) return;
+    this.quietRenewedAt = now;
+    const { renewed, changedSockets } = this.presence.renewQuiet();
+    for (const socket of changedSockets) this.sessions.save(socket);
+    this.sessions.broadcast(encodeAwareness(renewed), now, undefined, "renewing");
   }
 
   /** Charges one request of the HTTP fallback (one that carries no frame) to its session's message rate. */

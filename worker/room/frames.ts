@@ -72,7 +72,7 @@ export class FrameHandler<Socket extends RoomSocket> {
       case "query-awareness":
         // Written first: a failed write withholds this socket's confirmation, so its own state is left out.
         room.life.writeHeld();
-        return this.answer(socket, session, encodeAwareness(room.presence.states(room.life.isWithheld(socket) ? socket : undefined)));
+        return this.answer(socket, session, encodeAwareness(room.presence.statesFor(socket, !room.life.isWithheld(socket))));
       default:
         // A message type added to the protocol but not handled here fails to compile.
         return message satisfies never;
@@ -120,7 +120,7 @@ export class FrameHandler<Socket extends RoomSocket> {
     const { presence, sessions } = this.room;
     const now = this.room.host.now();
     const heldBefore = presence.heldCount(socket);
-    const { changes, renew } = presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
+    const { changes, shown, renew } = presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
     if (changes.length === 0) {
       // An echo of others' states: paid from what the room sent this socket, so a stock
       // provider in a busy room is never closed for it, and a flood cannot pose as echoes.
@@ -144,7 +144,14 @@ export class FrameHandler<Socket extends RoomSocket> {
     // sender whose confirmation is withheld does not get it.
     // Whether its confirmation is withheld is asked once what is held is written: a failed write withholds it.
     this.room.life.writeHeld();
-    sessions.broadcast(encodeAwareness(changes), now, this.room.life.isWithheld(socket) ? socket : undefined);
+    const confirmed = !this.room.life.isWithheld(socket);
+    if (shown === changes) {
+      sessions.broadcast(encodeAwareness(changes), now, confirmed ? undefined : socket);
+    } else {
+      // A state the room renewed for stock providers is shown to others under a raised clock; its sender gets the clocks it sent.
+      sessions.broadcast(encodeAwareness(shown), now, socket);
+      if (confirmed) sessions.send(socket, session, encodeAwareness(changes));
+    }
     // A client back at (or behind) the clock its removal went out with: its provider answers
     // this removal with its state under the next clock, which peers that saw the removal take
     // (awareness.ts).

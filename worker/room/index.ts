@@ -12,6 +12,7 @@ import { DurableObject } from "cloudflare:workers";
 import { grantFrom } from "../access";
 import { roomLimits } from "../config";
 import type { DocumentInfo, Outcome, StorageStats, VersionInfo } from "../documents";
+import { PING, PONG, QUIET_CLIENT_PARAM, QUIET_PROBE } from "../protocol";
 import { webhookSettings, type WebhookEventInfo } from "../webhooks";
 import { RoomCore } from "./core";
 import { RoomApi } from "./http-api";
@@ -30,7 +31,7 @@ export class Room extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     this.http = new HttpSessions({
       connect: (session, grant) => this.core.connect(session, grant),
       message: (session, frame) => this.core.message(session, frame),
@@ -53,7 +54,7 @@ export class Room extends DurableObject<Env> {
    */
   async fetch(request: Request): Promise<Response> {
     const upgrade = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
-    const { pathname } = new URL(request.url);
+    const { pathname, searchParams } = new URL(request.url);
     if (pathname.startsWith("/sync/") && !upgrade) {
       const room = { durable: () => this.ctx.storage.sync(), maxFrameBytes: this.core.limits.maxFrameBytes, bytesAllowed: (session: HttpSession) => this.core.bytesAllowed(session) };
       return this.settled(answerHttpFallback(this.http, request, room));
@@ -61,7 +62,8 @@ export class Room extends DurableObject<Env> {
     if (!pathname.startsWith("/ws/") || !upgrade) return new Response("WebSockets open on /ws/:name, the HTTP fallback is /sync/:name", { status: 400 });
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
-    await this.settled(this.core.connect(server, grantFrom(request)));
+    const quiet = searchParams.get(QUIET_CLIENT_PARAM.name) === QUIET_CLIENT_PARAM.value;
+    await this.settled(this.core.connect(server, grantFrom(request), quiet));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -177,5 +179,13 @@ function durableObjectHost(ctx: DurableObjectState, httpSessions: () => HttpSess
     now: () => Date.now(),
     fetch: (url, init) => fetch(url, init),
     name: ctx.id.name,
+    lastPingAt: (socket) => (socket instanceof WebSocket ? (ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? null) : null),
+    probe: (socket) => {
+      try {
+        if (socket instanceof WebSocket) socket.send(QUIET_PROBE);
+      } catch {
+        // Closed by the peer: its close handler removes it.
+      }
+    },
   };
 }

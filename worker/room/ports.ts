@@ -57,4 +57,11 @@ export interface RoomHost<Socket extends RoomSocket = RoomSocket> {
   fetch(url: string, init: RequestInit): Promise<Response>;
   /** The document name, for logs and webhook events. */
   readonly name: string | undefined;
+  /**
+   * When the runtime last answered `socket`'s `ping` without waking the room
+   * (`getWebSocketAutoResponseTimestamp`), or null: never, or not a WebSocket.
+   */
+  lastPingAt(socket: Socket): number | null;
+  /** Sends a quiet client's socket the text frame `probe` (docs/protocol.md, "Quiet clients"). */
+  probe(socket: Socket): void;
 }

@@ -33,6 +33,12 @@ export function roomDuties<Socket extends RoomSocket>(room: RoomCore<Socket>): D
       run: (now) => room.sessions.closeIdle(now),
     },
     {
+      // Quiet clients that showed no sign of life are probed, and closed when they do not answer (worker/room/liveness.ts).
+      name: "quiet-liveness",
+      nextDue: (now) => room.liveness.nextDue(now),
+      run: (now) => room.liveness.check(now),
+    },
+    {
       // Updates waiting for dependencies past their TTL are dropped; their writers are asked again.
       name: "waiting-ttl",
       nextDue: () => room.documentIfLoaded?.pendingExpiry() ?? null,

@@ -31,6 +31,10 @@ export interface SocketAttachment extends AccessGrant {
   closing?: true;
   /** Its save confirmation is withheld (worker/room/updates.ts): an update of its waits, or was dropped and must be sent again. */
   unconfirmed?: true;
+  /** A quiet client (docs/protocol.md, "Quiet clients"): its presence is kept while it is open, and its silence judged by probes (worker/room/liveness.ts). */
+  quiet?: true;
+  /** When the room probed this quiet client and has not seen it since (worker/room/liveness.ts). */
+  probedAt?: number;
 }
 
 /** A socket's access, budgets and activity, kept in memory (budgets start full again after a wake). */
@@ -42,6 +46,10 @@ export interface Session {
   answers: TokenBucket | null;
   connectedAt: number;
   joined: boolean;
+  /** A quiet client: it sends nothing while nothing changes, and answers the room's probes. */
+  quiet: boolean;
+  /** When the room probed it, until it shows a sign of life (worker/room/liveness.ts). */
+  probedAt?: number;
   /** When it last sent a frame (`ping` never reaches the room), and when that was last saved. */
   lastFrameAt: number;
   stampedAt: number;
@@ -62,7 +70,7 @@ export interface Session {
  * Who hears a broadcast: everyone, or only the sockets that may write (they can send back an
  * edit the room lost) or only the read-only ones (which cannot, so they hear edits once stored).
  */
-export type Audience = "everyone" | "writers" | "readers";
+export type Audience = "everyone" | "writers" | "readers" | "renewing";
 
 export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
 
@@ -111,17 +119,18 @@ export class Sessions<Socket extends RoomSocket> {
       const attachment = readAttachment(socket);
       if (attachment?.closing) this.closing.add(socket);
       if (!attachment || attachment.closing) continue;
-      this.presence.restore(socket, attachment.presence, attachment.owner);
+      this.presence.restore(socket, attachment.presence, attachment.owner, attachment.quiet === true);
       this.start(socket, attachment, now);
       if (attachment.unconfirmed) unconfirmed.push(socket);
     }
     return unconfirmed;
   }
 
-  /** Opens a session for a socket the runtime just accepted. */
-  open(socket: Socket, grant: AccessGrant, now: number): Session {
-    const attachment: SocketAttachment = { ...grant, connectedAt: now, presence: {}, joined: false, activeAt: now };
+  /** Opens a session for a socket the runtime just accepted; `quiet` for a quiet client. */
+  open(socket: Socket, grant: AccessGrant, now: number, quiet = false): Session {
+    const attachment: SocketAttachment = { ...grant, connectedAt: now, presence: {}, joined: false, activeAt: now, ...(quiet ? { quiet: true as const } : {}) };
     socket.serializeAttachment(attachment);
+    if (quiet) this.presence.keepWhileOpen(socket);
     return this.start(socket, attachment, now);
   }
 
@@ -135,6 +144,8 @@ export class Sessions<Socket extends RoomSocket> {
       answers: null,
       connectedAt: attachment.connectedAt,
       joined: attachment.joined,
+      quiet: attachment.quiet === true,
+      ...(attachment.probedAt === undefined ? {} : { probedAt: attachment.probedAt }),
       // The stamp may be up to one interval old; count the socket active until then.
       lastFrameAt: Math.min(now, attachment.activeAt + ACTIVITY_STAMP_INTERVAL_MS),
       stampedAt: attachment.activeAt,
@@ -197,13 +208,14 @@ export class Sessions<Socket extends RoomSocket> {
     const session = this.sessions.get(socket);
     if (!attachment || !session) return;
     session.stampedAt = session.lastFrameAt;
-    const { unconfirmed: _, ...rest } = attachment;
+    const { unconfirmed: _, probedAt: __, ...rest } = attachment;
     socket.serializeAttachment({
       ...rest,
       presence: this.presence.heldBy(socket),
       joined: session.joined,
       activeAt: session.lastFrameAt,
       ...(this.hooks.unconfirmed(socket) ? { unconfirmed: true as const } : {}),
+      ...(session.probedAt === undefined ? {} : { probedAt: session.probedAt }),
     } satisfies SocketAttachment);
   }
 
@@ -211,6 +223,26 @@ export class Sessions<Socket extends RoomSocket> {
   noteActivity(socket: Socket, session: Session, now: number): void {
     session.lastFrameAt = now;
     if (now - session.stampedAt >= ACTIVITY_STAMP_INTERVAL_MS) this.save(socket);
+  }
+
+  /** Records that the room probed a quiet client (`probedAt`), or saw it since (undefined), through hibernation. */
+  noteProbe(socket: Socket, session: Session, probedAt: number | undefined): void {
+    if (probedAt === undefined) delete session.probedAt;
+    else session.probedAt = probedAt;
+    this.save(socket);
+  }
+
+  /** The open sockets of quiet clients that joined: those worker/room/liveness.ts judges. */
+  quietSockets(now: number): Socket[] {
+    return this.openSockets().filter((socket) => {
+      const session = this.of(socket, now);
+      return session.quiet && session.joined;
+    });
+  }
+
+  /** Whether any open socket renews its presence (a stock provider, an HTTP session): quiet clients' states are renewed towards those. */
+  anyRenewing(now: number): boolean {
+    return this.openSockets().some((socket) => !this.of(socket, now).quiet);
   }
 
   markJoined(socket: Socket, session: Session): void {
@@ -247,7 +279,11 @@ export class Sessions<Socket extends RoomSocket> {
   broadcast(frame: Uint8Array, now: number, except?: Socket, audience: Audience = "everyone"): void {
     if (!isSyncUpdate(frame)) this.hooks.storeBeforeTelling();
     const everyone = audience === "everyone" || (audience === "writers" && !this.anyReaders);
-    const heard = (socket: Socket) => everyone || (this.of(socket, now).grant.mode === "read") === (audience === "readers");
+    const heard = (socket: Socket) => {
+      if (everyone) return true;
+      const session = this.of(socket, now);
+      return audience === "renewing" ? !session.quiet : (session.grant.mode === "read") === (audience === "readers");
+    };
     const recipients = this.listed().filter((socket) => socket !== except && !this.closing.has(socket) && heard(socket));
     const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
     if (recipients.length > affordable) recipients.sort((a, b) => this.of(b, now).lastFrameAt - this.of(a, now).lastFrameAt);
@@ -307,13 +343,17 @@ export class Sessions<Socket extends RoomSocket> {
   /**
    * Closes sockets that hold a place in the room without using it: not joined within
    * {@link JOIN_TIMEOUT_MS} (4001), or no frame for {@link AWARENESS_TIMEOUT_MS} (4000; stock
-   * providers renew their presence every 15 s, and `ping` never reaches the room).
+   * providers renew their presence every 15 s, and `ping` never reaches the room). A quiet
+   * client that joined sends nothing while nothing changes: its silence is judged by probes
+   * (worker/room/liveness.ts), not here.
    */
   closeIdle(now: number): void {
     for (const socket of this.openSockets()) {
       const session = this.of(socket, now);
       if (!session.joined && now - session.connectedAt >= JOIN_TIMEOUT_MS) {
         this.reject(socket, CloseCode.joinTimeout, `join timed out: no sync step 2 within ${JOIN_TIMEOUT_MS / 1000} s`, now);
+      } else if (session.joined && session.quiet) {
+        continue;
       } else if (now - session.lastFrameAt >= AWARENESS_TIMEOUT_MS) {
         logEvent("presence_timeout", { room: this.room });
         this.reject(socket, CloseCode.presenceTimeout, `presence timed out: no frame for ${AWARENESS_TIMEOUT_MS / 1000} s`, now);
@@ -326,6 +366,7 @@ export class Sessions<Socket extends RoomSocket> {
     let next: number | null = null;
     for (const socket of this.openSockets()) {
       const session = this.of(socket, now);
+      if (session.joined && session.quiet) continue;
       const due = session.joined ? session.lastFrameAt + AWARENESS_TIMEOUT_MS : session.connectedAt + JOIN_TIMEOUT_MS;
       next = next === null ? due : Math.min(next, due);
     }

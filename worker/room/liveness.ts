@@ -1,0 +1,69 @@
+/**
+ * Whether quiet clients are still there (docs/protocol.md, "Quiet clients"). A quiet client
+ * sends nothing while nothing changes, so its silence says nothing; instead it sends `ping`
+ * after 30 s of sending nothing, which the runtime answers without waking the room, keeping the
+ * time of its last answer (`getWebSocketAutoResponseTimestamp`, the host's `lastPingAt`).
+ *
+ * The room checks its quiet sockets when it wakes (constructed after hibernation or eviction,
+ * whatever woke it), at the first event {@link QUIET_CHECK_IN_USE_MS} after the last check
+ * while it is in use, and every {@link QUIET_CHECK_INTERVAL_MS} by alarm while quiet sockets are
+ * open, never more often while they are idle. A socket with no sign of life (a frame, or a
+ * ping answered) for {@link QUIET_PROBE_AFTER_MS} is sent a probe, which a live client answers
+ * with `ping` at once; one still without a sign {@link QUIET_PROBE_GRACE_MS} after its probe is
+ * closed with 4000, and its presence removed for everyone. The probe's time rides in the
+ * socket's attachment, so a wake in between still judges it.
+ */
+import { QUIET_CHECK_INTERVAL_MS, QUIET_CHECK_IN_USE_MS, QUIET_PROBE_AFTER_MS, QUIET_PROBE_GRACE_MS } from "../limits";
+import { CloseCode } from "../protocol";
+import type { RoomHost, RoomSocket } from "./ports";
+import type { Sessions } from "./sessions";
+
+export class QuietLiveness<Socket extends RoomSocket> {
+  /** When quiet sockets were last checked; null until the first check (waking is one, and memory does not outlive a wake). */
+  private checkedAt: number | null = null;
+
+  constructor(
+    private readonly sessions: Sessions<Socket>,
+    private readonly host: Pick<RoomHost<Socket>, "lastPingAt" | "probe">,
+  ) {}
+
+  /** At an event of a room in use: checks if the last check is {@link QUIET_CHECK_IN_USE_MS} old. True when it checked (what is due may have moved). */
+  checkInUse(now: number): boolean {
+    if (this.checkedAt !== null && now - this.checkedAt < QUIET_CHECK_IN_USE_MS) return false;
+    this.check(now);
+    return true;
+  }
+
+  /** Judges every quiet socket that joined: probes the silent, closes those that did not answer a probe in time. */
+  check(now: number): void {
+    this.checkedAt = now;
+    for (const socket of this.sessions.quietSockets(now)) {
+      const session = this.sessions.of(socket, now);
+      const lastSign = Math.max(session.lastFrameAt, this.host.lastPingAt(socket) ?? 0);
+      if (session.probedAt !== undefined) {
+        if (lastSign < session.probedAt) {
+          if (now >= session.probedAt + QUIET_PROBE_GRACE_MS) {
+            this.sessions.reject(socket, CloseCode.presenceTimeout, `presence timed out: no answer to a probe within ${QUIET_PROBE_GRACE_MS / 1000} s`, now);
+          }
+          continue;
+        }
+        this.sessions.noteProbe(socket, session, undefined);
+      }
+      if (now - lastSign >= QUIET_PROBE_AFTER_MS) {
+        this.host.probe(socket);
+        this.sessions.noteProbe(socket, session, now);
+      }
+    }
+  }
+
+  /** When a check is next due: a probe's deadline, else the periodic check; null without quiet sockets. */
+  nextDue(now: number): number | null {
+    let due: number | null = null;
+    for (const socket of this.sessions.quietSockets(now)) {
+      const probedAt = this.sessions.of(socket, now).probedAt;
+      const socketDue = probedAt === undefined ? (this.checkedAt ?? now) + QUIET_CHECK_INTERVAL_MS : probedAt + QUIET_PROBE_GRACE_MS;
+      due = due === null ? socketDue : Math.min(due, socketDue);
+    }
+    return due;
+  }
+}
