@@ -13,7 +13,10 @@
  */
 import { WebsocketProvider } from "y-websocket";
 import type * as Y from "yjs";
+import { QUIET_CLIENT_PARAM } from "../worker/protocol";
 import { HttpSocket } from "./http-socket";
+import { keepStockTimersOnlyWhen } from "./presence-timers";
+import { QuietSocket } from "./quiet-socket";
 
 /** Attempts that never opened before falling back: a refusal takes milliseconds, so three cost the provider's first backoffs (~1 s). */
 export const WEBSOCKET_ATTEMPTS = 3;
@@ -24,8 +27,8 @@ export const PROBE_INTERVAL_MS = 5 * 60_000;
 
 export type Transport = "websocket" | "http";
 
-/** The socket surface the provider uses, implemented by both `WebSocket` and {@link HttpSocket}. */
-type ProviderSocket = WebSocket | HttpSocket;
+/** The socket surface the provider uses, implemented by {@link QuietSocket} (over a `WebSocket`) and {@link HttpSocket}. */
+type ProviderSocket = QuietSocket | HttpSocket;
 
 /** Overrides for tests and embedders with their own numbers. */
 export interface FallbackOptions {
@@ -34,6 +37,13 @@ export interface FallbackOptions {
   probeIntervalMs?: number;
   /** The WebSocket implementation (Node's `ws` outside browsers). */
   WebSocketImpl?: typeof WebSocket;
+}
+
+/** The `/ws/:name` URL of a quiet client: the provider's, with `?presence=socket` (docs/protocol.md, "Quiet clients"). */
+function quietUrl(url: string): string {
+  const quiet = new URL(url);
+  quiet.searchParams.set(QUIET_CLIENT_PARAM.name, QUIET_CLIENT_PARAM.value);
+  return quiet.toString();
 }
 
 /** Chooses the transport of each connection attempt; see the module comment. */
@@ -50,7 +60,11 @@ export class TransportChooser {
   private readonly probeIntervalMs: number;
   private readonly WebSocketImpl: typeof WebSocket;
 
-  constructor(options: FallbackOptions = {}) {
+  /** `clientId`: the provider's awareness ID, the only presence its sockets send (client/quiet-socket.ts). */
+  constructor(
+    private readonly clientId: () => number,
+    options: FallbackOptions = {},
+  ) {
     this.attempts = options.attempts ?? WEBSOCKET_ATTEMPTS;
     this.openTimeoutMs = options.openTimeoutMs ?? OPEN_TIMEOUT_MS;
     this.probeIntervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS;
@@ -85,7 +99,7 @@ export class TransportChooser {
       this.scheduleProbe(url);
       return socket;
     }
-    const socket = new this.WebSocketImpl(url, protocols);
+    const socket = new QuietSocket(new this.WebSocketImpl(quietUrl(url), protocols), this.clientId);
     let opened = false;
     const timeout = setTimeout(() => {
       // Closing reports the close to the provider, which counts it and tries again.
@@ -151,10 +165,17 @@ export class EdgedocProvider extends WebsocketProvider {
     options: ConstructorParameters<typeof WebsocketProvider>[3] & { fallback?: FallbackOptions } = {},
   ) {
     const { fallback, ...rest } = options;
-    const chooser = new TransportChooser(fallback);
+    // Read once the provider exists: its awareness's ID is ours.
+    let provider: EdgedocProvider | null = null;
+    const chooser = new TransportChooser(() => provider?.awareness.clientID ?? doc.clientID, fallback);
     super(serverUrl, roomname, doc, { ...rest, WebSocketPolyfill: chooser.socketClass() as unknown as typeof WebSocket });
+    provider = this;
     this.chooser = chooser;
+    // Quiet sockets keep presence without timers; the HTTP fallback keeps the stock ones.
+    this.stopTimers = keepStockTimersOnlyWhen(this, () => this.ws instanceof HttpSocket);
   }
+
+  private readonly stopTimers: () => void;
 
   /** Calls `listener` whenever the transport of the next connection changes. */
   onTransport(listener: (transport: Transport) => void): void {
@@ -167,6 +188,7 @@ export class EdgedocProvider extends WebsocketProvider {
 
   override destroy(): void {
     this.chooser.stop();
+    this.stopTimers();
     super.destroy();
   }
 }

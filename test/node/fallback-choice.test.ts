@@ -26,11 +26,12 @@ afterAll(async () => {
 });
 
 /** `ws`, sent to the dead port while `blocked()` says the network refuses WebSockets; counts attempts and open sockets. */
-function networkWebSocket(blocked: () => boolean, counts: { attempts: number; open: number; maxOpen: number }): typeof globalThis.WebSocket {
+function networkWebSocket(blocked: () => boolean, counts: { attempts: number; open: number; maxOpen: number; latest?: WebSocket }): typeof globalThis.WebSocket {
   return class extends WebSocket {
     constructor(url: string, protocols?: string | string[]) {
       super(blocked() ? url.replace(/:\d+\//, `:${deadPort}/`) : url, protocols);
       if (!url.includes("probe=1")) counts.attempts += 1;
+      counts.latest = this;
       this.on("open", () => (counts.maxOpen = Math.max(counts.maxOpen, ++counts.open)));
       this.on("close", () => (counts.open = Math.max(0, counts.open - 1)));
     }
@@ -106,13 +107,13 @@ describe("the provider chooses its transport", () => {
 
   it("a WebSocket that opened and later dropped is not a reason to fall back", async () => {
     const room = `choice-drop-${randomUUID().slice(0, 8)}`;
-    const counts = { attempts: 0, open: 0, maxOpen: 0 };
+    const counts: { attempts: number; open: number; maxOpen: number; latest?: WebSocket } = { attempts: 0, open: 0, maxOpen: 0 };
     const provider = new EdgedocProvider(server.wsUrl, room, new Y.Doc(), { disableBc: true, fallback: { WebSocketImpl: networkWebSocket(() => false, counts) } });
     try {
       for (let drop = 0; drop < 4; drop++) {
         await waitFor(() => provider.synced, `sync ${drop}`);
         // Cut, as a network drop does (no close handshake).
-        (provider.ws as unknown as WebSocket).terminate();
+        counts.latest!.terminate();
         await waitFor(() => !provider.synced, `drop ${drop}`);
       }
       await waitFor(() => provider.synced, "the last sync");
