@@ -69,12 +69,18 @@ export type SocketPresence = Record<number, PresenceRecord>;
  * What an awareness update changed: the entries to relay to everyone, and the removals to send
  * back to the sender alone so that its provider re-announces those clients under newer clocks.
  */
-export interface PresenceUpdate {
+export interface PresenceUpdate<Socket = unknown> {
   /** What changed, under the clocks the sender sent (its own echo: its save confirmation). */
   changes: AwarenessEntry[];
   /** The same changes as everyone else is shown them (renewed states under their raised clocks); `changes` itself when none is raised. */
   shown: AwarenessEntry[];
   renew: AwarenessEntry[];
+  /**
+   * Other sockets holding IDs a quiet client just sent (its own, since quiet clients send no
+   * echoes): the client came back on a new connection while the room still holds its old one,
+   * which may be gone without a close. Empty for renewing senders, whose echoes name others' IDs.
+   */
+  heldElsewhere: Socket[];
 }
 
 /**
@@ -164,7 +170,7 @@ export class PresenceRegistry<Socket> {
    * socket's states would exceed {@link MAX_PRESENCE_BYTES_PER_SOCKET}, or when an entry (or
    * the rest of the update) does not decode.
    */
-  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number, owner?: string): PresenceUpdate {
+  apply(socket: Socket, entries: Iterable<WireAwarenessEntry>, now: number, owner?: string): PresenceUpdate<Socket> {
     const held = new Map(this.bySocket.get(socket));
     let heldBytes = presenceBytes(held);
     // Keyed by client ID: an update naming one client many times changes it once.
@@ -173,9 +179,13 @@ export class PresenceRegistry<Socket> {
     const behindRemoval = new Map<number, number>();
     // Renewed IDs that changed, by how much their clock is raised for everyone but the sender.
     const raisedBy = new Map<number, number>();
+    const heldElsewhere = new Set<Socket>();
     for (const entry of entries) {
       const holder = this.owners.get(entry.clientId);
-      if (holder !== undefined && holder !== socket) continue;
+      if (holder !== undefined && holder !== socket) {
+        if (this.quiet.has(socket)) heldElsewhere.add(holder);
+        continue;
+      }
       const claimedBy = this.claims.get(entry.clientId);
       if (owner !== undefined && claimedBy !== undefined && claimedBy !== owner) continue;
       const current = held.get(entry.clientId);
@@ -235,7 +245,7 @@ export class PresenceRegistry<Socket> {
     this.bySocket.set(socket, held);
     const changed = [...changes.values()];
     const shown = raisedBy.size === 0 ? changed : changed.map((entry) => ({ ...entry, clock: entry.clock + (raisedBy.get(entry.clientId) ?? 0) }));
-    return { changes: changed, shown, renew };
+    return { changes: changed, shown, renew, heldElsewhere: [...heldElsewhere] };
   }
 
   /**

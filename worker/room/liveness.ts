@@ -11,7 +11,9 @@
  * ping answered) for {@link QUIET_PROBE_AFTER_MS} is sent a probe, which a live client answers
  * with `ping` at once; one still without a sign {@link QUIET_PROBE_GRACE_MS} after its probe is
  * closed with 4000, and its presence removed for everyone. The probe's time rides in the
- * socket's attachment, so a wake in between still judges it.
+ * socket's attachment, so a wake in between still judges it. A quiet client that comes back on
+ * a new connection while the room still holds its old one (a network change drops a socket
+ * without a close) has the old one probed at once (worker/room/frames.ts).
  */
 import { QUIET_CHECK_INTERVAL_MS, QUIET_CHECK_IN_USE_MS, QUIET_PROBE_AFTER_MS, QUIET_PROBE_GRACE_MS } from "../limits";
 import { CloseCode } from "../protocol";
@@ -49,11 +51,17 @@ export class QuietLiveness<Socket extends RoomSocket> {
         }
         this.sessions.noteProbe(socket, session, undefined);
       }
-      if (now - lastSign >= QUIET_PROBE_AFTER_MS) {
-        this.host.probe(socket);
-        this.sessions.noteProbe(socket, session, now);
-      }
+      if (now - lastSign >= QUIET_PROBE_AFTER_MS) this.probe(socket, now);
     }
+  }
+
+  /** Probes a quiet socket now, unless a probe is outstanding or it is not a quiet socket that joined; true when it did. */
+  probe(socket: Socket, now: number): boolean {
+    const session = this.sessions.get(socket);
+    if (session === undefined || !session.quiet || !session.joined || session.probedAt !== undefined || this.sessions.isClosing(socket)) return false;
+    this.host.probe(socket);
+    this.sessions.noteProbe(socket, session, now);
+    return true;
   }
 
   /** When a check is next due: a probe's deadline, else the periodic check; null without quiet sockets. */
