@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --scenario typing,typing-latency,latency,throughput,fallback,peer-check,cold-load,memory,hostile,history,crowd]
+ * `npm run bench [-- --scenario typing,typing-latency,latency,throughput,fallback,idle,peer-check,cold-load,memory,hostile,history,crowd]
  *   [--clients 5,10,50] [--runs 3] [--latency-rate 20] [--latency-edits 300] [--url ws://host/ws] [--attacks 1,4a]
- *   [--profile dir] [--no-deflate] [--fallback-idle-seconds 60]`
+ *   [--profile dir] [--no-deflate] [--fallback-idle-seconds 60] [--idle-seconds 180]`
  *
  * Starts `wrangler dev` (bench/wrangler.toml: edgedoc, the y-partyserver peer and the relay
  * floors) on loopback ports with a temporary persist dir, runs bounded scenarios, prints tables
@@ -21,6 +21,12 @@
  * `fallback` measures edgedoc's HTTP fallback beside WebSockets on the shared server (--runs
  * times, interleaved with the others): typing latency and CPU with the writer or the readers on
  * HTTP, and what idle clients cost (not with --url): see bench/fallback.ts.
+ * `typing` also runs y-partyserver with its default, standard sockets (`peer-standard`).
+ * `idle` (issue 31) keeps rooms of five idle after a few keys, on the shared server, all at
+ * once, for --idle-seconds: the app's own client in Chromium and stock providers on edgedoc, and
+ * stock providers on both y-partyserver modes; frames per client-minute, the share of the
+ * window the object is awake by the 10-second rule, the first edit after a sleep, and what a
+ * room costs a month (bench/cost.ts): see bench/idle.ts. It needs `npm run build` (the app).
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -44,6 +50,8 @@ import {
 } from "./fallback.ts";
 import { measureHistory, type HistoryResult } from "./history.ts";
 import { MEMORY_TARGET_BYTES, measureHostile, type HostileResult } from "./hostile.ts";
+import { measureIdle, type IdleRoomResult } from "./idle.ts";
+import { reportIdle } from "./idle-report.ts";
 import { measureIdleMemory, type MemoryResult } from "./memory.ts";
 import { profiled } from "./profile.ts";
 import { measureTypingLatency, measureTypingThroughput, type DriverCost, type TypingLatencyResult, type TypingThroughputResult } from "./typing.ts";
@@ -65,7 +73,7 @@ import {
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,fallback,peer-check,cold-load,memory,hostile,history,crowd" },
+    scenario: { type: "string", default: "typing,typing-latency,latency,throughput,fallback,idle,peer-check,cold-load,memory,hostile,history,crowd" },
     clients: { type: "string", default: "5,10,50" },
     runs: { type: "string", default: "3" },
     // The issue's harness: 300 edits at 20/s (--latency-rate 200 --latency-edits 600: the load of earlier runs).
@@ -78,6 +86,8 @@ const { values } = parseArgs({
     "no-deflate": { type: "boolean", default: false },
     // The fallback scenario's idle window, per transport and run.
     "fallback-idle-seconds": { type: "string", default: "60" },
+    // The idle scenario's window, all rooms at once (issue 31: three minutes).
+    "idle-seconds": { type: "string", default: "180" },
   },
 });
 const scenarios = new Set(values.scenario.split(","));
@@ -94,6 +104,8 @@ const TYPING = { clients: 5, inFlight: 32, seconds: 5 };
 const CROWD = { clients: 12, keysPerSecond: 4 };
 /** The HTTP fallback (bench/fallback.ts): a writer and 4 readers typing at --latency-rate; 5 idle clients per transport. */
 const FALLBACK = { clients: 5, idleClients: 5, idleSeconds: Math.max(1, Math.min(600, Number(values["fallback-idle-seconds"]) || 60)) };
+/** Idle rooms (issue 31, bench/idle.ts): the window, and first edits after a sleep per room. */
+const IDLE = { seconds: Math.max(30, Math.min(900, Number(values["idle-seconds"]) || 180)), repeats: 3 };
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
@@ -120,7 +132,10 @@ function bundleBenchWorker(): { config: string; dir: string; bundleSha256: strin
     env: { ...process.env, CI: "true" },
     timeout: 120_000,
   });
-  const toml = readFileSync("bench/wrangler.toml", "utf8").replace(/^main = .*$/m, 'main = "worker.js"\nno_bundle = true');
+  const toml = readFileSync("bench/wrangler.toml", "utf8")
+    .replace(/^main = .*$/m, 'main = "worker.js"\nno_bundle = true')
+    // The app's assets stay where `npm run build` put them.
+    .replace(/^directory = "\.\.\/dist\/client"$/m, `directory = ${JSON.stringify(join(process.cwd(), "dist/client"))}`);
   const config = join(dir, "wrangler.toml");
   writeFileSync(config, toml);
   return { config, dir, bundleSha256: createHash("sha256").update(readFileSync(join(dir, "worker.js"))).digest("hex") };
@@ -146,6 +161,12 @@ function targetsFor(server: DevServer | null): Target[] {
     { name: "relay", roomUrl: (room) => `${origin}/bench/relay/${room}`, settleMs: 500 },
     { name: "relay+sqlite", roomUrl: (room) => `${origin}/bench/relay-sqlite/${room}`, settleMs: 500 },
   ];
+}
+
+/** y-partyserver with its default, standard sockets (bench/peer.ts `PeerStandard`): typing only. */
+function peerStandardTarget(server: DevServer): Target {
+  const origin = server.wsUrl.replace(/\/ws$/, "");
+  return { name: "peer-standard", roomUrl: (room) => `${origin}/parties/peer-standard/${room}`, settleMs: PEER_SAVE_DEBOUNCE_MS + 1_000 };
 }
 
 /** A run during which other programs used at least this share of a core counts as contended. */
@@ -234,12 +255,13 @@ async function withProfile<R>(server: DevServer | null, name: string, body: () =
 
 async function main(): Promise<void> {
   const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  const results: Results = { runs, build: null, peerCheck: [], typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [], fallbackTyping: [], fallbackIdle: [] };
+  const results: Results = { runs, build: null, idle: [], peerCheck: [], typingThroughput: [], typingLatency: [], latency: [], throughput: [], saturation: [], summary: [], coldLoad: [], memory: [], hostile: [], history: null, crowd: [], fallbackTyping: [], fallbackIdle: [] };
   const started = Date.now();
   // First, on a server of its own, so that nothing else has been allocated yet.
   if (!values.url && scenarios.has("memory")) results.memory = await measureIdleMemory();
   const fallback = !values.url && scenarios.has("fallback");
-  const live = scenarios.has("typing") || scenarios.has("typing-latency") || scenarios.has("latency") || scenarios.has("throughput") || fallback;
+  const idle = !values.url && scenarios.has("idle");
+  const live = scenarios.has("typing") || scenarios.has("typing-latency") || scenarios.has("latency") || scenarios.has("throughput") || fallback || idle;
   // Only latency and throughput use this server; the other scenarios start their own.
   const bundle = values.url || !live ? null : bundleBenchWorker();
   if (bundle) results.build = { ...sourceVersion(), bundleSha256: bundle.bundleSha256 };
@@ -248,6 +270,8 @@ async function main(): Promise<void> {
     const targets = live ? targetsFor(server) : [];
     // Stock providers need a server that speaks the protocol: the relay floors only forward frames.
     const stockTargets = values.url ? targets : targets.filter((target) => target.name === "edgedoc" || target.name === "peer");
+    // Typing throughput also measures y-partyserver's default, standard sockets.
+    const typingTargets = server ? [...stockTargets, peerStandardTarget(server)] : stockTargets;
     const cpu: CpuClock | undefined = server ? workerdCpuClock(server.pid) : undefined;
     const trace = live ? traceFrames() : null;
     const edgedoc = targets.find((target) => target.name === "edgedoc");
@@ -257,7 +281,7 @@ async function main(): Promise<void> {
     for (let run = 1; run <= runs; run++) {
       const at = `run ${run}/${runs}`;
       if (scenarios.has("typing")) {
-        for (const target of stockTargets) {
+        for (const target of typingTargets) {
           const r = await withProfile(server, `typing-${target.name}-run${run}`, () =>
             measureTypingThroughput(target, { clients: TYPING.clients, inFlight: TYPING.inFlight, seconds: TYPING.seconds, deflate: !values["no-deflate"], run, cpu }),
           );
@@ -332,6 +356,10 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (idle && server) {
+      console.log(`idle: ${IDLE.seconds} s window, all rooms at once, then ${IDLE.repeats} first edits after a sleep per room`);
+      results.idle = await measureIdle(server, { idleSeconds: IDLE.seconds, repeats: IDLE.repeats });
+    }
   } finally {
     await server?.stop();
     if (server) removePersistDir(server.persistDir);
@@ -386,6 +414,8 @@ interface Results {
   fallbackTyping: FallbackTypingResult[];
   /** ...and idle clients per transport, each run. */
   fallbackIdle: FallbackIdleResult[];
+  /** Idle rooms (issue 31, bench/idle.ts), once, all at the same time. */
+  idle: IdleRoomResult[];
 }
 
 interface PeerCheck {
@@ -636,7 +666,7 @@ function latencyCells(r: { clients: number; converged: boolean; updates: Latency
   };
 }
 
-function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd, fallbackTyping, fallbackIdle }: Results): void {
+function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency, latency, throughput, saturation, summary, coldLoad, memory, hostile, history, crowd, fallbackTyping, fallbackIdle, idle }: Results): void {
   const over =
     `median (min-max) of ${repetitions} run${repetitions === 1 ? "" : "s"}; !n: n runs did not deliver everything or converge;` +
     ` ~n: other programs used at least ${CONTENDED_CORES} of a core during n runs`;
@@ -792,6 +822,7 @@ function report({ runs: repetitions, peerCheck, typingThroughput, typingLatency,
       })),
     );
   }
+  if (idle.length > 0) reportIdle(idle);
   if (hostile.length > 0) reportHostile(hostile);
   if (history) reportHistory(history);
   if (crowd.length > 0) reportCrowd(crowd);
