@@ -13,6 +13,19 @@
  *   after which it stops, as the stock provider does (an app may call connect() again).
  * Edits made while disconnected are sent by the sync handshake when it reconnects.
  *
+ * A client with `spec.quiet` is the app's `EdgedocProvider` (client/fallback.ts) instead: the
+ * same provider, whose WebSockets are quiet clients (`?presence=socket`, client/quiet-socket.ts)
+ * and whose stock presence timers run only on the HTTP fallback (client/quiet-presence.ts).
+ * On a quiet socket it sends an awareness frame only when it carries its own state (no echoes),
+ * neither renews its state nor drops others' on a timer nor closes a connection for silence;
+ * every 5 s (about once a minute in a background tab) it sends `ping` after 30 s of sending
+ * nothing, and gives the connection up (1006 to the provider, which reconnects) when a ping had
+ * no answer for 10 s; it answers the room's `probe` with `ping` at once. These are modelled,
+ * not run: QuietSocket drives a browser WebSocket with wall-clock intervals, as the stock
+ * provider does, which this file models too. Where it could drift: its three numbers, restated
+ * below (that module needs the DOM's types), and page freezes (`freeze` forgets a pending ping), not
+ * modelled: the clients' machines sleeping (long clock jumps) stand for them.
+ *
  * The provider drives its connection through a {@link ClientLink}: a WebSocket (sim/host.ts) or,
  * for a client on the HTTP fallback, client/http-socket.ts's HttpSocket (sim/http.ts); which one
  * its next connection uses is its `transport`, as client/fallback.ts chooses it.
@@ -30,7 +43,17 @@ import * as awarenessProtocol from "y-protocols/awareness";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { AccessGrant } from "../worker/access";
-import { AWARENESS_TIMEOUT_MS, MessageType, decodeAwarenessUpdate } from "../worker/protocol";
+import {
+  AWARENESS_TIMEOUT_MS,
+  MessageType,
+  PING,
+  QUIET_PING_AFTER_MS,
+  QUIET_PING_TIMEOUT_MS,
+  QUIET_PROBE,
+  QUIET_TICK_MS,
+  decodeAwarenessUpdate,
+  readAwarenessEntries,
+} from "../worker/protocol";
 import type { FrameToClient, ToClient } from "./host";
 
 /** The text type the editor uses (y-codemirror.next's convention; worker/document.ts reads the same). */
@@ -44,6 +67,9 @@ const AWARENESS_CHECK_MS = AWARENESS_TIMEOUT_MS / 10;
 const CONFIRM_AFTER_MS = 300;
 /** y-websocket's default maxBackoffTime. */
 const MAX_BACKOFF_MS = 2_500;
+// client/quiet-socket.ts's timing is worker/protocol.ts's QUIET_* constants, shared.
+/** Chrome runs a background tab's timers about once a minute (intensive throttling). */
+const BACKGROUND_TICK_MS = 60_000;
 
 export type ClientKind = "honest" | "reader" | "rogue";
 
@@ -77,6 +103,11 @@ export interface ClientSpec {
   tokenTtlMs: number | null;
   /** "http": on the HTTP fallback (client/http-socket.ts) instead of a WebSocket; absent: a WebSocket. */
   transport?: "http";
+  /**
+   * The app's provider (client/fallback.ts): its WebSockets are quiet clients. "background": a
+   * hidden tab, whose timers run about once a minute. Absent: the stock y-websocket provider.
+   */
+  quiet?: "visible" | "background";
 }
 
 /** One save barrier: an awareness state sent while connected and synced, and what it follows. */
@@ -117,6 +148,12 @@ export class SimClient {
   private unsuccessfulReconnects = 0;
   private lastMessageReceived = 0;
   private nextAwarenessCheck: number;
+  /** The current connection is a quiet socket (client/quiet-socket.ts). */
+  private quietLink = false;
+  /** QuietSocket: when it last sent anything, when the ping still unanswered went out, its next tick. */
+  private lastSentAt = 0;
+  private pingSentAt: number | null = null;
+  private nextQuietTick: number | null = null;
   // SaveTracker (client/saved.ts)
   edits = 0;
   confirmedEdits = 0;
@@ -201,13 +238,22 @@ export class SimClient {
     return this.shouldConnect && this.socket === null && this.reconnectAt !== null && this.reconnectAt <= now;
   }
 
-  /** The upgrade succeeded (the room handled its connect event): as the provider's onopen. */
-  open(socket: ClientLink, now: number): void {
+  /** Whether its next WebSocket is a quiet client (`?presence=socket`): the app's provider's are. */
+  get quietOnWebSocket(): boolean {
+    return this.spec.quiet !== undefined;
+  }
+
+  /** The upgrade succeeded (the room handled its connect event): as the provider's onopen. `quiet`: a quiet socket. */
+  open(socket: ClientLink, now: number, quiet = false): void {
     this.socket = socket;
     this.reconnectAt = null;
     this.connected = true;
     this.synced = false;
     this.lastMessageReceived = now;
+    this.quietLink = quiet;
+    this.lastSentAt = now;
+    this.pingSentAt = null;
+    this.nextQuietTick = quiet ? now + this.quietTickMs : null;
     this.sendFrame(frame((encoder) => {
       encoding.writeVarUint(encoder, MessageType.sync);
       syncProtocol.writeSyncStep1(encoder, this.doc);
@@ -264,6 +310,8 @@ export class SimClient {
     if (socket === null) return;
     socket.abandon();
     this.socket = null;
+    this.quietLink = false;
+    this.nextQuietTick = null;
     this.barriers = []; // SaveTracker: never coming back on this connection
     if (this.connected) {
       this.connected = false;
@@ -301,6 +349,9 @@ export class SimClient {
       socket.answerClose(item.close);
       return;
     }
+    if ("text" in item) return this.receiveText(item.text, now);
+    // QuietSocket: anything heard answers the ping.
+    this.pingSentAt = null;
     this.lastMessageReceived = now;
     try {
       this.readMessage(item);
@@ -327,7 +378,16 @@ export class SimClient {
       case MessageType.awareness: {
         const update = decoding.readVarUint8Array(decoder);
         this.watchEcho(update, item);
+        // client/quiet-presence.ts followRoomRemovals: on a quiet socket, removals below the clock
+        // y-protocols knows (which it ignores) are followed: another client's is applied, our own
+        // is answered with our state under the next clock.
+        const ignored = this.quietLink
+          ? decodeAwarenessUpdate(update).filter((entry) => entry.state === null && entry.clock < (this.awareness.meta.get(entry.clientId)?.clock ?? 0))
+          : [];
         awarenessProtocol.applyAwarenessUpdate(this.awareness, update, this);
+        const others = ignored.filter((entry) => entry.clientId !== this.doc.clientID).map((entry) => entry.clientId);
+        if (others.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, others, this);
+        if (ignored.some((entry) => entry.clientId === this.doc.clientID) && this.awareness.getLocalState() !== null) this.awareness.setLocalState(this.awareness.getLocalState());
         break;
       }
       case MessageType.auth:
@@ -337,6 +397,51 @@ export class SimClient {
         throw new Error(`unknown message type ${messageType}`);
     }
     if (encoding.length(encoder) > 1) this.sendFrame(encoding.toUint8Array(encoder));
+  }
+
+  /**
+   * A text frame: on a quiet socket QuietSocket reads it (`probe` is answered with `ping`, `pong`
+   * answers ours) and the provider never sees it; a stock provider would try to decode it.
+   */
+  private receiveText(text: string, now: number): void {
+    if (!this.quietLink) {
+      this.observer.badFrame(this, `a text frame ${JSON.stringify(text.slice(0, 32))} reached a stock provider`);
+      return;
+    }
+    this.pingSentAt = null;
+    if (text === QUIET_PROBE) this.ping(now);
+  }
+
+  /** QuietSocket.ping: only on a socket it holds as open; the ping still unanswered keeps its time. */
+  private ping(now: number): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    if (socket.usable) socket.clientSend(PING);
+    this.lastSentAt = now;
+    this.pingSentAt ??= now;
+  }
+
+  /** QuietSocket's tick: a ping unanswered for 10 s gives the connection up; 30 s of sending nothing sends one. */
+  private quietTick(now: number): void {
+    if (this.pingSentAt !== null && now - this.pingSentAt >= QUIET_PING_TIMEOUT_MS) return this.giveUp(now);
+    if (this.pingSentAt === null && now - this.lastSentAt >= QUIET_PING_AFTER_MS) this.ping(now);
+  }
+
+  /** QuietSocket.giveUp: the provider hears 1006 (and reconnects), and the socket is closed (the room sees 1005 if it is still there). */
+  private giveUp(now: number): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    this.closeConnection({ code: 1006, reason: "no answer to ping" }, now);
+    socket.clientClose();
+  }
+
+  private get quietTickMs(): number {
+    return this.spec.quiet === "background" ? BACKGROUND_TICK_MS : QUIET_TICK_MS;
+  }
+
+  /** client/quiet-presence.ts: the app's provider runs the stock timers only on the HTTP fallback; a stock provider always. */
+  private get stockTimers(): boolean {
+    return !this.quietOnWebSocket || (this.socket !== null && !this.quietLink);
   }
 
   private setSynced(): void {
@@ -352,7 +457,11 @@ export class SimClient {
     if (echoed === undefined) return;
     const sent = this.barriers.find((barrier) => barrier.clock === echoed.clock);
     if (sent === undefined || sent.state !== echoed.state) {
-      if (this.unconfirmed) this.observer.trace?.(this, `own echo clock ${echoed.clock} matches no barrier (barriers at ${this.barriers.map((b) => b.clock).join(",") || "none"}; ${this.edits - this.confirmedEdits} edits unconfirmed)`);
+      if (this.unconfirmed) {
+        this.observer.trace?.(this, `own echo clock ${echoed.clock} matches no barrier (barriers at ${this.barriers.map((b) => b.clock).join(",") || "none"}; ${this.edits - this.confirmedEdits} edits unconfirmed): asks again`);
+        // client/saved.ts: asks for a confirmation again.
+        this.confirmAt = now0(this) + CONFIRM_AFTER_MS;
+      }
       return;
     }
     const reached = this.barriers.filter((barrier) => barrier.clock <= echoed.clock);
@@ -407,7 +516,7 @@ export class SimClient {
 
   /** The next time one of its timers is due (reconnect, confirmation, awareness check). */
   nextTimer(): number {
-    return Math.min(this.reconnectAt ?? Infinity, this.confirmAt ?? Infinity, this.nextAwarenessCheck);
+    return Math.min(this.reconnectAt ?? Infinity, this.confirmAt ?? Infinity, this.nextAwarenessCheck, this.nextQuietTick ?? Infinity);
   }
 
   /** Runs the timers due at `now` (the world opens connections for {@link wantsToConnect}). */
@@ -417,8 +526,13 @@ export class SimClient {
       // Re-sending our state unchanged bumps its clock; the echo is the confirmation.
       if (this.unconfirmed && this.connected && this.synced) this.awareness.setLocalState(this.awareness.getLocalState());
     }
+    if (this.nextQuietTick !== null && this.nextQuietTick <= now) {
+      this.nextQuietTick = now + this.quietTickMs;
+      this.quietTick(now);
+    }
     if (this.nextAwarenessCheck <= now) {
       this.nextAwarenessCheck = now + AWARENESS_CHECK_MS;
+      if (!this.stockTimers) return;
       this.awarenessCheck(now);
       if (this.connected && now - this.lastMessageReceived > MESSAGE_RECONNECT_TIMEOUT_MS) {
         const socket = this.socket!;
@@ -441,10 +555,27 @@ export class SimClient {
     if (remove.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, remove, "timeout");
   }
 
-  /** Sends like broadcastMessage: only on an open, connected socket. */
+  /** Sends like broadcastMessage: only on an open, connected socket; a quiet socket lets out only awareness frames carrying our own state. */
   sendFrame(bytes: Uint8Array): void {
-    if (!this.connected || this.socket === null || !this.socket.usable) return;
+    if (!this.connected || this.socket === null) return;
+    if (this.quietLink) {
+      if (bytes[0] === MessageType.awareness && !this.carriesOwnPresence(bytes)) return;
+      this.lastSentAt = now0(this);
+    }
+    if (!this.socket.usable) return;
     this.socket.clientSend(bytes.slice().buffer);
+  }
+
+  /** QuietSocket.carriesOwnPresence: a frame it cannot read is not its to judge (it goes out). */
+  private carriesOwnPresence(bytes: Uint8Array): boolean {
+    try {
+      const decoder = decoding.createDecoder(bytes);
+      decoding.readVarUint(decoder);
+      for (const { clientId } of readAwarenessEntries(decoding.readVarUint8Array(decoder))) if (clientId === this.doc.clientID) return true;
+      return false;
+    } catch {
+      return true;
+    }
   }
 
   /** Sends anything (adversarial frames), bypassing the provider's rules but for needing a socket. */

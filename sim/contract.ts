@@ -32,10 +32,23 @@ export interface CoreFigures {
   nextDue: number | null;
 }
 
+/** The room's view of quiet clients (worker/room/liveness.ts) and of its duties, for the quiet-client invariants. */
+export interface QuietFigures {
+  /** When quiet sockets were last checked, or null (not since the object woke). */
+  checkedAt: number | null;
+  /** Each duty's due time as the alarm sees it (worker/room/room-duties.ts), by name. */
+  duties: Record<string, number | null>;
+  /** The sockets the room holds open, as it sees them. */
+  sockets: { socket: SimRoomSocket; quiet: boolean; joined: boolean; probedAt: number | null }[];
+  /** Presence held from quiet sockets: client ID → the socket holding it. */
+  quietPresence: Map<number, SimRoomSocket>;
+}
+
 export interface SimulatedCore {
   /** Right after construction, in the same event (the shell's blockConcurrencyWhile). */
   wake(): Promise<void>;
-  connect(socket: SimRoomSocket, grant: AccessGrant): Promise<void>;
+  /** `quiet`: a quiet client (`?presence=socket`, docs/protocol.md). */
+  connect(socket: SimRoomSocket, grant: AccessGrant, quiet?: boolean): Promise<void>;
   message(socket: SimRoomSocket, message: ArrayBuffer | string): Promise<void>;
   closed(socket: SimRoomSocket, end: SocketEnd): Promise<void>;
   /** Charges one request of the HTTP fallback to its session's message rate (worker/room/index.ts passes it to HttpSessions); absent: always admitted. */
@@ -55,6 +68,8 @@ export interface SimulatedCore {
   encodeUpdate(caller: string, stateVector?: Uint8Array): Promise<Outcome<Uint8Array>>;
   stats(): Promise<unknown>;
   inspect(): CoreFigures;
+  /** What the quiet-client invariants read (sim/world.ts), between events; absent: they are not checked. */
+  quiet?(): QuietFigures;
   /** Diagnostics only, for violation messages: each duty's due time (never used to decide anything). */
   dutyReport?(): string;
   /** Diagnostics only: the object behind the adapter, for ad-hoc debugging of a replay. */

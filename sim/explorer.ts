@@ -14,6 +14,13 @@
  * under half of the schedules every client is on WebSockets (those schedules are exactly what
  * they were before the HTTP fallback existed), in the rest some or all clients are on the HTTP
  * fallback, and about one step in ten becomes an `http` step of the network around them.
+ *
+ * Quiet clients come from a third stream ({@link chooseQuiet}): in a quarter of the schedules
+ * every honest client is the stock provider (those schedules are what they were before quiet
+ * clients), in the rest some or all honest clients are the app's provider (quiet on
+ * WebSockets, client/fallback.ts), a third of those in background tabs; there, some
+ * disconnects become connections that vanish unnoticed, and some steps become `idle` stretches
+ * (minutes with a working network, where rooms of quiet clients should sleep).
  */
 import { MAX_VERSION_NAME_CHARS } from "../worker/limits";
 import type { ClientSpec } from "./client";
@@ -87,6 +94,7 @@ export function generateSchedule(seed: number, index: number, stepCount: number,
   };
   for (let i = 0; i < stepCount; i++) schedule.steps.push(generateStep(rng, schedule, tokens));
   chooseTransports(new Prng(mixSeed(seed, index, HTTP_STREAM)), schedule, transports);
+  chooseQuiet(new Prng(mixSeed(seed, index, QUIET_STREAM)), schedule);
   // From a stream of its own, so the steps stay what they were: half of the schedules with
   // webhooks run other events while a delivery's fetch is out.
   const fetches = new Prng(mixSeed(seed, index, FETCH_STREAM));
@@ -96,6 +104,24 @@ export function generateSchedule(seed: number, index: number, stepCount: number,
 
 /** Seeds the stream of what runs beside an outbound fetch ("FTCH"). */
 const FETCH_STREAM = 0x46544348;
+
+/** Seeds the stream of quiet-client choices ("QUIE"), so that the other choices stay as they were. */
+const QUIET_STREAM = 0x51554945;
+
+/** Which honest clients are the app's provider (quiet on WebSockets), which connections vanish, and the `idle` stretches. */
+function chooseQuiet(rng: Prng, schedule: Schedule): void {
+  const mix = rng.weighted({ stock: 1, mixed: 2, quiet: 1 });
+  if (mix === "stock") return;
+  for (const client of schedule.clients) {
+    if (client.kind === "rogue" || (mix === "mixed" && rng.chance(0.5))) continue;
+    client.quiet = rng.chance(0.33) ? "background" : "visible";
+  }
+  for (let i = 0; i < schedule.steps.length; i++) {
+    const step = schedule.steps[i]!;
+    if (step.k === "disconnect" && step.how !== "clean" && rng.chance(0.4)) schedule.steps[i] = { ...step, how: "vanish" };
+    else if (step.k !== "http" && rng.chance(0.03)) schedule.steps[i] = { k: "idle", ms: rng.int(20_000, 20 * 60_000) };
+  }
+}
 
 /** Seeds the stream of HTTP choices ("HTTP"), apart from the main one so that WebSocket-only schedules stay as they were. */
 const HTTP_STREAM = 0x48545450;

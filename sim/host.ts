@@ -20,17 +20,33 @@
  * - A client's own close (a stock provider calls `ws.close()` without a code: the room sees
  *   1005) arrives after the frames it sent before it; a dropped connection arrives as 1006
  *   (`wasClean: false`) or as an error, and frames in flight are lost.
+ * - A connection that vanished (a network cut, a laptop lid: {@link SimSocket.vanish}) is never
+ *   reported: the runtime lists the socket as open, what the room sends it goes nowhere, and
+ *   what its client sends never arrives. Only the room's own judgement ends it.
+ *
+ * The auto-response (`setWebSocketAutoResponse(ping, pong)`, worker/room/index.ts): a client's
+ * text frame `ping` is answered `pong` by the runtime itself, never as an event (it neither
+ * wakes the object nor reaches the core), and the time is kept for
+ * `getWebSocketAutoResponseTimestamp` ({@link SimHost.lastPingAt}). The pong is not the
+ * object's output, so the output gate does not hold it. A socket the room closed answers
+ * nothing (RFC 6455 §5.5.1: no data frame after a Close frame).
  */
 import { deserialize, serialize } from "node:v8";
 import { PLATFORM_ATTACHMENT_LIMIT } from "../worker/limits";
+import { PONG, QUIET_PROBE } from "../worker/protocol";
 import type { HttpSession } from "../worker/room/http-sessions";
 import type { RoomHost, RoomSocket } from "../worker/room/ports";
 import type { ClientLink } from "./client";
 import type { SimRoomSocket } from "./contract";
 import type { SimStorage } from "./sqlite";
 
-/** A frame on its way to the client, or the server's close. `confirms` is filled at release for save-confirmation checks. */
-export type ToClient = FrameToClient | { close: { code: number; reason: string } };
+/** A frame on its way to the client, a text frame (the room's `probe`, the runtime's `pong`), or the server's close. */
+export type ToClient = FrameToClient | TextToClient | { close: { code: number; reason: string } };
+/** A text frame on its way to the client. */
+export interface TextToClient {
+  text: string;
+  releasedAt: number;
+}
 /** A frame on its way to the client; `storedClock` is the recipient's own clock in storage at release, measured when the frame would confirm a save. */
 export interface FrameToClient {
   frame: Uint8Array;
@@ -54,6 +70,22 @@ export class SimSocket implements RoomSocket, ClientLink {
   clientGone = false;
   /** The core was told it ended (`core.closed`). */
   endReported = false;
+  /** Its end reached the runtime (its client's close, or the drop): the event reporting it to the core is under way or done. */
+  ending = false;
+  /** Opened as a quiet client (`?presence=socket`: the core's `connect(socket, grant, true)`). */
+  quiet = false;
+  /** When the runtime last answered its `ping` (`getWebSocketAutoResponseTimestamp`), or null. */
+  lastPingAt: number | null = null;
+  /** When the runtime last heard from it (a frame delivered, or a `ping` answered); its acceptance counts, as the room's `lastFrameAt` starts then. */
+  lastSignAt: number;
+  /** When the room sent it a `probe` (issued; a probe is gated like any send). */
+  readonly probes: number[] = [];
+  /** When its connection vanished (nothing arrives either way, and the runtime never notices), or null. */
+  vanishedAt: number | null = null;
+  /** Its client sent its own removal (`disconnect()`): the room may remove its presence while it is open. */
+  ownRemovalSent = false;
+  /** What the room last showed its client of each client ID's presence (at release): when, and whether present. */
+  readonly shown = new Map<number, { at: number; present: boolean }>();
   readonly toClient: ToClient[] = [];
   readonly toServer: ToServer[] = [];
   /** What the core sent during the current event, held by the output gate. */
@@ -68,13 +100,23 @@ export class SimSocket implements RoomSocket, ClientLink {
     /** Which simulated client opened it (index into the world's clients). */
     readonly client: number,
     private readonly host: SimHost,
-  ) {}
+  ) {
+    this.lastSignAt = host.time;
+  }
 
   send(frame: Uint8Array): void {
     if (this.state === "closed") throw new Error("WebSocket send() after the connection closed.");
     if (this.closeRequested !== null || this.closedByCore !== null) throw new TypeError("Can't call WebSocket send() after close().");
     if (!(frame instanceof Uint8Array)) throw new TypeError("simulation: the core sent a frame that is not a Uint8Array");
     this.gated.push({ frame: frame.slice(), releasedAt: 0 });
+    this.host.noteSend(this);
+  }
+
+  /** `ws.send(text)`: the room's `probe` (gated like any send). */
+  sendText(text: string): void {
+    if (this.state === "closed") throw new Error("WebSocket send() after the connection closed.");
+    if (this.closeRequested !== null || this.closedByCore !== null) throw new TypeError("Can't call WebSocket send() after close().");
+    this.gated.push({ text, releasedAt: 0 });
     this.host.noteSend(this);
   }
 
@@ -110,8 +152,8 @@ export class SimSocket implements RoomSocket, ClientLink {
       this.closeRequested = null;
       if (this.state === "open") this.state = "closing";
     }
-    if (this.clientGone) return [];
-    for (const item of released) if ("frame" in item) item.releasedAt = now;
+    if (this.clientGone || this.vanishedAt !== null) return [];
+    for (const item of released) if (!("close" in item)) item.releasedAt = now;
     this.toClient.push(...released);
     return released;
   }
@@ -129,7 +171,7 @@ export class SimSocket implements RoomSocket, ClientLink {
   }
 
   clientSend(data: ArrayBuffer | string): void {
-    this.toServer.push({ data });
+    if (this.vanishedAt === null) this.toServer.push({ data });
   }
 
   abandon(): void {
@@ -139,22 +181,46 @@ export class SimSocket implements RoomSocket, ClientLink {
 
   /** A stock provider calls `ws.close()` without a code: the room sees 1005, after the frames sent before it. */
   clientClose(): void {
-    if (this.state !== "closed") this.toServer.push({ close: { code: 1005, reason: "" } });
+    if (this.state !== "closed" && this.vanishedAt === null) this.toServer.push({ close: { code: 1005, reason: "" } });
   }
 
   clientDrop(asError: boolean): void {
     this.toServer.length = 0;
-    if (this.state !== "closed") this.toServer.push({ drop: asError ? "error" : "close" });
+    if (this.state !== "closed" && this.vanishedAt === null) this.toServer.push({ drop: asError ? "error" : "close" });
   }
 
   /** The client completes the close handshake (unless the connection is simply gone). */
   answerClose(close: { code: number; reason: string }): void {
-    if (close.code !== 1006 && this.state !== "closed") this.toServer.push({ close });
+    if (close.code !== 1006 && this.state !== "closed" && this.vanishedAt === null) this.toServer.push({ close });
+  }
+
+  /**
+   * The connection vanished without a close (a network cut, a laptop lid): what is in flight
+   * either way is lost, nothing more gets through, and the runtime keeps listing the socket.
+   * Its client does not know yet (it still holds the socket and sends into the void).
+   */
+  vanish(now: number): void {
+    if (this.vanishedAt !== null || this.state === "closed") return;
+    this.vanishedAt = now;
+    this.toServer.length = 0;
+    this.toClient.length = 0;
+  }
+
+  /**
+   * The runtime's auto-response to the client's `ping`: `pong` goes straight back (no event, no
+   * output gate) and the time is kept; a socket the room closed answers nothing.
+   */
+  autoRespond(now: number): boolean {
+    if (this.closedByCore !== null || this.closeRequested !== null) return false;
+    this.lastPingAt = now;
+    this.lastSignAt = now;
+    if (!this.clientGone) this.toClient.push({ text: PONG, releasedAt: now });
+    return true;
   }
 
   /** Whether anything is queued in either direction. */
   get inFlight(): number {
-    return (this.clientGone ? 0 : this.toClient.length) + (this.state === "closed" ? 0 : this.toServer.length);
+    return (this.clientGone || this.vanishedAt !== null ? 0 : this.toClient.length) + (this.state === "closed" ? 0 : this.toServer.length);
   }
 }
 
@@ -255,12 +321,21 @@ export class SimHost implements RoomHost<SimRoomSocket> {
     return this.time;
   }
 
-  // TODO(sim helper): model quiet clients' pings and probes.
-  lastPingAt(): number | null {
-    return null;
+  /** `getWebSocketAutoResponseTimestamp`: when the runtime last answered the socket's `ping`; null for HTTP sessions. */
+  lastPingAt(socket: SimRoomSocket): number | null {
+    return socket instanceof SimSocket ? socket.lastPingAt : null;
   }
 
-  probe(): void {}
+  /** Sends `probe` as worker/room/index.ts does: a send like any other (gated), ignored on a socket already closed. */
+  probe(socket: SimRoomSocket): void {
+    if (!(socket instanceof SimSocket)) return;
+    socket.probes.push(this.time);
+    try {
+      socket.sendText(QUIET_PROBE);
+    } catch {
+      // Closed by the peer: its close handler removes it.
+    }
+  }
 
   async fetch(url: string, init: RequestInit): Promise<Response> {
     this.beforeFetch?.();

@@ -230,7 +230,10 @@ export class HttpFallback {
         this.watch(session);
         return coreOf().connect(session, grant);
       },
-      message: (session, frame) => (session.ended === null ? coreOf().message(session, frame) : this.messageAfterEnd(coreOf(), session, frame)),
+      message: (session, frame) => {
+        this.world.lastClientFrameAt = this.world.now;
+        return session.ended === null ? coreOf().message(session, frame) : this.messageAfterEnd(coreOf(), session, frame);
+      },
       closed: (session, end) => coreOf().closed(session, end),
       admitRequest: (session) => coreOf().admitRequest?.(session) ?? true,
       chargeResend: (session, bytes) => coreOf().chargeResend?.(session, bytes) ?? null,

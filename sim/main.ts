@@ -212,7 +212,7 @@ function summary(schedules: number, steps: number, violations: number, seed: num
 function printHeader(schedule: Schedule): void {
   out(`schedule ${schedule.index} of seed ${schedule.seed}: ${schedule.steps.length} steps, ${schedule.endpoints} webhook endpoints, runtime seed ${schedule.runtimeSeed}${schedule.slowIo ? ", slow storage calls" : ""}${schedule.duringFetch === undefined ? "" : `, events while a fetch is out (${schedule.duringFetch})`}`);
   for (const [index, client] of schedule.clients.entries()) {
-    out(`  client ${index}: ${client.kind} ${client.mode}, id ${client.clientId}${client.owner ? `, owner ${client.owner}` : ""}${client.tokenTtlMs ? `, token ${client.tokenTtlMs} ms` : ""}${client.transport === "http" ? ", on the HTTP fallback" : ""}`);
+    out(`  client ${index}: ${client.kind} ${client.mode}, id ${client.clientId}${client.owner ? `, owner ${client.owner}` : ""}${client.tokenTtlMs ? `, token ${client.tokenTtlMs} ms` : ""}${client.transport === "http" ? ", on the HTTP fallback" : ""}${client.quiet ? `, quiet (${client.quiet} tab)` : ""}`);
   }
 }
 

@@ -54,4 +54,12 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "20261206-2276-webhooks.json", note: "harness: an event ran beside a fetch after the waiting handler had reached its kill, in a dead process, and committed" },
   { file: "20261208-11961-liveness.json", note: "an expiry dropped the presence claims from storage but not from memory; after a wake another owner's echo claimed the ID and its owner was never confirmed" },
   { file: "2878581601-37587-confirmed-stored.json", note: "a joiner's sync step 1 encoded before a failed write asked for less than the room had lost" },
+  { file: "quiet-stamp-creeps-on-wake.json", note: "each wake's estimated activity stamp (activeAt + 10 s) was saved back as the socket's activity, so a vanished quiet socket was probed ~135 s late while a stock client woke the room every 15 s" },
+  { file: "quiet-vanished-late.json", note: "the same creeping stamp, found by quiet-vanished" },
+  { file: "quiet-refused-state-never-reannounced.json", note: "a quiet client's state refused while its old socket held its ID was never sent again once that socket went (the removal's clock was below the client's, and quiet clients do not renew): invisible and never confirmed" },
+  { file: "quiet-reannounce-unconfirmed.json", note: "a quiet client answered its old socket's removal, and y-protocols' answer to the room's renewal request (reported as `removed`) made no save barrier: its edit stayed unconfirmed" },
+  { file: "removal-answer-barrier-spoofed.json", note: "a save barrier made from y-protocols' answer to our removal (the next clock, while nobody held our ID) let a spoofed state under that clock confirm an edit: barriers stay our own changes, and an unmatched echo asks again" },
+  { file: "connect-fault-leaves-alarm.json", note: "a storage fault while greeting a joiner left the alarm where it was, though someone was now here (versions by interval due long ago)" },
+  { file: "stale-echo-takes-returning-id.json", note: "a stock reader's echo of a renewed state arrived after the state's removal, under the removal's clock, and took the ID as a return: the quiet owner, back on a new socket, was shown its own state from another socket and took it for its save confirmation" },
+  { file: "quiet-left-socket-deadline-wakes.json", note: "a stock socket that left kept its silence deadline as the room's, and the alarm woke an idle room of quiet clients for nothing" },
 ];

@@ -80,6 +80,7 @@ async function runStep(world: World, step: Step): Promise<void> {
     case "disconnect":
       if (!client) return;
       if (step.how === "clean") client.disconnect(world.now);
+      else if (step.how === "vanish") world.vanish(client);
       else client.dropConnection(world.now, step.how === "error");
       return;
     case "edit":
@@ -101,6 +102,8 @@ async function runStep(world: World, step: Step): Promise<void> {
       return;
     case "advance":
       return world.advance(step.ms, step.alarms);
+    case "idle":
+      return world.idle(step.ms);
     case "alarm":
       if (step.how === "early") return world.fireAlarm("early");
       if (step.how === "due") {

@@ -29,7 +29,8 @@ export type Attack =
 
 export type Step =
   | { k: "connect"; c: number }
-  | { k: "disconnect"; c: number; how: "clean" | "drop" | "error" }
+  /** `vanish`: the connection goes silent both ways and the runtime never notices (sim/host.ts `vanish`); on HTTP, a drop. */
+  | { k: "disconnect"; c: number; how: "clean" | "drop" | "error" | "vanish" }
   | { k: "edit"; c: number; at: number; remove: number; insert: string }
   | { k: "presence"; c: number; cursor: number }
   /** Tabs of one browser: `to` receives `from`'s whole document over BroadcastChannel (not sent to the room). */
@@ -38,6 +39,12 @@ export type Step =
   | { k: "deliver"; c: number; pick: number; dir: "in" | "out" | "both"; n: number }
   | { k: "deliverAll" }
   | { k: "advance"; ms: number; alarms: boolean }
+  /**
+   * Time passes with everyone awake and the network working: the clock moves from timer to
+   * timer (alarms on time), everything in flight is delivered after each, and the object
+   * hibernates whenever it has had no event for 10 s (sim/world.ts `idle`).
+   */
+  | { k: "idle"; ms: number }
   | { k: "alarm"; how: "early" | "due" | "twice" }
   | { k: "evict" }
   /** The process dies at statement `at` of the next event (null: now, between events). */

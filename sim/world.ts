@@ -17,12 +17,20 @@
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import * as Y from "yjs";
-import { HELD_UPDATES_MAX_BYTES, MAX_PENDING_UPDATE_BYTES, MAX_WEBHOOK_DELIVERIES_PER_ALARM } from "../worker/limits";
-import { decodeAwarenessUpdate, MessageType, SyncMessageType } from "../worker/protocol";
+import {
+  HELD_UPDATES_MAX_BYTES,
+  MAX_PENDING_UPDATE_BYTES,
+  MAX_WEBHOOK_DELIVERIES_PER_ALARM,
+  QUIET_CHECK_INTERVAL_MS,
+  QUIET_PROBE_AFTER_MS,
+  QUIET_PROBE_GRACE_MS,
+  QUIET_RENEWAL_INTERVAL_MS,
+} from "../worker/limits";
+import { decodeAwarenessUpdate, MessageType, PING, SyncMessageType } from "../worker/protocol";
 import { codePointRange, SHARED_TEXT, SimClient, type Barrier, type ClientObserver } from "./client";
-import type { CoreFactory, CoreFigures, RoomConfig, SimulatedCore, SocketEnd } from "./contract";
+import type { CoreFactory, CoreFigures, QuietFigures, RoomConfig, SimulatedCore, SocketEnd } from "./contract";
 import { captureLogs, useClock, useRandom, type CapturedLog } from "./determinism";
-import { Endpoints, SimHost, type FrameToClient, type SimSocket, type ToServer } from "./host";
+import { Endpoints, SimHost, SimSocket, type FrameToClient, type ToServer } from "./host";
 import { HttpFallback } from "./http";
 import { Prng } from "./prng";
 import type { ApiCall, Attack, Schedule, Step } from "./schedule";
@@ -37,6 +45,8 @@ const MAX_ALARMS_PER_ADVANCE = 200;
 const MAX_DELIVERIES = 5_000;
 /** A clock advance longer than this is the clients' machines sleeping: their timers do not run during it. */
 const CLIENTS_SLEEP_OVER_MS = 60_000;
+/** Turns (timer, deliveries) one `idle` step may take; more means something loops. */
+const MAX_IDLE_TURNS = 20_000;
 
 export interface Violation {
   /** The step during which it was found (-1: the end of the schedule). */
@@ -96,6 +106,12 @@ export class World {
   private overdueStreak = 0;
   /** A hash of what happened, to check that a replay is identical. */
   trace = 0x811c9dc5;
+  /** When a client's frame last reached the core (a WebSocket's or an HTTP session's): the room was not idle since. */
+  lastClientFrameAt = -Infinity;
+  /** Per quiet socket, the client IDs the room held from it after the last event (quiet-presence-held). */
+  private quietHeld = new Map<SimSocket, Set<number>>();
+  /** Per vanished quiet socket, the first check at least QUIET_PROBE_AFTER_MS after its last sign of life (quiet-vanished). */
+  private readonly vanishedCheck = new Map<SimSocket, number>();
   readonly config: RoomConfig;
   private readonly factory: CoreFactory;
   readonly print: ((line: string) => void) | null;
@@ -243,13 +259,20 @@ export class World {
     for (const [socket, items] of this.host.commit()) {
       const client = this.clients[socket.client];
       for (const item of items) {
-        if (!("frame" in item)) {
+        if ("close" in item) {
           this.note(`close${item.close.code}`);
           this.print?.(`      -> s${socket.id} close ${item.close.code} ${item.close.reason}`);
+          this.checkQuietClose(socket, item.close);
+          continue;
+        }
+        if ("text" in item) {
+          this.note(`text-${item.text}`);
+          this.print?.(`      -> s${socket.id} text ${JSON.stringify(item.text)}`);
           continue;
         }
         this.note(`f${item.frame.length}`);
         this.print?.(`      -> s${socket.id} ${describeFrame(item.frame.slice().buffer)}`);
+        noteShown(socket, item.frame, this.now);
         if (client !== undefined && client.socket === socket && client.wouldConfirm(item.frame)) {
           item.storedClock = this.stored.clock(client.spec.clientId);
         }
@@ -384,6 +407,137 @@ export class World {
         this.violate(context, `a duty is due at ${this.rel(figures.nextDue)} but the alarm is ${alarm === null ? "not set" : `set for ${this.rel(alarm)}`} (${this.dutyReport()})`);
       }
     }
+    const quiet = this.quietFigures();
+    if (quiet === null) return;
+    this.checkQuietPresenceHeld(quiet);
+    this.checkVanished(quiet);
+    this.checkIdleDuties(figures, quiet);
+  }
+
+  /** The room's view of quiet clients and its duties (read like inspect(), between events); null when the core cannot say. */
+  private quietFigures(): QuietFigures | null {
+    const core = this.core;
+    if (core?.quiet === undefined) return null;
+    try {
+      return this.storage.read(() => core.quiet!()).value;
+    } catch (error) {
+      this.violate("inspect", `the quiet figures threw: ${describe(error)}`);
+      return null;
+    }
+  }
+
+  /**
+   * quiet-presence-held: the room keeps a quiet client's presence while its socket is open,
+   * however long it is silent. Only its end (a close, the room closing it) or the client's own
+   * removal takes it away; the room closing it 4000 is judged by quiet-probe-judged.
+   */
+  private checkQuietPresenceHeld(quiet: QuietFigures): void {
+    const held = new Map<SimSocket, Set<number>>();
+    for (const [clientId, socket] of quiet.quietPresence) {
+      if (!(socket instanceof SimSocket)) continue;
+      const ids = held.get(socket) ?? new Set<number>();
+      held.set(socket, ids.add(clientId));
+    }
+    for (const [socket, before] of this.quietHeld) {
+      const lost = [...before].filter((clientId) => !held.get(socket)?.has(clientId));
+      if (lost.length === 0 || socket.closedByCore !== null || socket.state !== "open" || socket.ending || socket.ownRemovalSent) continue;
+      this.violate(
+        "quiet-presence-held",
+        `the room dropped client ${lost.join(", ")}'s presence while its quiet socket s${socket.id} was open (last sign of life ${this.rel(socket.lastSignAt)}, probes ${socket.probes.map((at) => this.rel(at)).join(", ") || "none"})`,
+      );
+    }
+    this.quietHeld = held;
+  }
+
+  /**
+   * quiet-probe-judged: a quiet socket closed 4000 showed no sign of life (a frame, or a ping the
+   * runtime answered) for QUIET_PROBE_GRACE_MS after a probe the room sent it.
+   */
+  private checkQuietClose(socket: SimSocket, close: { code: number; reason: string }): void {
+    if (!socket.quiet || close.code !== 4000) return;
+    const judged = socket.probes.some((probedAt) => probedAt <= this.now - QUIET_PROBE_GRACE_MS && socket.lastSignAt < probedAt);
+    if (judged) return;
+    this.violate(
+      "quiet-probe-judged",
+      `quiet socket s${socket.id} was closed 4000 (${close.reason}) but its last sign of life was ${this.rel(socket.lastSignAt)} (runtime's last pong ${socket.lastPingAt === null ? "never" : this.rel(socket.lastPingAt)}) and its probes ${socket.probes.map((at) => this.rel(at)).join(", ") || "none"}`,
+    );
+  }
+
+  /**
+   * quiet-vanished: a quiet client whose connection vanished unnoticed (nothing arrives, the
+   * runtime reports nothing) is closed, and its presence removed for everyone, by the first check
+   * QUIET_PROBE_GRACE_MS after the first check QUIET_PROBE_AFTER_MS after its last sign of life.
+   * Checked after each event in which the room checked its quiet sockets.
+   */
+  private checkVanished(quiet: QuietFigures): void {
+    if (quiet.checkedAt !== this.now) return;
+    for (const socket of this.host.webSockets()) {
+      if (socket.vanishedAt === null || socket.closedByCore !== null) continue;
+      const view = quiet.sockets.find((entry) => entry.socket === socket);
+      if (view === undefined || !view.quiet || !view.joined) continue;
+      const firstCheck = this.vanishedCheck.get(socket);
+      if (firstCheck === undefined) {
+        if (this.now - socket.lastSignAt >= QUIET_PROBE_AFTER_MS) this.vanishedCheck.set(socket, this.now);
+        continue;
+      }
+      if (this.now < firstCheck + QUIET_PROBE_GRACE_MS) continue;
+      this.violate(
+        "quiet-vanished",
+        `quiet socket s${socket.id} vanished ${this.rel(socket.vanishedAt)} (last sign of life ${this.rel(socket.lastSignAt)}), was first checked after ${QUIET_PROBE_AFTER_MS / 1000} s at ${this.rel(firstCheck)}, and is still open at a check ${QUIET_PROBE_GRACE_MS / 1000} s after that (probed ${view.probedAt === null ? "never" : this.rel(view.probedAt)})`,
+      );
+      this.vanishedCheck.delete(socket);
+    }
+  }
+
+  /**
+   * quiet-idle-duty: a room whose open sockets are all quiet clients that joined, which has heard
+   * no frame since its last check and has no work (nothing held or waiting, no version, session
+   * end, compaction or webhook due), wakes itself only for the periodic check,
+   * QUIET_CHECK_INTERVAL_MS after the last one, or for an outstanding probe's deadline.
+   */
+  private checkIdleDuties(figures: CoreFigures, quiet: QuietFigures): void {
+    const { checkedAt, duties, sockets } = quiet;
+    if (checkedAt === null || figures.nextDue === null || sockets.length === 0) return;
+    if (!sockets.every((entry) => entry.quiet && entry.joined) || this.lastClientFrameAt >= checkedAt) return;
+    if (figures.heldBytes > 0 || figures.pendingBytes > 0) return;
+    if (["versions", "session-end", "compaction", "webhooks"].some((name) => duties[name] != null)) return;
+    const deadlines = sockets.flatMap((entry) => (entry.probedAt === null ? [] : [entry.probedAt + QUIET_PROBE_GRACE_MS]));
+    const earliest = deadlines.length > 0 ? Math.min(...deadlines) : checkedAt + QUIET_CHECK_INTERVAL_MS;
+    if (figures.nextDue >= earliest) return;
+    this.violate(
+      "quiet-idle-duty",
+      `an idle room of ${sockets.length} quiet clients last checked at ${this.rel(checkedAt)} is next due at ${this.rel(figures.nextDue)}, before ${deadlines.length > 0 ? "its probe's deadline" : "the periodic check"} at ${this.rel(earliest)} (${this.dutyReport()})`,
+    );
+  }
+
+  /**
+   * quiet-renewed: a frame from a renewing socket (a stock provider's) reached the room, so every
+   * quiet client's state the room holds was shown to that socket within
+   * QUIET_RENEWAL_INTERVAL_MS (renewed now, or lately). A stock provider drops a state no newer
+   * clock renewed for 30 s, and its own renewals (every 15 s) are what the room renews on.
+   */
+  private checkQuietRenewed(socket: SimSocket): void {
+    // A socket its client no longer reads (or that vanished) is shown nothing any more.
+    if (socket.quiet || socket.closedByCore !== null || socket.state !== "open" || socket.clientGone || socket.vanishedAt !== null) return;
+    const quiet = this.quietFigures();
+    if (quiet === null || !quiet.sockets.some((entry) => entry.socket === socket)) return;
+    for (const clientId of quiet.quietPresence.keys()) {
+      const shown = socket.shown.get(clientId);
+      if (shown?.present === true && shown.at > this.now - QUIET_RENEWAL_INTERVAL_MS) continue;
+      this.violate(
+        "quiet-renewed",
+        `stock socket s${socket.id}'s frame reached the room, but quiet client ${clientId}'s state was ${shown === undefined ? "never shown to it" : shown.present ? `last shown to it ${this.rel(shown.at)}` : `last shown to it as removed ${this.rel(shown.at)}`}`,
+      );
+    }
+  }
+
+  /** Hibernation: the object leaves memory (sockets and storage stay). */
+  private hibernate(): void {
+    if (this.core !== null) this.print?.("    evicted (hibernation)");
+    this.http.evict();
+    this.core = null;
+    this.overdueStreak = 0;
+    this.note("evict");
   }
 
   /** Each duty's due time, for messages (read like inspect(), between events). */
@@ -415,9 +569,11 @@ export class World {
     client.grant = client.freshGrant(this.now);
     if (client.transport === "http") return this.http.connect(client);
     let socket: SimSocket | null = null;
-    const result = await this.event(`connect c${client.index} s${this.host.nextSocketId}`, "connect", (core) => {
+    const quiet = client.quietOnWebSocket;
+    const result = await this.event(`connect c${client.index} s${this.host.nextSocketId}${quiet ? " quiet" : ""}`, "connect", (core) => {
       socket = this.host.accept(client.index);
-      return core.connect(socket, client.grant);
+      socket.quiet = quiet;
+      return core.connect(socket, client.grant, quiet);
     });
     const accepted = socket as SimSocket | null;
     if (result.killed || accepted === null) {
@@ -430,16 +586,26 @@ export class World {
       client.openFailed(this.now);
       return;
     }
-    client.open(accepted, this.now);
+    client.open(accepted, this.now, quiet);
+  }
+
+  /** The client's connection vanishes unnoticed (a WebSocket; an HTTP connection drops instead). */
+  vanish(client: SimClient): void {
+    const socket = client.socket;
+    if (!(socket instanceof SimSocket)) return client.dropConnection(this.now, false);
+    this.print?.(`    s${socket.id} vanished`);
+    this.note("vanish");
+    socket.vanish(this.now);
   }
 
   /** Delivers the next item a client sent on `socket` to the core. */
   async deliverToServer(socket: SimSocket): Promise<void> {
     const item = socket.toServer.shift();
     if (item === undefined || socket.state === "closed") return;
-    if ("data" in item) return this.deliverFrame(socket, item);
+    if ("data" in item) return item.data === PING ? this.autoRespond(socket) : this.deliverFrame(socket, item);
     // Half the time the runtime has already stopped listing the socket when the close handler
     // runs (room.ts expiryDue: "the runtime may stop listing it before that").
+    socket.ending = true;
     const unlistFirst = socket.id % 2 === 0;
     if (unlistFirst) this.host.remove(socket);
     const end: SocketEnd = "close" in item ? { ...item.close, wasClean: true } : item.drop === "close" ? { code: 1006, reason: "", wasClean: false } : { error: new Error("Network connection lost.") };
@@ -448,10 +614,22 @@ export class World {
     if (!result.killed) this.host.remove(socket);
   }
 
+  /** The runtime answers `ping` itself: no event (the object neither wakes nor hears it). */
+  private autoRespond(socket: SimSocket): void {
+    const answered = socket.autoRespond(this.now);
+    this.note(answered ? "pong" : "ping-unanswered");
+    this.print?.(`    c${socket.client} s${socket.id} ping: ${answered ? "the runtime answers pong" : "not answered (the room closed the socket)"}`);
+  }
+
   private async deliverFrame(socket: SimSocket, item: ToServer & { data: ArrayBuffer | string }): Promise<void> {
     const afterClose = socket.closedByCore !== null;
     const before = afterClose ? this.documentState() : null;
+    socket.lastSignAt = this.now;
+    this.lastClientFrameAt = this.now;
+    const own = ownPresence(item.data, this.clients[socket.client]?.spec.clientId);
+    if (own !== undefined) socket.ownRemovalSent = own === null;
     const result = await this.event(`message c${socket.client} s${socket.id} ${describeFrame(item.data)}`, "socket", (core) => core.message(socket, item.data));
+    if (!result.killed) this.checkQuietRenewed(socket);
     if (before === null || result.killed) return;
     const after = this.documentState();
     if (after !== before) {
@@ -473,7 +651,7 @@ export class World {
     const client = this.clients[socket.client];
     if (client === undefined || client.socket !== socket) return;
     this.note("close" in item ? `rxclose${item.close.code}` : "rx");
-    if (this.print) this.print(`    c${client.index} s${socket.id} <- ${"close" in item ? `close ${item.close.code} ${item.close.reason}` : describeFrame(item.frame.slice().buffer)}`);
+    if (this.print) this.print(`    c${client.index} s${socket.id} <- ${"close" in item ? `close ${item.close.code} ${item.close.reason}` : "text" in item ? `text ${JSON.stringify(item.text)}` : describeFrame(item.frame.slice().buffer)}`);
     client.receive(item, this.now);
   }
 
@@ -563,6 +741,26 @@ export class World {
   }
 
   /**
+   * Time passes with everyone awake and the network working: the clock moves from timer to timer
+   * (client timers, the alarm on time, held polls ending), everything in flight is delivered
+   * after each, and the object hibernates once it has had no event for
+   * {@link HIBERNATE_AFTER_IDLE_MS} (a due alarm fires first), as Durable Objects do.
+   */
+  async idle(ms: number): Promise<void> {
+    const target = this.now + ms;
+    for (let turn = 0; turn < MAX_IDLE_TURNS && this.violations.length === 0; turn++) {
+      if (!(await this.deliverAll())) return;
+      const alarm = this.storage.alarm;
+      const hibernatesAt = this.lastEventAt + HIBERNATE_AFTER_IDLE_MS;
+      if (this.core !== null && this.now >= hibernatesAt && (alarm === null || alarm > this.now) && !this.http.holdsPolls) this.hibernate();
+      if (this.now >= target) return;
+      const clientNext = Math.min(...this.clients.map((client) => client.nextTimer()));
+      const next = Math.min(alarm ?? Infinity, clientNext, this.http.nextHoldEnd(), this.core !== null ? hibernatesAt : Infinity, target, this.now + CLIENTS_SLEEP_OVER_MS);
+      await this.advance(Math.max(0, next - this.now), true);
+    }
+  }
+
+  /**
    * The runtime runs the alarm handler. It clears the alarm as it starts (the handler may set
    * it again); a run that dies is retried, so a kill rolls the clearing back too.
    */
@@ -628,14 +826,7 @@ export class World {
       }
       // A held poll is a request in progress: the object stays until the Worker ends it.
       const idleUntil = Math.max(this.lastEventAt + HIBERNATE_AFTER_IDLE_MS, this.http.holdsPolls ? this.http.nextHoldEnd() : 0);
-      if (this.now >= idleUntil && !this.http.holdsPolls) {
-        if (this.core !== null) this.print?.("    evicted (hibernation)");
-        this.http.evict();
-        this.core = null;
-        this.overdueStreak = 0;
-        this.note("evict");
-        return;
-      }
+      if (this.now >= idleUntil && !this.http.holdsPolls) return this.hibernate();
       await this.advance(idleUntil - this.now, true);
     }
   }
@@ -816,6 +1007,32 @@ export class World {
         client.sendRaw(awarenessFrame([{ id: client.spec.clientId, clock: 10_000, state: attack.tooLarge ? JSON.stringify({ pad: "x".repeat(9_000) }) : "{not json" }]));
         return;
     }
+  }
+}
+
+/** Records, at release, what an awareness frame showed `socket`'s client of each client ID's presence. */
+function noteShown(socket: SimSocket, frame: Uint8Array, now: number): void {
+  if (frame[0] !== MessageType.awareness) return;
+  try {
+    const decoder = decoding.createDecoder(frame);
+    decoding.readVarUint(decoder);
+    for (const entry of decodeAwarenessUpdate(decoding.readVarUint8Array(decoder))) socket.shown.set(entry.clientId, { at: now, present: entry.state !== null });
+  } catch {
+    // Not an awareness update the client could read: the protocol invariant reports it there.
+  }
+}
+
+/** The client's own presence in a frame it sends: its state's JSON, null for its removal, undefined when the frame has none. */
+function ownPresence(data: ArrayBuffer | string, clientId: number | undefined): string | null | undefined {
+  if (typeof data === "string" || clientId === undefined) return undefined;
+  const bytes = new Uint8Array(data);
+  if (bytes[0] !== MessageType.awareness) return undefined;
+  try {
+    const decoder = decoding.createDecoder(bytes);
+    decoding.readVarUint(decoder);
+    return decodeAwarenessUpdate(decoding.readVarUint8Array(decoder)).find((entry) => entry.clientId === clientId)?.state;
+  } catch {
+    return undefined;
   }
 }
 
