@@ -15,7 +15,7 @@ import { WebsocketProvider } from "y-websocket";
 import type * as Y from "yjs";
 import { QUIET_CLIENT_PARAM } from "../worker/protocol";
 import { HttpSocket } from "./http-socket";
-import { keepStockTimersOnlyWhen } from "./presence-timers";
+import { followRoomRemovals, keepStockTimersOnlyWhen } from "./quiet-presence";
 import { QuietSocket } from "./quiet-socket";
 
 /** Attempts that never opened before falling back: a refusal takes milliseconds, so three cost the provider's first backoffs (~1 s). */
@@ -173,6 +173,7 @@ export class EdgedocProvider extends WebsocketProvider {
     this.chooser = chooser;
     // Quiet sockets keep presence without timers; the HTTP fallback keeps the stock ones.
     this.stopTimers = keepStockTimersOnlyWhen(this, () => this.ws instanceof HttpSocket);
+    followRoomRemovals(this, () => this.ws instanceof QuietSocket);
   }
 
   private readonly stopTimers: () => void;

@@ -21,14 +21,7 @@
  *   judged after it; the next tick pings anew.
  */
 import * as decoding from "lib0/decoding";
-import { MessageType, PING, PONG, QUIET_PROBE, readAwarenessEntries } from "../worker/protocol";
-
-/** Send a `ping` after this long without sending anything (the room probes sockets silent for 45 s: worker/limits.ts). */
-export const QUIET_PING_AFTER_MS = 30_000;
-/** A ping with no answer (any message) for this long: the connection is gone, and the provider reconnects. */
-export const QUIET_PING_TIMEOUT_MS = 10_000;
-/** How often the keep-alive rule runs (a background tab runs it about once a minute). */
-const QUIET_TICK_MS = 5_000;
+import { MessageType, PING, PONG, QUIET_PING_AFTER_MS, QUIET_PING_TIMEOUT_MS, QUIET_PROBE, QUIET_TICK_MS, readAwarenessEntries } from "../worker/protocol";
 /** What the provider is told when a ping went unanswered: the connection failed without a close (RFC 6455 §7.4.1). */
 const ABNORMAL_CLOSURE = 1006;
 

@@ -87,7 +87,13 @@ export class SaveTracker {
   /** Confirms the edits before `echo` if it is a state we sent, exactly as we sent it. */
   private confirmEcho(echo: AwarenessEntry): void {
     const sent = this.barriers.find((barrier) => barrier.clock === echo.clock);
-    if (sent === undefined || sent.state !== echo.state) return;
+    if (sent === undefined || sent.state !== echo.state) {
+      // Our state back under a clock that is no barrier: y-protocols answered the room's removal
+      // of it under the next clock (not a change of ours, so no barrier). Ask again, or a quiet
+      // client, which never renews, would stay unconfirmed until its next edit.
+      if (this.unconfirmed) this.scheduleConfirmation();
+      return;
+    }
     const reached = this.barriers.filter((barrier) => barrier.clock <= echo.clock);
     this.barriers = this.barriers.filter((barrier) => barrier.clock > echo.clock);
     this.confirmed = Math.max(this.confirmed, ...reached.map((barrier) => barrier.edits));

@@ -70,9 +70,9 @@ export type SocketPresence = Record<number, PresenceRecord>;
  * back to the sender alone so that its provider re-announces those clients under newer clocks.
  */
 export interface PresenceUpdate<Socket = unknown> {
-  /** What changed, under the clocks the sender sent (its own echo: its save confirmation). */
+  /** What changed, under the clocks the sender sent: as quiet clients are shown it (the sender's echo is its save confirmation). */
   changes: AwarenessEntry[];
-  /** The same changes as everyone else is shown them (renewed states under their raised clocks); `changes` itself when none is raised. */
+  /** The same changes as renewing sockets are shown them (renewed states under their raised clocks); `changes` itself when none is raised. */
   shown: AwarenessEntry[];
   renew: AwarenessEntry[];
   /**
@@ -201,6 +201,12 @@ export class PresenceRegistry<Socket> {
         if (current === undefined && removedAt !== undefined && entry.clock < removedAt) behindRemoval.set(entry.clientId, removedAt);
         continue;
       }
+      // Back at its removal's clock from a socket that already holds an ID of its own: not a
+      // provider reconnecting (it sends its own state first, on a fresh socket) but a peer's
+      // echo of the state the removal ended, which arrived after it. Taken, it would hold the ID
+      // against its owner's return, and show the owner its own state from another socket (a
+      // quiet client, which never renews, would take it for the echo confirming its edits).
+      if (current === undefined && entry.clock === this.removedClocks.get(entry.clientId) && held.size > 0) continue;
       const afterBytes = heldBytes - (current ? recordBytes(current.state) : 0) + entry.state.length + PRESENCE_ENTRY_OVERHEAD_BYTES;
       if (afterBytes > MAX_PRESENCE_BYTES_PER_SOCKET) {
         throw new ProtocolError(
@@ -258,20 +264,25 @@ export class PresenceRegistry<Socket> {
     return false;
   }
 
-  /** Removes everything `socket` controls; returns the removals to announce. */
-  removeSocket(socket: Socket): AwarenessEntry[] {
+  /**
+   * Removes everything `socket` controls; returns the removals to announce, as quiet clients
+   * and as renewing sockets are shown them (see {@link PresenceUpdate}).
+   */
+  removeSocket(socket: Socket): { removed: AwarenessEntry[]; shown: AwarenessEntry[] } {
     const held = this.bySocket.get(socket);
     this.bySocket.delete(socket);
     this.claimsBySocket.delete(socket);
     this.quiet.delete(socket);
-    if (held === undefined) return [];
+    if (held === undefined) return { removed: [], shown: [] };
     const removed: AwarenessEntry[] = [];
+    const shown: AwarenessEntry[] = [];
     for (const [clientId, record] of held) {
-      const clock = shownClock(record);
-      this.forget(clientId, clock);
-      removed.push({ clientId, clock, state: null });
+      // Remembered under the highest clock anyone was shown: a stale echo of it must not bring the client back.
+      this.forget(clientId, shownClock(record));
+      removed.push({ clientId, clock: record.clock, state: null });
+      shown.push({ clientId, clock: shownClock(record), state: null });
     }
-    return removed;
+    return { removed, shown: shown.some((entry, i) => entry.clock !== removed[i]!.clock) ? shown : removed };
   }
 
   /**
@@ -320,15 +331,17 @@ export class PresenceRegistry<Socket> {
   }
 
   /**
-   * Every current state as `viewer` is shown it, for a socket that joins or asks
-   * (query-awareness): others' under the clocks peers were shown, its own under the clocks it
-   * sent (a higher one would make y-protocols replace its local state), or left out (`withOwn`
-   * false: its save confirmation is withheld).
+   * Every current state as a socket that joins or asks (query-awareness) is shown it: a
+   * renewing socket (`raised`) sees renewed states under their raised clocks, a quiet client
+   * under the clocks their senders sent. Quiet clients never see a raised clock, so a quiet
+   * client back on a new connection is never shown its own state above its own clock (which
+   * y-protocols would take over its local state). `viewer`'s own states come under the clocks
+   * it sent, or are left out (`withOwn` false: its save confirmation is withheld).
    */
-  statesFor(viewer?: Socket, withOwn = true): AwarenessEntry[] {
+  statesFor(viewer?: Socket, withOwn = true, raised = true): AwarenessEntry[] {
     const all: AwarenessEntry[] = [];
     for (const [socket, held] of this.bySocket) {
-      if (socket !== viewer) all.push(...entriesOf(held, shownClock));
+      if (socket !== viewer) all.push(...entriesOf(held, raised ? shownClock : undefined));
       else if (withOwn) all.push(...entriesOf(held));
     }
     return all;

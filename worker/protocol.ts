@@ -96,6 +96,13 @@ export const PONG = "pong";
 /** The text frame the room sends a quiet client it has not heard from for a while; the client answers with {@link PING}. */
 export const QUIET_PROBE = "probe";
 
+/** A quiet client sends a {@link PING} after this long without sending anything (the room probes sockets silent 45 s: worker/limits.ts). */
+export const QUIET_PING_AFTER_MS = 30_000;
+/** A ping with no answer (any message) for this long: the connection is gone, and the client reconnects. */
+export const QUIET_PING_TIMEOUT_MS = 10_000;
+/** How often a quiet client runs its keep-alive rule (a background tab runs it about once a minute). */
+export const QUIET_TICK_MS = 5_000;
+
 /**
  * A client whose awareness state is not renewed for this long is considered offline.
  * Matches y-protocols' `outdatedTimeout`; providers renew every 15 s.

@@ -10,7 +10,7 @@ import * as encoding from "lib0/encoding";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
-import { MessageType } from "../../worker/protocol";
+import { MessageType, PONG, QUIET_CLIENT_PARAM, QUIET_PROBE } from "../../worker/protocol";
 
 /** Every wait in these tests gives up after this long, so a broken test fails instead of hanging. */
 export const WAIT_MS = 5_000;
@@ -20,12 +20,17 @@ export interface Closed {
   reason: string;
 }
 
-/** Polls `check` until it holds; throws with `what` after `timeoutMs`. */
+/** How often {@link waitFor} checks. */
+const POLL_MS = 10;
+
+/**
+ * Polls `check` until it holds; throws with `what` after `timeoutMs`. The time is counted in
+ * polls, not read from `Date`: tests fake `Date` (`vi.setSystemTime`), which then stands still.
+ */
 export async function waitFor(check: () => boolean, what: string, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let polls = Math.ceil(timeoutMs / POLL_MS); !check(); polls--) {
+    if (polls <= 0) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
@@ -50,16 +55,23 @@ export function roomName(label: string): string {
   return `${label}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-/** How a test client presents itself: a token (as `?token=`) and extra headers such as Origin. */
+/**
+ * How a test client presents itself: a token (as `?token=`), extra headers such as Origin, and
+ * whether it is a quiet client (`?presence=socket`, docs/protocol.md "Quiet clients").
+ */
 export interface ConnectOptions {
   token?: string;
   headers?: Record<string, string>;
+  quiet?: boolean;
 }
 
 /** The upgrade request a client sends for `room`. */
-export function upgradeRequest(room: string, { token, headers = {} }: ConnectOptions = {}): Request {
-  const query = token === undefined ? "" : `?token=${encodeURIComponent(token)}`;
-  return new Request(`http://edgedoc.test/ws/${room}${query}`, { headers: { Upgrade: "websocket", ...headers } });
+export function upgradeRequest(room: string, { token, headers = {}, quiet = false }: ConnectOptions = {}): Request {
+  const params = new URLSearchParams();
+  if (quiet) params.set(QUIET_CLIENT_PARAM.name, QUIET_CLIENT_PARAM.value);
+  if (token !== undefined) params.set("token", token);
+  const query = params.toString();
+  return new Request(`http://edgedoc.test/ws/${room}${query === "" ? "" : `?${query}`}`, { headers: { Upgrade: "websocket", ...headers } });
 }
 
 /** Opens a raw WebSocket to `/ws/<room>` through the Worker. */
@@ -78,6 +90,8 @@ export class TestClient {
   readonly awareness = new awarenessProtocol.Awareness(this.doc);
   /** Binary frames received, in order. */
   readonly received: Uint8Array[] = [];
+  /** Text frames received, in order: the room's `probe` (quiet clients) and the runtime's `pong`. */
+  readonly texts: string[] = [];
   closed: Closed | null = null;
   /** Reasons of "permission denied" auth messages received. */
   readonly permissionDenied: string[] = [];
@@ -86,7 +100,12 @@ export class TestClient {
   /** The newest clock of this client's own presence that the room echoed back. */
   private echoedClock = -1;
 
-  private constructor(readonly socket: WebSocket) {
+  /** `quiet`: as the app's quiet client, without y-protocols' timers (client/quiet-presence.ts stops them on quiet sockets). */
+  private constructor(
+    readonly socket: WebSocket,
+    quiet: boolean,
+  ) {
+    if (quiet) clearInterval(this.awareness._checkInterval);
     this.awareness.setLocalState(null);
     socket.addEventListener("message", (event) => this.onMessage(event.data));
     socket.addEventListener("close", (event) => {
@@ -106,7 +125,7 @@ export class TestClient {
 
   /** Opens a client on `room` without waiting for anything. */
   static async open(room: string, options: ConnectOptions = {}): Promise<TestClient> {
-    return new TestClient(await openSocket(room, options));
+    return new TestClient(await openSocket(room, options), options.quiet === true);
   }
 
   /** Connects to `room` and waits until the server's document has been received. */
@@ -188,7 +207,13 @@ export class TestClient {
   }
 
   private onMessage(data: unknown): void {
-    if (!(data instanceof ArrayBuffer)) throw new Error(`unexpected text frame: ${String(data)}`);
+    if (typeof data === "string") {
+      // The only text frames a client hears (docs/protocol.md): the room's probe of a quiet client, the runtime's answer to `ping`.
+      if (data !== QUIET_PROBE && data !== PONG) throw new Error(`unexpected text frame: ${data}`);
+      this.texts.push(data);
+      return;
+    }
+    if (!(data instanceof ArrayBuffer)) throw new Error(`unexpected frame: ${String(data)}`);
     const frame = new Uint8Array(data);
     this.received.push(frame);
     const decoder = decoding.createDecoder(frame);

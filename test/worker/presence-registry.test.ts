@@ -110,7 +110,7 @@ describe("presence registry rules", () => {
     // Held by ada's socket: refused, whatever the clock or state.
     expect(registry.apply("mallory", [wire(1, 105, state("mallory")), wire(1, 105, null)], 0, "mallory")).toMatchObject({ changes: [], renew: [] });
     expect(registry.apply("ada", [wire(1, 6, state("ada moved"))], 0, "ada").changes).toEqual([{ clientId: 1, clock: 6, state: state("ada moved") }]);
-    expect(registry.removeSocket("ada")).toEqual([{ clientId: 1, clock: 6, state: null }]);
+    expect(registry.removeSocket("ada").removed).toEqual([{ clientId: 1, clock: 6, state: null }]);
     // Departed but claimed by ada: refused too, and no tombstone moves.
     expect(registry.apply("mallory", [wire(1, 106, state("mallory")), wire(1, 106, null)], 0, "mallory")).toMatchObject({ changes: [], renew: [] });
     expect(registry.apply("ada again", [wire(1, 6, state("ada moved"))], 0, "ada").changes).toHaveLength(1);

@@ -9,8 +9,9 @@
  * hibernatable sockets) and write to a table of their own, so the room's tables are untouched.
  * `ctx.abort()` stands for a process dying mid-event: what it loses is what a crash loses.
  */
-import { SELF, env, runInDurableObject } from "cloudflare:test";
+import { SELF, env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { CloseCode, PING, PONG } from "../../worker/protocol";
 import type { Room } from "../../worker/room";
 import { openSocket, roomName, waitFor } from "./client";
 
@@ -46,18 +47,18 @@ async function runAndAbort(room: string, probe: (state: DurableObjectState) => P
 }
 
 /** A room with one WebSocket open through the Worker; its text frames, as the client reads them. */
-async function roomWithSocket(label: string): Promise<{ room: string; texts: string[]; closed: () => boolean }> {
+async function roomWithSocket(label: string): Promise<{ room: string; socket: WebSocket; texts: string[]; closed: () => boolean; closeCode: () => number | null }> {
   const room = roomName(label);
   const socket = await openSocket(room);
   const texts: string[] = [];
-  let closed = false;
+  let closeCode: number | null = null;
   socket.addEventListener("message", (event) => {
     if (typeof event.data === "string") texts.push(event.data);
   });
-  socket.addEventListener("close", () => (closed = true));
+  socket.addEventListener("close", (event) => (closeCode = event.code));
   // The room's first frames (its sync step 1) show the socket is accepted.
   await runInDurableObject(roomStub(room), (_instance: Room, state) => expect(state.getWebSockets()).toHaveLength(1));
-  return { room, texts, closed: () => closed };
+  return { room, socket, texts, closed: () => closeCode !== null, closeCode: () => closeCode };
 }
 
 /** Lets frames in flight arrive (there is no event to wait for when a frame must NOT come). */
@@ -189,5 +190,65 @@ describe("events while a handler awaits an outbound fetch (sim/world.ts World.wh
       return response.status;
     });
     expect(status).toBe(200);
+  });
+});
+
+/** The runtime's time of its last automatic answer to the room's only socket (`getWebSocketAutoResponseTimestamp`), in ms, or null. */
+function lastAutoResponse(room: string): Promise<number | null> {
+  return runInDurableObject(roomStub(room), (_instance: Room, state) => {
+    const [socket] = state.getWebSockets();
+    return state.getWebSocketAutoResponseTimestamp(socket!)?.getTime() ?? null;
+  });
+}
+
+describe("the keep-alive answered by the runtime (sim/host.ts SimHost.lastPingAt; docs/protocol.md, Quiet clients)", () => {
+  it("answers the text frame `ping` with `pong` without a webSocketMessage event, and keeps the time of that answer for the object", async () => {
+    const { room, socket, texts, closeCode } = await roomWithSocket("auto-response");
+    expect(await lastAutoResponse(room)).toBeNull();
+    const sentAt = Date.now();
+    socket.send(PING);
+    await waitFor(() => texts.includes(PONG), "the runtime's pong");
+    // The room closes any text frame that reaches it with 1003 (worker/room/frames.ts), so a
+    // `ping` that became a webSocketMessage event would have closed the socket.
+    await settle();
+    expect(closeCode()).toBeNull();
+    const answeredAt = await lastAutoResponse(room);
+    expect(answeredAt).not.toBeNull();
+    expect(answeredAt!).toBeGreaterThanOrEqual(sentAt);
+    expect(answeredAt!).toBeLessThanOrEqual(Date.now());
+
+    // Each answer moves the time on.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const secondSentAt = Date.now();
+    socket.send(PING);
+    await waitFor(() => texts.filter((text) => text === PONG).length === 2, "the second pong");
+    expect(await lastAutoResponse(room)).toBeGreaterThanOrEqual(secondSentAt);
+
+    // Only the exact text is answered: anything else is an event the object handles (here: refuses).
+    socket.send(PING.toUpperCase());
+    await waitFor(() => closeCode() !== null, "the room to refuse a text frame that reached it");
+    expect(closeCode()).toBe(CloseCode.unsupportedData);
+    expect(texts.filter((text) => text === PONG)).toHaveLength(2);
+  });
+
+  it("keeps the time of the last answer across the object's eviction (hibernation)", async () => {
+    const { room, socket, texts } = await roomWithSocket("auto-response-evicted");
+    const sentAt = Date.now();
+    socket.send(PING);
+    await waitFor(() => texts.includes(PONG), "the runtime's pong");
+    await evictDurableObject(roomStub(room));
+    expect(await lastAutoResponse(room)).toBeGreaterThanOrEqual(sentAt);
+  });
+
+  it("answers `ping` to an evicted object's socket without delivering it as an event, and keeps the time", async () => {
+    const { room, socket, texts, closeCode } = await roomWithSocket("auto-response-while-evicted");
+    await evictDurableObject(roomStub(room));
+    const sentAt = Date.now();
+    socket.send(PING);
+    await waitFor(() => texts.includes(PONG), "the runtime's pong");
+    // Not a webSocketMessage event of a new instance either: the room would have closed it 1003.
+    await settle();
+    expect(closeCode()).toBeNull();
+    expect(await lastAutoResponse(room)).toBeGreaterThanOrEqual(sentAt);
   });
 });

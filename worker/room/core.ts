@@ -92,6 +92,8 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   private loadedDocument: RoomDocument | null = null;
   /** Set when synchronous work added something the alarm must be moved earlier for. */
   alarmStale = false;
+  /** Set when a socket left: what it was due for (its silence deadline) is gone, so the alarm may move later too. */
+  private alarmMayMoveLater = false;
   /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
   private alarmAt: number | null | undefined = undefined;
   /** When to compact and take the session-end version because the last socket left, or null. */
@@ -216,20 +218,26 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     }
     const now = this.host.now();
     const session = this.sessions.open(socket, grant, now, quiet);
-    // Written before the state vector is encoded: a failed write goes back to what is stored,
-    // and the joiner must be asked for everything the room lacks after it.
-    this.life.writeHeld();
-    this.sessions.send(socket, session, encodeSyncStep1(this.document.stateVector()));
-    const states = this.presence.statesFor();
-    if (states.length > 0) {
-      const frame = encodeAwareness(states);
-      // Everyone's presence is an answer the joiner did not ask for but costs as much.
-      if (!this.answers.take(frame.byteLength, now)) return this.sessions.refuseNew(socket, "room busy: try again shortly");
-      this.sessions.send(socket, session, frame);
-    }
-    logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: open, ...(quiet ? { quiet } : {}) });
+    // Before anything can fail: a socket the room could not greet (a storage fault) is still closed if it never joins.
     this.socketDeadline = Math.min(this.socketDeadline ?? Infinity, now + JOIN_TIMEOUT_MS);
-    await this.scheduleAlarm();
+    try {
+      // Written before the state vector is encoded: a failed write goes back to what is stored,
+      // and the joiner must be asked for everything the room lacks after it.
+      this.life.writeHeld();
+      this.sessions.send(socket, session, encodeSyncStep1(this.document.stateVector()));
+      const states = this.presence.statesFor(undefined, true, !quiet);
+      if (states.length > 0) {
+        const frame = encodeAwareness(states);
+        // Everyone's presence is an answer the joiner did not ask for but costs as much.
+        if (!this.answers.take(frame.byteLength, now)) return this.sessions.refuseNew(socket, "room busy: try again shortly");
+        this.sessions.send(socket, session, frame);
+      }
+      logEvent("connect", { room: this.name, mode: grant.mode, user: grant.user, sockets: open, ...(quiet ? { quiet } : {}) });
+    } finally {
+      // Someone is here now, whatever failed: what is due changed (the join deadline, versions by interval).
+      this.alarmStale = true;
+      await this.rearmIfStale();
+    }
   }
 
   /** A frame from a socket (`webSocketMessage`); anything refused closes that socket only. */
@@ -336,7 +344,12 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
    */
   private socketGone(socket: Socket): void {
     this.life.forget(socket);
-    if (this.sessions.openSockets().length > 0) return;
+    if (this.sessions.openSockets().length > 0) {
+      // Its deadline may have been the earliest: left set, it would wake an idle room for nothing.
+      this.socketDeadline = this.sessions.nextDeadline(this.host.now());
+      this.alarmStale = this.alarmMayMoveLater = true;
+      return;
+    }
     this.socketDeadline = null;
     if (this.hasIdleWork()) this.idleWorkDue = this.host.now() + IDLE_COMPACTION_DELAY_MS;
     this.alarmStale = true;
@@ -346,7 +359,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   async rearmIfStale(): Promise<void> {
     if (!this.alarmStale) return;
     try {
-      await this.scheduleAlarm();
+      await this.scheduleAlarm(this.alarmMayMoveLater);
     } catch (error) {
       logEvent("room_error", { room: this.name, error: String(error) });
     }
@@ -508,7 +521,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
    * (a socket deadline is, see {@link socketDeadline}), so firing at it is never late.
    */
   async scheduleAlarm(exact = false): Promise<void> {
-    this.alarmStale = false;
+    this.alarmStale = this.alarmMayMoveLater = false;
     const due = this.duties.nextDue(this.host.now());
     if (due === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.host.storage.getAlarm();
@@ -521,8 +534,9 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   }
 
   /** Figures the simulation checks its invariants against. */
-  inspect(): { stateVector: Uint8Array | null; pendingBytes: number; heldBytes: number; openSessions: number; nextDue: number | null } {
+  inspect(): { stateVector: Uint8Array | null; pendingBytes: number; heldBytes: number; openSessions: number; nextDue: number | null; quietCheckedAt: number | null } {
     return {
+      quietCheckedAt: this.liveness.lastCheckAt,
       stateVector: this.loadedDocument?.stateVector() ?? null,
       pendingBytes: this.loadedDocument?.waitingBytes() ?? 0,
       heldBytes: this.store.heldByteCount(),

@@ -31,7 +31,7 @@ export class FrameHandler<Socket extends RoomSocket> {
     const { sessions, limits } = this.room;
     const now = this.room.host.now();
     const session = sessions.of(socket, now);
-    sessions.noteActivity(socket, session, now);
+    sessions.noteActivity(session, now);
     if (isExpired(session, now)) throw new ProtocolError(CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
     if (typeof message === "string") {
       throw new ProtocolError(CloseCode.unsupportedData, "text frames are not supported; send binary y-websocket frames");
@@ -45,6 +45,10 @@ export class FrameHandler<Socket extends RoomSocket> {
     const paysNow = frame[0] !== MessageType.awareness;
     if (!session.bytes.take(frame.byteLength, now) || (paysNow && !session.messages.take(1, now))) throw this.rateExceeded();
     await this.dispatch(socket, session, decodeClientMessage(frame));
+    // Saved once the frame is handled, with the presence it may have changed: saved before, the
+    // attachment would lag a change behind, and after a wake the room would announce the
+    // socket's removal under a clock its peers have passed (which y-protocols ignores).
+    sessions.stampIfDue(socket, session, now);
   }
 
   private async dispatch(socket: Socket, session: Session, message: ClientMessage): Promise<void> {
@@ -72,7 +76,7 @@ export class FrameHandler<Socket extends RoomSocket> {
       case "query-awareness":
         // Written first: a failed write withholds this socket's confirmation, so its own state is left out.
         room.life.writeHeld();
-        return this.answer(socket, session, encodeAwareness(room.presence.statesFor(socket, !room.life.isWithheld(socket))));
+        return this.answer(socket, session, encodeAwareness(room.presence.statesFor(socket, !room.life.isWithheld(socket), !session.quiet)));
       default:
         // A message type added to the protocol but not handled here fails to compile.
         return message satisfies never;
@@ -147,14 +151,8 @@ export class FrameHandler<Socket extends RoomSocket> {
     // sender whose confirmation is withheld does not get it.
     // Whether its confirmation is withheld is asked once what is held is written: a failed write withholds it.
     this.room.life.writeHeld();
-    const confirmed = !this.room.life.isWithheld(socket);
-    if (shown === changes) {
-      sessions.broadcast(encodeAwareness(changes), now, confirmed ? undefined : socket);
-    } else {
-      // A state the room renewed for stock providers is shown to others under a raised clock; its sender gets the clocks it sent.
-      sessions.broadcast(encodeAwareness(shown), now, socket);
-      if (confirmed) sessions.send(socket, session, encodeAwareness(changes));
-    }
+    // A state the room renewed is shown to renewing sockets under its raised clock; the sender, a quiet client, hears the clocks it sent.
+    sessions.broadcastPresence(changes, shown, now, this.room.life.isWithheld(socket) ? socket : undefined);
     // A client back at (or behind) the clock its removal went out with: its provider answers
     // this removal with its state under the next clock, which peers that saw the removal take
     // (awareness.ts).

@@ -24,6 +24,10 @@ export class QuietLiveness<Socket extends RoomSocket> {
   /** When quiet sockets were last checked; null until the first check (waking is one, and memory does not outlive a wake). */
   private checkedAt: number | null = null;
 
+  get lastCheckAt(): number | null {
+    return this.checkedAt;
+  }
+
   constructor(
     private readonly sessions: Sessions<Socket>,
     private readonly host: Pick<RoomHost<Socket>, "lastPingAt" | "probe">,
@@ -41,7 +45,7 @@ export class QuietLiveness<Socket extends RoomSocket> {
     this.checkedAt = now;
     for (const socket of this.sessions.quietSockets(now)) {
       const session = this.sessions.of(socket, now);
-      const lastSign = Math.max(session.lastFrameAt, this.host.lastPingAt(socket) ?? 0);
+      const lastSign = Math.max(session.frameSeenAt, this.host.lastPingAt(socket) ?? 0);
       if (session.probedAt !== undefined) {
         if (lastSign < session.probedAt) {
           if (now >= session.probedAt + QUIET_PROBE_GRACE_MS) {

@@ -6,6 +6,7 @@
  */
 import type { AccessGrant } from "../access";
 import type { PresenceRegistry, SocketPresence } from "../awareness";
+import type { AwarenessEntry } from "../protocol";
 import type { RoomLimits } from "../config";
 import {
   ACTIVITY_STAMP_INTERVAL_MS,
@@ -50,8 +51,13 @@ export interface Session {
   quiet: boolean;
   /** When the room probed it, until it shows a sign of life (worker/room/liveness.ts). */
   probedAt?: number;
-  /** When it last sent a frame (`ping` never reaches the room), and when that was last saved. */
+  /**
+   * When it last sent a frame (`ping` never reaches the room) as its silence deadline counts
+   * it: after a wake, the saved stamp plus the interval it may be behind (the benefit of the doubt).
+   */
   lastFrameAt: number;
+  /** When it last sent a frame for certain (a frame seen, or the saved stamp), and when that was last saved. */
+  frameSeenAt: number;
   stampedAt: number;
   /**
    * Awareness bytes it may send back without changing its own presence: stock providers
@@ -70,7 +76,7 @@ export interface Session {
  * Who hears a broadcast: everyone, or only the sockets that may write (they can send back an
  * edit the room lost) or only the read-only ones (which cannot, so they hear edits once stored).
  */
-export type Audience = "everyone" | "writers" | "readers" | "renewing";
+export type Audience = "everyone" | "writers" | "readers" | "quiet" | "renewing";
 
 export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
 
@@ -148,6 +154,7 @@ export class Sessions<Socket extends RoomSocket> {
       ...(attachment.probedAt === undefined ? {} : { probedAt: attachment.probedAt }),
       // The stamp may be up to one interval old; count the socket active until then.
       lastFrameAt: Math.min(now, attachment.activeAt + ACTIVITY_STAMP_INTERVAL_MS),
+      frameSeenAt: attachment.activeAt,
       stampedAt: attachment.activeAt,
       echoCredit: 0,
       bytesIn: 0,
@@ -207,21 +214,27 @@ export class Sessions<Socket extends RoomSocket> {
     const attachment = readAttachment(socket);
     const session = this.sessions.get(socket);
     if (!attachment || !session) return;
-    session.stampedAt = session.lastFrameAt;
+    session.stampedAt = session.frameSeenAt;
     const { unconfirmed: _, probedAt: __, ...rest } = attachment;
     socket.serializeAttachment({
       ...rest,
       presence: this.presence.heldBy(socket),
       joined: session.joined,
-      activeAt: session.lastFrameAt,
+      // What a frame showed, not the estimate after a wake: saved back, that would creep an interval each wake.
+      activeAt: session.frameSeenAt,
       ...(this.hooks.unconfirmed(socket) ? { unconfirmed: true as const } : {}),
       ...(session.probedAt === undefined ? {} : { probedAt: session.probedAt }),
     } satisfies SocketAttachment);
   }
 
-  /** Records that `socket` sent a frame, saving the time when the saved one is an interval old. */
-  noteActivity(socket: Socket, session: Session, now: number): void {
+  /** Records that `socket` sent a frame; {@link stampIfDue} saves it once the frame is handled. */
+  noteActivity(session: Session, now: number): void {
     session.lastFrameAt = now;
+    session.frameSeenAt = now;
+  }
+
+  /** Saves what `socket` carries when the saved activity stamp is an interval old. */
+  stampIfDue(socket: Socket, session: Session, now: number): void {
     if (now - session.stampedAt >= ACTIVITY_STAMP_INTERVAL_MS) this.save(socket);
   }
 
@@ -238,11 +251,6 @@ export class Sessions<Socket extends RoomSocket> {
       const session = this.of(socket, now);
       return session.quiet && session.joined;
     });
-  }
-
-  /** Whether any open socket renews its presence (a stock provider, an HTTP session): quiet clients' states are renewed towards those. */
-  anyRenewing(now: number): boolean {
-    return this.openSockets().some((socket) => !this.of(socket, now).quiet);
   }
 
   markJoined(socket: Socket, session: Session): void {
@@ -282,7 +290,8 @@ export class Sessions<Socket extends RoomSocket> {
     const heard = (socket: Socket) => {
       if (everyone) return true;
       const session = this.of(socket, now);
-      return audience === "renewing" ? !session.quiet : (session.grant.mode === "read") === (audience === "readers");
+      if (audience === "quiet" || audience === "renewing") return session.quiet === (audience === "quiet");
+      return (session.grant.mode === "read") === (audience === "readers");
     };
     const recipients = this.listed().filter((socket) => socket !== except && !this.closing.has(socket) && heard(socket));
     const affordable = Math.floor(MAX_RELAY_BYTES / Math.max(frame.byteLength, 1));
@@ -336,8 +345,19 @@ export class Sessions<Socket extends RoomSocket> {
   drop(socket: Socket, now: number): void {
     this.end(socket);
     this.hooks.forget(socket);
-    const removed = this.presence.removeSocket(socket);
-    if (removed.length > 0) this.broadcast(encodeAwareness(removed), now, socket);
+    const { removed, shown } = this.presence.removeSocket(socket);
+    if (removed.length > 0) this.broadcastPresence(removed, shown, now, socket);
+  }
+
+  /**
+   * Sends presence changes to every socket but `except`: quiet clients under the clocks their
+   * senders sent, renewing sockets under the raised clocks they were shown (`shown`; the same
+   * array when nothing is raised, and then one frame goes to everyone). See worker/awareness.ts.
+   */
+  broadcastPresence(changes: AwarenessEntry[], shown: AwarenessEntry[], now: number, except?: Socket): void {
+    if (shown === changes) return this.broadcast(encodeAwareness(changes), now, except);
+    this.broadcast(encodeAwareness(changes), now, except, "quiet");
+    this.broadcast(encodeAwareness(shown), now, except, "renewing");
   }
 
   /**
