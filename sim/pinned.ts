@@ -61,5 +61,6 @@ export const PINNED: readonly PinnedSchedule[] = [
   { file: "removal-answer-barrier-spoofed.json", note: "a save barrier made from y-protocols' answer to our removal (the next clock, while nobody held our ID) let a spoofed state under that clock confirm an edit: barriers stay our own changes, and an unmatched echo asks again" },
   { file: "connect-fault-leaves-alarm.json", note: "a storage fault while greeting a joiner left the alarm where it was, though someone was now here (versions by interval due long ago)" },
   { file: "stale-echo-takes-returning-id.json", note: "a stock reader's echo of a renewed state arrived after the state's removal, under the removal's clock, and took the ID as a return: the quiet owner, back on a new socket, was shown its own state from another socket and took it for its save confirmation" },
+  { file: "20261211-2931-webhooks.json", note: "harness: an idle step gave each of its turns a fresh alarm budget, so webhook fetches fed DELETEs and writes beside them without bound (1,106 DELETEs, 890 queued events); the webhook check then stopped after 1,000 alarm waits, an hour in, and called it 72 h" },
   { file: "quiet-left-socket-deadline-wakes.json", note: "a stock socket that left kept its silence deadline as the room's, and the alarm woke an idle room of quiet clients for nothing" },
 ];

@@ -39,8 +39,19 @@ import { StoredView } from "./stored";
 
 /** A Durable Object hibernates only after this long without events (docs/storage.md). */
 export const HIBERNATE_AFTER_IDLE_MS = 10_000;
-/** Alarm runs one clock advance may make before the simulation jumps (a runaway alarm is caught by the invariants). */
+/**
+ * Alarm runs one step's clock advance may make on time before the simulation jumps (a runaway
+ * alarm is caught by the invariants). One budget per step, an `idle` step's many turns included:
+ * every alarm run's webhook fetches may run events beside them (API calls among them, from the
+ * `duringFetch` stream) which add webhook events, hence more alarm runs; unbounded, that loop
+ * feeds itself (20261211-2931: 1,106 DELETEs in one schedule, an outbox of 890 events).
+ */
 const MAX_ALARMS_PER_ADVANCE = 200;
+
+/** Alarm runs a step may still make on time (see {@link MAX_ALARMS_PER_ADVANCE}). */
+interface AlarmBudget {
+  left: number;
+}
 /** Items one deliverAll may move; more means something loops. */
 const MAX_DELIVERIES = 5_000;
 /** A clock advance longer than this is the clients' machines sleeping: their timers do not run during it. */
@@ -717,19 +728,18 @@ export class World {
    * way (without, it is late). Client timers run in time order, unless the jump is long: then
    * the clients' machines sleep through it and their timers run once at the end.
    */
-  async advance(ms: number, alarms: boolean): Promise<void> {
+  async advance(ms: number, alarms: boolean, budget: AlarmBudget = { left: MAX_ALARMS_PER_ADVANCE }): Promise<void> {
     const target = this.now + ms;
     const sleeping = ms > CLIENTS_SLEEP_OVER_MS;
-    let firings = 0;
     for (let guard = 0; guard < 100_000 && this.violations.length === 0; guard++) {
-      const alarm = alarms && firings < MAX_ALARMS_PER_ADVANCE ? this.storage.alarm : null;
+      const alarm = alarms && budget.left > 0 ? this.storage.alarm : null;
       const clientNext = sleeping ? Infinity : Math.min(...this.clients.map((client) => client.nextTimer()));
       // The Worker ends a held poll on time, whether or not the client's machine sleeps.
       const holdEnd = this.http.nextHoldEnd();
       const next = Math.min(alarm ?? Infinity, clientNext, holdEnd, target);
       this.host.time = Math.max(this.now, next);
       if (alarm !== null && alarm <= this.now) {
-        firings++;
+        budget.left--;
         await this.fireAlarm("due");
         continue;
       }
@@ -744,10 +754,14 @@ export class World {
    * Time passes with everyone awake and the network working: the clock moves from timer to timer
    * (client timers, the alarm on time, held polls ending), everything in flight is delivered
    * after each, and the object hibernates once it has had no event for
-   * {@link HIBERNATE_AFTER_IDLE_MS} (a due alarm fires first), as Durable Objects do.
+   * {@link HIBERNATE_AFTER_IDLE_MS} (a due alarm fires first), as Durable Objects do. The whole
+   * step shares one budget of alarm runs with `advance` ({@link MAX_ALARMS_PER_ADVANCE}); past it
+   * the alarm is late, as after an `advance` step's budget, and an object with an overdue alarm
+   * does not hibernate (the runtime would fire it first).
    */
   async idle(ms: number): Promise<void> {
     const target = this.now + ms;
+    const budget: AlarmBudget = { left: MAX_ALARMS_PER_ADVANCE };
     for (let turn = 0; turn < MAX_IDLE_TURNS && this.violations.length === 0; turn++) {
       if (!(await this.deliverAll())) return;
       const alarm = this.storage.alarm;
@@ -755,8 +769,13 @@ export class World {
       if (this.core !== null && this.now >= hibernatesAt && (alarm === null || alarm > this.now) && !this.http.holdsPolls) this.hibernate();
       if (this.now >= target) return;
       const clientNext = Math.min(...this.clients.map((client) => client.nextTimer()));
-      const next = Math.min(alarm ?? Infinity, clientNext, this.http.nextHoldEnd(), this.core !== null ? hibernatesAt : Infinity, target, this.now + CLIENTS_SLEEP_OVER_MS);
-      await this.advance(Math.max(0, next - this.now), true);
+      // Past the budget the alarm is not waited for, and a hibernation time already passed (an
+      // overdue alarm or a held poll kept the object) is no time to wait for either: turns that
+      // move no clock would only spin.
+      const onTime = budget.left > 0 ? (alarm ?? Infinity) : Infinity;
+      const awake = this.core !== null && hibernatesAt > this.now ? hibernatesAt : Infinity;
+      const next = Math.min(onTime, clientNext, this.http.nextHoldEnd(), awake, target, this.now + CLIENTS_SLEEP_OVER_MS);
+      await this.advance(Math.max(0, next - this.now), true, budget);
     }
   }
 
