@@ -14,6 +14,7 @@
 import { SESSION_HEADER, decodeAnswer, encodeFrames, takeBatch, type SessionClose } from "../worker/room/http-wire";
 import { CloseCode } from "../worker/protocol";
 import { HeardPresence } from "./heard-presence";
+import { WebSocketLike } from "./websocket-like";
 
 /** Abnormal closure (RFC 6455 §7.4.1): the connection failed without a close from the server. */
 const ABNORMAL_CLOSURE = 1006;
@@ -36,15 +37,7 @@ function closeForStatus(status: number, reason: string): SessionClose {
 
 type Handler<E> = ((event: E) => void) | null;
 
-export class HttpSocket {
-  static readonly CONNECTING = 0;
-  static readonly OPEN = 1;
-  static readonly CLOSING = 2;
-  static readonly CLOSED = 3;
-  readonly CONNECTING = 0;
-  readonly OPEN = 1;
-  readonly CLOSING = 2;
-  readonly CLOSED = 3;
+export class HttpSocket extends WebSocketLike {
 
   readyState: number = HttpSocket.CONNECTING;
   binaryType = "arraybuffer";
@@ -74,6 +67,7 @@ export class HttpSocket {
     readonly url: string,
     private readonly replaces: string | null = null,
   ) {
+    super();
     this.base = syncUrlFor(url);
     void this.open();
   }

@@ -22,20 +22,13 @@
  */
 import * as decoding from "lib0/decoding";
 import { MessageType, PING, PONG, QUIET_PING_AFTER_MS, QUIET_PING_TIMEOUT_MS, QUIET_PROBE, QUIET_TICK_MS, readAwarenessEntries } from "../worker/protocol";
+import { WebSocketLike } from "./websocket-like";
 /** What the provider is told when a ping went unanswered: the connection failed without a close (RFC 6455 §7.4.1). */
 const ABNORMAL_CLOSURE = 1006;
 
 type Handler<E> = ((event: E) => void) | null;
 
-export class QuietSocket {
-  static readonly CONNECTING = 0;
-  static readonly OPEN = 1;
-  static readonly CLOSING = 2;
-  static readonly CLOSED = 3;
-  readonly CONNECTING = 0;
-  readonly OPEN = 1;
-  readonly CLOSING = 2;
-  readonly CLOSED = 3;
+export class QuietSocket extends WebSocketLike {
 
   onopen: Handler<Event> = null;
   onmessage: Handler<MessageEvent> = null;
@@ -55,6 +48,7 @@ export class QuietSocket {
     private readonly socket: WebSocket,
     private readonly clientId: () => number,
   ) {
+    super();
     socket.binaryType = "arraybuffer";
     socket.addEventListener("open", (event) => {
       this.ticker = setInterval(() => this.tick(), QUIET_TICK_MS);
