@@ -45,6 +45,7 @@ import {
   MAX_PRESENCE_CLAIMS,
   MAX_PRESENCE_TOMBSTONES,
   PRESENCE_ENTRY_OVERHEAD_BYTES,
+  QUIET_RENEWAL_INTERVAL_MS,
 } from "./limits";
 
 /** One client's latest awareness state as the room holds it. */
@@ -55,11 +56,12 @@ export interface PresenceRecord {
   /** When the room last accepted a state for this client (ms since epoch). */
   lastSeen: number;
   /**
-   * How many times the room renewed this state towards renewing sockets ({@link PresenceRegistry.renewQuiet}):
-   * they were shown it under `clock + renewed`, so every later clock of this client is shown
-   * raised as much. Absent for states no one renewed.
+   * A quiet client's: when the room first held a state of it (kept through its changes).
+   * Renewing sockets are shown its states under their clock raised by one for every
+   * `QUIET_RENEWAL_INTERVAL_MS` since ({@link shownClock}): a renewal at least that long after
+   * the last is always under a newer clock, and nothing needs saving at each renewal.
    */
-  renewed?: number;
+  shownSince?: number;
 }
 
 /** The presence one socket controls, keyed by client ID; kept in the socket's attachment. */
@@ -221,11 +223,13 @@ export class PresenceRegistry<Socket> {
         heldBytes -= recordBytes(current.state);
       } else {
         if (entry.clock === floor) continue;
-        held.set(entry.clientId, { clock: entry.clock, state, lastSeen: now, ...(current?.renewed ? { renewed: current.renewed } : {}) });
+        const shownSince = this.quiet.has(socket) ? { shownSince: current?.shownSince ?? now } : {};
+        held.set(entry.clientId, { clock: entry.clock, state, lastSeen: now, ...shownSince });
         heldBytes = afterBytes;
       }
       changes.set(entry.clientId, { clientId: entry.clientId, clock: entry.clock, state });
-      if (current?.renewed) raisedBy.set(entry.clientId, current.renewed);
+      const raised = current === undefined ? 0 : shownClock(current, now) - current.clock;
+      if (raised > 0) raisedBy.set(entry.clientId, raised);
     }
     const claimChanges: ClaimChange[] = [];
     const renew: AwarenessEntry[] = [];
@@ -268,7 +272,7 @@ export class PresenceRegistry<Socket> {
    * Removes everything `socket` controls; returns the removals to announce, as quiet clients
    * and as renewing sockets are shown them (see {@link PresenceUpdate}).
    */
-  removeSocket(socket: Socket): { removed: AwarenessEntry[]; shown: AwarenessEntry[] } {
+  removeSocket(socket: Socket, now: number): { removed: AwarenessEntry[]; shown: AwarenessEntry[] } {
     const held = this.bySocket.get(socket);
     this.bySocket.delete(socket);
     this.claimsBySocket.delete(socket);
@@ -278,33 +282,23 @@ export class PresenceRegistry<Socket> {
     const shown: AwarenessEntry[] = [];
     for (const [clientId, record] of held) {
       // Remembered under the highest clock anyone was shown: a stale echo of it must not bring the client back.
-      this.forget(clientId, shownClock(record));
+      this.forget(clientId, shownClock(record, now));
       removed.push({ clientId, clock: record.clock, state: null });
-      shown.push({ clientId, clock: shownClock(record), state: null });
+      shown.push({ clientId, clock: shownClock(record, now), state: null });
     }
     return { removed, shown: shown.some((entry, i) => entry.clock !== removed[i]!.clock) ? shown : removed };
   }
 
   /**
-   * Renews every quiet client's state for the renewing sockets: y-protocols drops a remote
-   * state not renewed (under a newer clock) for 30 s, and a quiet client does not renew its
-   * own. Each state is shown one clock higher than before; returns those entries, and the
-   * sockets whose records changed (their attachments must be saved, or a wake would show
-   * lower clocks again, which peers ignore).
+   * Every quiet client's state as renewing sockets are shown it now: their renewal, since
+   * y-protocols drops a remote state not renewed (under a newer clock) for 30 s, and a quiet
+   * client does not renew its own. Sent to a socket at least `QUIET_RENEWAL_INTERVAL_MS` after
+   * the last, each is under a newer clock ({@link shownClock}).
    */
-  renewQuiet(): { renewed: AwarenessEntry[]; changedSockets: Socket[] } {
-    const renewed: AwarenessEntry[] = [];
-    const changedSockets: Socket[] = [];
-    for (const socket of this.quiet) {
-      const held = this.bySocket.get(socket);
-      if (held === undefined || held.size === 0) continue;
-      for (const [clientId, record] of held) {
-        record.renewed = (record.renewed ?? 0) + 1;
-        renewed.push({ clientId, clock: shownClock(record), state: record.state });
-      }
-      changedSockets.push(socket);
-    }
-    return { renewed, changedSockets };
+  quietStatesShown(now: number): AwarenessEntry[] {
+    const states: AwarenessEntry[] = [];
+    for (const socket of this.quiet) states.push(...entriesOf(this.bySocket.get(socket) ?? new Map(), (record) => shownClock(record, now)));
+    return states;
   }
 
   /** Whether any quiet client has a state to renew for renewing sockets. */
@@ -338,10 +332,10 @@ export class PresenceRegistry<Socket> {
    * y-protocols would take over its local state). `viewer`'s own states come under the clocks
    * it sent, or are left out (`withOwn` false: its save confirmation is withheld).
    */
-  statesFor(viewer?: Socket, withOwn = true, raised = true): AwarenessEntry[] {
+  statesFor(now: number, viewer?: Socket, withOwn = true, raised = true): AwarenessEntry[] {
     const all: AwarenessEntry[] = [];
     for (const [socket, held] of this.bySocket) {
-      if (socket !== viewer) all.push(...entriesOf(held, raised ? shownClock : undefined));
+      if (socket !== viewer) all.push(...entriesOf(held, raised ? (record) => shownClock(record, now) : undefined));
       else if (withOwn) all.push(...entriesOf(held));
     }
     return all;
@@ -430,9 +424,10 @@ function entriesOf(held: Map<number, PresenceRecord>, clockOf = (record: Presenc
   return [...held].map(([clientId, record]) => ({ clientId, clock: clockOf(record), state: record.state }));
 }
 
-/** The clock peers were shown a state under: its own, raised by the room's renewals of it. */
-function shownClock(record: PresenceRecord): number {
-  return record.clock + (record.renewed ?? 0);
+/** The clock renewing sockets are shown a state under at `now`: its own, raised for a quiet client's ({@link PresenceRecord.shownSince}). */
+function shownClock(record: PresenceRecord, now: number): number {
+  if (record.shownSince === undefined) return record.clock;
+  return record.clock + Math.max(0, Math.floor((now - record.shownSince) / QUIET_RENEWAL_INTERVAL_MS));
 }
 
 function presenceBytes(held: Map<number, PresenceRecord>): number {

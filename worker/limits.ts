@@ -278,11 +278,11 @@ export const QUIET_CHECK_IN_USE_MS = 60_000;
 
 /**
  * Stock providers drop a remote state that no newer clock renewed for 30 s (y-protocols'
- * `outdatedTimeout`), and quiet clients do not renew theirs: when a renewing socket's frame
- * wakes the room anyway, quiet clients' states are renewed towards the renewing sockets if
- * the last renewal is this old. Under y-protocols' 15 s renewal interval, so that a stock
- * provider's renewal arriving a moment early still renews them: the states are then renewed
- * every 15 s, twice within the 30 s timeout.
+ * `outdatedTimeout`), and quiet clients do not renew theirs: a renewing socket whose frame
+ * reaches the room is sent quiet clients' states renewed when its last renewal is this old, and
+ * renewing sockets are shown those states under their clock raised by one per this interval
+ * since the room first held them (worker/awareness.ts `shownClock`). Under y-protocols' 15 s
+ * renewal interval, so that a stock provider renewing its own every 15 s is renewed at each.
  */
 export const QUIET_RENEWAL_INTERVAL_MS = 10_000;
 

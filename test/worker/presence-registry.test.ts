@@ -18,15 +18,15 @@ describe("presence registry rules", () => {
     expect(registry.apply("a", [wire(1, 2, state("v2"))], 0).changes).toHaveLength(1);
     expect(registry.apply("a", [wire(1, 2, state("again"))], 0).changes).toHaveLength(0);
     expect(registry.apply("a", [wire(1, 1, state("older"))], 0).changes).toHaveLength(0);
-    expect(registry.statesFor()).toEqual([{ clientId: 1, clock: 2, state: state("v2") }]);
+    expect(registry.statesFor(0)).toEqual([{ clientId: 1, clock: 2, state: state("v2") }]);
     expect(registry.apply("a", [wire(1, 2, null)], 0).changes).toHaveLength(1);
-    expect(registry.statesFor()).toEqual([]);
+    expect(registry.statesFor(0)).toEqual([]);
   });
 
   it("refuses a stale echo of a removed client but lets it come back at its own clock", () => {
     const registry = new PresenceRegistry<string>();
     registry.apply("a", [wire(1, 5, state("alice"))], 0);
-    registry.removeSocket("a");
+    registry.removeSocket("a", 0);
     expect(registry.apply("b", [wire(1, 4, state("stale"))], 0).changes).toHaveLength(0);
     expect(registry.apply("a2", [wire(1, 5, state("alice"))], 0).changes).toHaveLength(1);
   });
@@ -44,7 +44,7 @@ describe("presence registry rules", () => {
     registry.apply("a", [wire(1, 1, state("alice"))], 0);
     const huge = state("x".repeat(9_000));
     expect(() => registry.apply("a", [wire(2, 1, huge)], 0)).toThrow(ProtocolError);
-    expect(registry.statesFor()).toEqual([{ clientId: 1, clock: 1, state: state("alice") }]);
+    expect(registry.statesFor(0)).toEqual([{ clientId: 1, clock: 1, state: state("alice") }]);
   });
 
   it("sweeps clients not renewed within the timeout and reports the sockets that lost them", () => {
@@ -56,7 +56,7 @@ describe("presence registry rules", () => {
     const swept = registry.sweep(AWARENESS_TIMEOUT_MS);
     expect(swept.removed).toEqual([{ clientId: 1, clock: 1, state: null }]);
     expect(swept.changedSockets).toEqual(["a"]);
-    expect(registry.statesFor().map((entry) => entry.clientId)).toEqual([2]);
+    expect(registry.statesFor(0).map((entry) => entry.clientId)).toEqual([2]);
   });
 
   it("counts presence in UTF-8 bytes, which bound the attachment, not UTF-16 units", () => {
@@ -78,7 +78,7 @@ describe("presence registry rules", () => {
     expect(() => registry.apply("m", flood(), 0)).toThrow(/awareness state too large/);
     // Each entry is charged 32 bytes of overhead plus its JSON: the budget stops it at about 240.
     expect(decoded).toBeLessThan(300);
-    expect(registry.statesFor()).toEqual([]);
+    expect(registry.statesFor(0)).toEqual([]);
   });
 
   it("changes a client named many times in one update once, and skips entries another socket owns undecoded", () => {
@@ -99,7 +99,7 @@ describe("presence registry rules", () => {
     expect(kept).toHaveLength(1);
     expect(kept[0]).toHaveLength(MAX_CLAIMS_PER_SOCKET);
     // The unclaimed ones can be taken by another owner once the socket is gone; the claimed cannot.
-    registry.removeSocket("m");
+    registry.removeSocket("m", 0);
     expect(registry.apply("a", [wire(100 + MAX_CLAIMS_PER_SOCKET, 2, "{}")], 0, "alice").changes).toHaveLength(1);
     expect(registry.apply("a", [wire(100, 2, "{}")], 0, "alice").changes).toHaveLength(0);
   });
@@ -110,7 +110,7 @@ describe("presence registry rules", () => {
     // Held by ada's socket: refused, whatever the clock or state.
     expect(registry.apply("mallory", [wire(1, 105, state("mallory")), wire(1, 105, null)], 0, "mallory")).toMatchObject({ changes: [], renew: [] });
     expect(registry.apply("ada", [wire(1, 6, state("ada moved"))], 0, "ada").changes).toEqual([{ clientId: 1, clock: 6, state: state("ada moved") }]);
-    expect(registry.removeSocket("ada").removed).toEqual([{ clientId: 1, clock: 6, state: null }]);
+    expect(registry.removeSocket("ada", 0).removed).toEqual([{ clientId: 1, clock: 6, state: null }]);
     // Departed but claimed by ada: refused too, and no tombstone moves.
     expect(registry.apply("mallory", [wire(1, 106, state("mallory")), wire(1, 106, null)], 0, "mallory")).toMatchObject({ changes: [], renew: [] });
     expect(registry.apply("ada again", [wire(1, 6, state("ada moved"))], 0, "ada").changes).toHaveLength(1);
@@ -119,7 +119,7 @@ describe("presence registry rules", () => {
   it("asks a client back at its removal's clock to renew, since peers that saw the removal ignore that state", () => {
     const registry = new PresenceRegistry<string>();
     registry.apply("a", [wire(1, 5, state("alice"))], 0);
-    registry.removeSocket("a");
+    registry.removeSocket("a", 0);
     // A stock provider reconnecting re-sends its state unchanged: relayed, and sent its removal back.
     expect(registry.apply("a2", [wire(1, 5, state("alice"))], 0)).toMatchObject({
       changes: [{ clientId: 1, clock: 5, state: state("alice") }],
@@ -127,7 +127,7 @@ describe("presence registry rules", () => {
     });
     // Its answer, under the next clock, is an ordinary change; so is a return under a newer clock.
     expect(registry.apply("a2", [wire(1, 6, state("alice"))], 0).renew).toEqual([]);
-    registry.removeSocket("a2");
+    registry.removeSocket("a2", 0);
     expect(registry.apply("a3", [wire(1, 7, state("alice"))], 0)).toMatchObject({ changes: [{ clientId: 1, clock: 7, state: state("alice") }], renew: [] });
   });
 
@@ -138,13 +138,13 @@ describe("presence registry rules", () => {
     };
     const registry = new PresenceRegistry<string>(keep);
     registry.apply("alice", [wire(1, 1, "{}")], 0, "alice");
-    registry.removeSocket("alice");
+    registry.removeSocket("alice", 0);
     // Enough sockets to have pushed every other claim out under a room-wide oldest-first rule.
     const sockets = Math.ceil(MAX_PRESENCE_CLAIMS / MAX_CLAIMS_PER_SOCKET) + 1;
     for (let socket = 0; socket < sockets; socket++) {
       const ids = Array.from({ length: MAX_CLAIMS_PER_SOCKET }, (_, i) => wire(1_000 + socket * MAX_CLAIMS_PER_SOCKET + i, 1, "{}"));
       registry.apply(`mallory-${socket}`, ids, 0, "mallory");
-      registry.removeSocket(`mallory-${socket}`);
+      registry.removeSocket(`mallory-${socket}`, 0);
     }
     expect([...stored.values()].filter((owner) => owner === "mallory")).toHaveLength(MAX_CLAIMS_PER_OWNER);
     expect(stored.get(1)).toBe("alice");
@@ -162,7 +162,7 @@ describe("presence registry rules", () => {
       for (const [clientId, owner] of changes) owner === null ? stored.delete(clientId) : stored.set(clientId, owner);
     });
     registry.apply("alice", [wire(1, 1, "{}")], 0, "alice");
-    registry.removeSocket("alice");
+    registry.removeSocket("alice", 0);
     // Many owners, each at its own cap: together they fill the room's claims to the brim.
     const owners = MAX_PRESENCE_CLAIMS / MAX_CLAIMS_PER_OWNER;
     let id = 1_000;
@@ -170,7 +170,7 @@ describe("presence registry rules", () => {
       for (let socket = 0; socket < MAX_CLAIMS_PER_OWNER / MAX_CLAIMS_PER_SOCKET; socket++) {
         const ids = Array.from({ length: MAX_CLAIMS_PER_SOCKET }, () => wire(id++, 1, "{}"));
         registry.apply(`s${id}`, ids, 0, `owner-${owner}`);
-        registry.removeSocket(`s${id}`);
+        registry.removeSocket(`s${id}`, 0);
       }
     }
     expect(stored.size).toBe(MAX_PRESENCE_CLAIMS);

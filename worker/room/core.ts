@@ -80,8 +80,6 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   readonly life: UpdateLife<Socket>;
   /** Whether quiet clients are still there (worker/room/liveness.ts). */
   readonly liveness: QuietLiveness<Socket>;
-  /** When quiet clients' states were last renewed towards renewing sockets ({@link renewQuietPresence}). */
-  private quietRenewedAt = -Infinity;
   /** What the whole room may still send in answers (sync step 2, presence queries, HTTP reads). */
   readonly answers: TokenBucket;
   /** HTTP reads: their cache, and their callers' budgets, charged with {@link answers} (docs/limits.md). */
@@ -225,7 +223,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       // and the joiner must be asked for everything the room lacks after it.
       this.life.writeHeld();
       this.sessions.send(socket, session, encodeSyncStep1(this.document.stateVector()));
-      const states = this.presence.statesFor(undefined, true, !quiet);
+      const states = this.presence.statesFor(now, undefined, true, !quiet);
       if (states.length > 0) {
         const frame = encodeAwareness(states);
         // Everyone's presence is an answer the joiner did not ask for but costs as much.
@@ -255,22 +253,28 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       }
     }
     const now = this.host.now();
-    if (!this.sessions.get(socket)?.quiet) this.renewQuietPresence(now);
+    this.renewQuietPresence(socket, now);
     if (this.liveness.checkInUse(now)) this.alarmStale = true;
     await this.rearmIfStale();
   }
 
   /**
-   * A renewing socket's frame woke the room anyway: quiet clients' states are renewed towards
-   * the renewing sockets when the last renewal is {@link QUIET_RENEWAL_INTERVAL_MS} old, so stock
-   * providers, which drop a state not renewed for 30 s, keep seeing app users.
+   * A renewing socket's frame woke the room anyway (a stock provider renews its presence every
+   * 15 s): it is sent quiet clients' states renewed, when its last renewal is
+   * {@link QUIET_RENEWAL_INTERVAL_MS} old, so that it keeps seeing app users (a stock provider
+   * drops a state not renewed for 30 s). One socket at a time, on its own frames: what a
+   * renewal costs follows the sockets that ask for it, and no relay bound sheds anyone for it.
+   * Charged to the room's answer budget like a joiner's greeting; without budget it waits for
+   * the socket's next frame.
    */
-  private renewQuietPresence(now: number): void {
-    if (now - this.quietRenewedAt < QUIET_RENEWAL_INTERVAL_MS || !this.presence.anyQuietPresence()) return;
-    this.quietRenewedAt = now;
-    const { renewed, changedSockets } = this.presence.renewQuiet();
-    for (const socket of changedSockets) this.sessions.save(socket);
-    this.sessions.broadcast(encodeAwareness(renewed), now, undefined, "renewing");
+  private renewQuietPresence(socket: Socket, now: number): void {
+    const session = this.sessions.get(socket);
+    if (session === undefined || session.quiet || this.sessions.isClosing(socket)) return;
+    if (now - session.quietRenewedAt < QUIET_RENEWAL_INTERVAL_MS || !this.presence.anyQuietPresence()) return;
+    const frame = encodeAwareness(this.presence.quietStatesShown(now));
+    if (!this.answers.take(frame.byteLength, now)) return;
+    session.quietRenewedAt = now;
+    this.sessions.send(socket, session, frame);
   }
 
   /** Charges one request of the HTTP fallback (one that carries no frame) to its session's message rate. */

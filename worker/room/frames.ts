@@ -76,7 +76,7 @@ export class FrameHandler<Socket extends RoomSocket> {
       case "query-awareness":
         // Written first: a failed write withholds this socket's confirmation, so its own state is left out.
         room.life.writeHeld();
-        return this.answer(socket, session, encodeAwareness(room.presence.statesFor(socket, !room.life.isWithheld(socket), !session.quiet)));
+        return this.answer(socket, session, encodeAwareness(room.presence.statesFor(this.room.host.now(), socket, !room.life.isWithheld(socket), !session.quiet)));
       default:
         // A message type added to the protocol but not handled here fails to compile.
         return message satisfies never;
@@ -139,12 +139,15 @@ export class FrameHandler<Socket extends RoomSocket> {
     }
     if (!session.messages.take(1, now)) throw this.rateExceeded();
     session.author = undefined;
-    // Who is here is saved for hibernation at once; a state that only changed (a cursor move,
+    // Who is here is saved for hibernation at once, and so is every state of a quiet client:
+    // renewing sockets are shown it under clocks raised from the one the room holds, and after a
+    // wake a clock the attachment lagged behind would show them lower clocks than they saw, which
+    // y-protocols ignores. A stock client's state that only changed (a cursor move,
     // several a second while typing) at most every ACTIVITY_STAMP_INTERVAL_MS, as activity is.
     // After a wake a joiner may see a cursor up to that old until its owner's next move or
     // 15 s renewal; the saved `lastSeen` is as old at most, well inside the 30 s timeout.
     const whoChanged = presence.heldCount(socket) !== heldBefore || changes.some((change) => change.state === null);
-    if (whoChanged || now - session.stampedAt >= ACTIVITY_STAMP_INTERVAL_MS) sessions.save(socket);
+    if (whoChanged || session.quiet || now - session.stampedAt >= ACTIVITY_STAMP_INTERVAL_MS) sessions.save(socket);
     // Relayed to the sender too, as the reference server does: a provider alone in a room
     // otherwise hears nothing and reconnects after 30 s of silence. The echo also tells the
     // sender that everything it sent before is stored (client/saved.ts relies on it), so a

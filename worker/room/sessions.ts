@@ -51,6 +51,8 @@ export interface Session {
   quiet: boolean;
   /** When the room probed it, until it shows a sign of life (worker/room/liveness.ts). */
   probedAt?: number;
+  /** A renewing socket's: when it was last sent quiet clients' states renewed (in memory: a wake renews at its next frame). */
+  quietRenewedAt: number;
   /**
    * When it last sent a frame (`ping` never reaches the room) as its silence deadline counts
    * it: after a wake, the saved stamp plus the interval it may be behind (the benefit of the doubt).
@@ -151,6 +153,7 @@ export class Sessions<Socket extends RoomSocket> {
       connectedAt: attachment.connectedAt,
       joined: attachment.joined,
       quiet: attachment.quiet === true,
+      quietRenewedAt: -Infinity,
       ...(attachment.probedAt === undefined ? {} : { probedAt: attachment.probedAt }),
       // The stamp may be up to one interval old; count the socket active until then.
       lastFrameAt: Math.min(now, attachment.activeAt + ACTIVITY_STAMP_INTERVAL_MS),
@@ -345,7 +348,7 @@ export class Sessions<Socket extends RoomSocket> {
   drop(socket: Socket, now: number): void {
     this.end(socket);
     this.hooks.forget(socket);
-    const { removed, shown } = this.presence.removeSocket(socket);
+    const { removed, shown } = this.presence.removeSocket(socket, now);
     if (removed.length > 0) this.broadcastPresence(removed, shown, now, socket);
   }
 
