@@ -61,6 +61,14 @@ function clocksHeard(client: TestClient, subject: TestClient): number[] {
 
 const lastClockHeard = (client: TestClient, subject: TestClient) => clocksHeard(client, subject).at(-1);
 
+/** Quinn, a quiet client with a state the room has stored, and the clock it sent it under. */
+async function quinnPresentAndSaved(room: string): Promise<{ quinn: TestClient; sent: number }> {
+  const quinn = await TestClient.connect(room, { quiet: true });
+  quinn.setPresence({ name: "quinn" });
+  await quinn.saved();
+  return { quinn, sent: ownClock(quinn.awareness) };
+}
+
 describe("a quiet client's presence lives as long as its socket", () => {
   it("outlives the 30 s sweep and 5 minutes of silence, where a stock socket as silent is closed 4000 and removed, and a quiet socket that never joined is closed 4001", async () => {
     const room = roomName("quiet-outlives");
@@ -145,10 +153,7 @@ describe("stock providers see quiet clients (renewals)", () => {
   it("renews a quiet client's state towards each stock socket on that socket's own frames, at most every 10 s, one clock higher per 10 s since the room first held it; the quiet client's next change is shown above it, and it hears its own clocks only", async () => {
     const room = roomName("quiet-renewed");
     const start = stopClockAt();
-    const quinn = await TestClient.connect(room, { quiet: true });
-    quinn.setPresence({ name: "quinn" });
-    await quinn.saved();
-    const sent = ownClock(quinn.awareness);
+    const { quinn, sent } = await quinnPresentAndSaved(room);
     const olive = await TestClient.connect(room, { quiet: true });
     const stan = await TestClient.connect(room);
     const sid = await TestClient.connect(room);
@@ -188,10 +193,7 @@ describe("stock providers see quiet clients (renewals)", () => {
   it("keeps raising the clock through hibernation: a change after the wake is still shown above the last renewal", async () => {
     const room = roomName("quiet-renewed-evicted");
     const start = stopClockAt();
-    const quinn = await TestClient.connect(room, { quiet: true });
-    quinn.setPresence({ name: "quinn" });
-    await quinn.saved();
-    const sent = ownClock(quinn.awareness);
+    const { quinn, sent } = await quinnPresentAndSaved(room);
     const stan = await TestClient.connect(room);
     await waitFor(() => lastClockHeard(stan, quinn) === sent, "stan to see quinn");
     vi.setSystemTime(start + 2 * QUIET_RENEWAL_INTERVAL_MS);
@@ -210,10 +212,7 @@ describe("stock providers see quiet clients (renewals)", () => {
       // y-protocols times states out by the real clock (lib0 keeps the real Date.now), so this test
       // waits for real; only the room's clock is moved, one renewal interval per beat.
       const start = stopClockAt();
-      const quinn = await TestClient.connect(room, { quiet: true });
-      quinn.setPresence({ name: "quinn" });
-      await quinn.saved();
-      const sent = ownClock(quinn.awareness);
+      const { quinn, sent } = await quinnPresentAndSaved(room);
       const stan = await TestClient.connect(room);
       await waitFor(() => sees(stan, quinn, "quinn"), "stan to see quinn");
       // The same state without renewals, in an Awareness of its own: it must time out meanwhile.
