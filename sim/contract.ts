@@ -32,7 +32,7 @@ export interface CoreFigures {
   nextDue: number | null;
 }
 
-/** The room's view of quiet clients (worker/room/liveness.ts) and of its duties, for the quiet-client invariants. */
+/** The room's view of quiet clients (worker/room/quiet-clients.ts) and of its duties, for the quiet-client invariants. */
 export interface QuietFigures {
   /** When quiet sockets were last checked, or null (not since the object woke). */
   checkedAt: number | null;

@@ -44,7 +44,7 @@ const room: CoreFactory = (host, config) => {
         for (const id of Object.keys(core.presence.heldBy(socket))) quietPresence.set(Number(id), socket);
       }
       // The last check's time and the duty list are private to the room: read as dutyReport reads them.
-      const checkedAt = core.liveness.lastCheckAt;
+      const checkedAt = core.quiet.lastCheckAt;
       const duties = Object.fromEntries(dutyList(core).map((duty) => [duty.name, dueOrNull(duty, now)]));
       return { checkedAt, duties, sockets, quietPresence };
     },

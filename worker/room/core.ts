@@ -25,7 +25,6 @@ import {
   IDLE_COMPACTION_DELAY_MS,
   JOIN_TIMEOUT_MS,
   MAX_CLOSING_SOCKETS,
-  QUIET_RENEWAL_INTERVAL_MS,
   ROOM_ANSWER_BURST_BYTES,
   ROOM_ANSWER_BYTES_PER_SECOND,
 } from "../limits";
@@ -35,9 +34,9 @@ import { TokenBucket } from "../rate";
 import { DocumentStore, dropTables } from "../storage";
 import { isBenignTeardownError } from "../teardown";
 import { Outbox, type WebhookSettings } from "../webhooks";
-import { Duties } from "./duties";
+import { Duties, DutyAlarm } from "./duties";
 import { FrameHandler } from "./frames";
-import { QuietLiveness } from "./liveness";
+import { QuietClients } from "./quiet-clients";
 import type { RoomHost, RoomSocket } from "./ports";
 import { roomDuties } from "./room-duties";
 import { Sessions, closeQuietly, readAttachment } from "./sessions";
@@ -78,22 +77,21 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   readonly presence: PresenceRegistry<Socket>;
   readonly sessions: Sessions<Socket>;
   readonly life: UpdateLife<Socket>;
-  /** Whether quiet clients are still there (worker/room/liveness.ts). */
-  readonly liveness: QuietLiveness<Socket>;
+  /** Whether quiet clients are still there, and their presence renewed for stock providers (worker/room/quiet-clients.ts). */
+  readonly quiet: QuietClients<Socket>;
   /** What the whole room may still send in answers (sync step 2, presence queries, HTTP reads). */
   readonly answers: TokenBucket;
   /** HTTP reads: their cache, and their callers' budgets, charged with {@link answers} (docs/limits.md). */
   readonly reads: HttpReads;
   private readonly frames: FrameHandler<Socket>;
   private readonly duties: Duties;
+  private readonly dutyAlarm: DutyAlarm;
   /** The Yjs document, loaded at first use ({@link document}). */
   private loadedDocument: RoomDocument | null = null;
   /** Set when synchronous work added something the alarm must be moved earlier for. */
   alarmStale = false;
   /** Set when a socket left: what it was due for (its silence deadline) is gone, so the alarm may move later too. */
   private alarmMayMoveLater = false;
-  /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
-  private alarmAt: number | null | undefined = undefined;
   /** When to compact and take the session-end version because the last socket left, or null. */
   idleWorkDue: number | null = null;
   /**
@@ -135,9 +133,10 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       writeHeldUpdates: () => this.life.writeHeld(),
       now: () => host.now(),
     });
-    this.liveness = new QuietLiveness(this.sessions, host);
+    this.quiet = new QuietClients(this.sessions, this.presence, this.answers, host);
     this.frames = new FrameHandler(this);
     this.duties = new Duties(roomDuties(this), host.name);
+    this.dutyAlarm = new DutyAlarm(this.duties, host.storage, () => host.now());
     const withheld = this.sessions.restore(host.now());
     this.socketDeadline = this.sessions.nextDeadline(host.now());
     // What waited or was held lived in memory only, so it was lost with the object: ask again.
@@ -151,7 +150,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
    */
   async wake(): Promise<void> {
     // Waking is when quiet clients are judged: nothing they did while the room slept reached it.
-    this.liveness.check(this.host.now());
+    this.quiet.check(this.host.now());
     await this.scheduleAlarm(true);
   }
 
@@ -253,28 +252,9 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
       }
     }
     const now = this.host.now();
-    this.renewQuietPresence(socket, now);
-    if (this.liveness.checkInUse(now)) this.alarmStale = true;
+    this.quiet.renewFor(socket, now);
+    if (this.quiet.checkInUse(now)) this.alarmStale = true;
     await this.rearmIfStale();
-  }
-
-  /**
-   * A renewing socket's frame woke the room anyway (a stock provider renews its presence every
-   * 15 s): it is sent quiet clients' states renewed, when its last renewal is
-   * {@link QUIET_RENEWAL_INTERVAL_MS} old, so that it keeps seeing app users (a stock provider
-   * drops a state not renewed for 30 s). One socket at a time, on its own frames: what a
-   * renewal costs follows the sockets that ask for it, and no relay bound sheds anyone for it.
-   * Charged to the room's answer budget like a joiner's greeting; without budget it waits for
-   * the socket's next frame.
-   */
-  private renewQuietPresence(socket: Socket, now: number): void {
-    const session = this.sessions.get(socket);
-    if (session === undefined || session.quiet || this.sessions.isClosing(socket)) return;
-    if (now - session.quietRenewedAt < QUIET_RENEWAL_INTERVAL_MS || !this.presence.anyQuietPresence()) return;
-    const frame = encodeAwareness(this.presence.quietStatesShown(now));
-    if (!this.answers.take(frame.byteLength, now)) return;
-    session.quietRenewedAt = now;
-    this.sessions.send(socket, session, frame);
   }
 
   /** Charges one request of the HTTP fallback (one that carries no frame) to its session's message rate. */
@@ -375,8 +355,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
    */
   async alarm(): Promise<void> {
     const now = this.host.now();
-    const dueBy = Math.max(now, this.alarmAt ?? now);
-    this.alarmAt = null;
+    const dueBy = this.dutyAlarm.fired();
     try {
       await this.duties.runDue(now, dueBy);
     } finally {
@@ -477,7 +456,7 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
     const carried = this.outbox?.carryOver() ?? [];
     const keepsEvents = this.config.webhooks !== null && (carried.length > 0 || existed);
     await this.host.storage.deleteAlarm();
-    this.alarmAt = null;
+    this.dutyAlarm.cleared();
     if (keepsEvents) {
       const previous = this.opened;
       try {
@@ -520,27 +499,20 @@ export class RoomCore<Socket extends RoomSocket = RoomSocket> {
   }
 
   /**
-   * Makes sure the alarm fires by the earliest time any duty is due; `exact` (or nobody here)
-   * also moves a set alarm later. Every duty's due time is a lower bound of when it has work
-   * (a socket deadline is, see {@link socketDeadline}), so firing at it is never late.
+   * Makes sure the alarm fires by the earliest time any duty is due; `exact` (or nobody here,
+   * when no frame will come to move it) also moves a set alarm later. Every duty's due time is
+   * a lower bound of when it has work (a socket deadline is, see {@link socketDeadline}), so
+   * firing at it is never late.
    */
   async scheduleAlarm(exact = false): Promise<void> {
     this.alarmStale = this.alarmMayMoveLater = false;
-    const due = this.duties.nextDue(this.host.now());
-    if (due === null) return;
-    if (this.alarmAt === undefined) this.alarmAt = await this.host.storage.getAlarm();
-    if (this.alarmAt === due) return;
-    // An earlier alarm is kept while sockets are open (moving it on every frame would cost a
-    // write each time); it fires, finds less to do, and re-arms exactly.
-    if (this.alarmAt !== null && this.alarmAt < due && !exact && this.sessions.openSockets().length > 0) return;
-    await this.host.storage.setAlarm(due);
-    this.alarmAt = due;
+    await this.dutyAlarm.schedule(exact || this.sessions.openSockets().length === 0);
   }
 
   /** Figures the simulation checks its invariants against. */
   inspect(): { stateVector: Uint8Array | null; pendingBytes: number; heldBytes: number; openSessions: number; nextDue: number | null; quietCheckedAt: number | null } {
     return {
-      quietCheckedAt: this.liveness.lastCheckAt,
+      quietCheckedAt: this.quiet.lastCheckAt,
       stateVector: this.loadedDocument?.stateVector() ?? null,
       pendingBytes: this.loadedDocument?.waitingBytes() ?? 0,
       heldBytes: this.store.heldByteCount(),

@@ -6,6 +6,7 @@
  */
 import { DUTY_RETRY_FIRST_MS, DUTY_RETRY_MAX_MS } from "../limits";
 import { logEvent } from "../log";
+import type { StoragePort } from "./ports";
 
 export interface Duty {
   /** For logs: `duty_failed` names it. */
@@ -86,5 +87,48 @@ export class Duties {
     } catch (error) {
       return this.failed(duty, now, error);
     }
+  }
+}
+
+/**
+ * The one alarm the duties share: when it is set for (read from storage once after a wake),
+ * moved earlier whenever a duty is due sooner, and later only when asked, since a move costs a
+ * storage write and events would otherwise move it on every frame.
+ */
+export class DutyAlarm {
+  /** When the alarm is set for: a time, null for none, undefined when not yet read after a wake. */
+  private at: number | null | undefined = undefined;
+
+  constructor(
+    private readonly duties: Duties,
+    private readonly storage: Pick<StoragePort, "getAlarm" | "setAlarm">,
+    private readonly now: () => number,
+  ) {}
+
+  /** The alarm fired: returns the time it was set for (an early alarm still does that work); it is unset now. */
+  fired(): number {
+    const now = this.now();
+    const dueBy = Math.max(now, this.at ?? now);
+    this.at = null;
+    return dueBy;
+  }
+
+  /** The alarm was deleted with the storage. */
+  cleared(): void {
+    this.at = null;
+  }
+
+  /**
+   * Makes sure the alarm fires by the earliest time any duty is due; `mayMoveLater` also moves
+   * a set alarm later. Otherwise an earlier alarm is kept: it fires, finds less to do, and the
+   * alarm is then set exactly.
+   */
+  async schedule(mayMoveLater: boolean): Promise<void> {
+    const due = this.duties.nextDue(this.now());
+    if (due === null) return;
+    if (this.at === undefined) this.at = await this.storage.getAlarm();
+    if (this.at === due || (this.at !== null && this.at < due && !mayMoveLater)) return;
+    await this.storage.setAlarm(due);
+    this.at = due;
   }
 }

@@ -127,7 +127,7 @@ export class FrameHandler<Socket extends RoomSocket> {
     const { changes, shown, renew, heldElsewhere } = presence.apply(socket, readAwarenessEntries(update), now, session.grant.owner);
     // A quiet client back on a new connection: its old one is asked now, so that its presence
     // moves here within a probe's grace rather than at the next periodic check.
-    for (const holder of heldElsewhere) if (this.room.liveness.probe(holder, now)) this.room.alarmStale = true;
+    for (const holder of heldElsewhere) if (this.room.quiet.probe(holder, now)) this.room.alarmStale = true;
     if (changes.length === 0) {
       // An echo of others' states: paid from what the room sent this socket, so a stock
       // provider in a busy room is never closed for it, and a flood cannot pose as echoes.

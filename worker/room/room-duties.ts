@@ -33,10 +33,10 @@ export function roomDuties<Socket extends RoomSocket>(room: RoomCore<Socket>): D
       run: (now) => room.sessions.closeIdle(now),
     },
     {
-      // Quiet clients that showed no sign of life are probed, and closed when they do not answer (worker/room/liveness.ts).
+      // Quiet clients that showed no sign of life are probed, and closed when they do not answer (worker/room/quiet-clients.ts).
       name: "quiet-liveness",
-      nextDue: (now) => room.liveness.nextDue(now),
-      run: (now) => room.liveness.check(now),
+      nextDue: (now) => room.quiet.nextDue(now),
+      run: (now) => room.quiet.check(now),
     },
     {
       // Updates waiting for dependencies past their TTL are dropped; their writers are asked again.

@@ -32,9 +32,9 @@ export interface SocketAttachment extends AccessGrant {
   closing?: true;
   /** Its save confirmation is withheld (worker/room/updates.ts): an update of its waits, or was dropped and must be sent again. */
   unconfirmed?: true;
-  /** A quiet client (docs/protocol.md, "Quiet clients"): its presence is kept while it is open, and its silence judged by probes (worker/room/liveness.ts). */
+  /** A quiet client (docs/protocol.md, "Quiet clients"): its presence is kept while it is open, and its silence judged by probes (worker/room/quiet-clients.ts). */
   quiet?: true;
-  /** When the room probed this quiet client and has not seen it since (worker/room/liveness.ts). */
+  /** When the room probed this quiet client and has not seen it since (worker/room/quiet-clients.ts). */
   probedAt?: number;
 }
 
@@ -49,7 +49,7 @@ export interface Session {
   joined: boolean;
   /** A quiet client: it sends nothing while nothing changes, and answers the room's probes. */
   quiet: boolean;
-  /** When the room probed it, until it shows a sign of life (worker/room/liveness.ts). */
+  /** When the room probed it, until it shows a sign of life (worker/room/quiet-clients.ts). */
   probedAt?: number;
   /** A renewing socket's: when it was last sent quiet clients' states renewed (in memory: a wake renews at its next frame). */
   quietRenewedAt: number;
@@ -248,7 +248,7 @@ export class Sessions<Socket extends RoomSocket> {
     this.save(socket);
   }
 
-  /** The open sockets of quiet clients that joined: those worker/room/liveness.ts judges. */
+  /** The open sockets of quiet clients that joined: those worker/room/quiet-clients.ts judges. */
   quietSockets(now: number): Socket[] {
     return this.openSockets().filter((socket) => {
       const session = this.of(socket, now);
@@ -368,7 +368,7 @@ export class Sessions<Socket extends RoomSocket> {
    * {@link JOIN_TIMEOUT_MS} (4001), or no frame for {@link AWARENESS_TIMEOUT_MS} (4000; stock
    * providers renew their presence every 15 s, and `ping` never reaches the room). A quiet
    * client that joined sends nothing while nothing changes: its silence is judged by probes
-   * (worker/room/liveness.ts), not here.
+   * (worker/room/quiet-clients.ts), not here.
    */
   closeIdle(now: number): void {
     for (const socket of this.openSockets()) {

@@ -1,5 +1,8 @@
 /**
- * Whether quiet clients are still there (docs/protocol.md, "Quiet clients"). A quiet client
+ * The room's side of quiet clients (docs/protocol.md, "Quiet clients"): whether they are still
+ * there, and their presence renewed for the sockets that renew their own.
+ *
+ * Liveness. A quiet client
  * sends nothing while nothing changes, so its silence says nothing; instead it sends `ping`
  * after 30 s of sending nothing, which the runtime answers without waking the room, keeping the
  * time of its last answer (`getWebSocketAutoResponseTimestamp`, the host's `lastPingAt`).
@@ -15,12 +18,14 @@
  * a new connection while the room still holds its old one (a network change drops a socket
  * without a close) has the old one probed at once (worker/room/frames.ts).
  */
-import { QUIET_CHECK_INTERVAL_MS, QUIET_CHECK_IN_USE_MS, QUIET_PROBE_AFTER_MS, QUIET_PROBE_GRACE_MS } from "../limits";
-import { CloseCode } from "../protocol";
+import type { PresenceRegistry } from "../awareness";
+import { QUIET_CHECK_INTERVAL_MS, QUIET_CHECK_IN_USE_MS, QUIET_PROBE_AFTER_MS, QUIET_PROBE_GRACE_MS, QUIET_RENEWAL_INTERVAL_MS } from "../limits";
+import { CloseCode, encodeAwareness } from "../protocol";
+import type { TokenBucket } from "../rate";
 import type { RoomHost, RoomSocket } from "./ports";
 import type { Sessions } from "./sessions";
 
-export class QuietLiveness<Socket extends RoomSocket> {
+export class QuietClients<Socket extends RoomSocket> {
   /** When quiet sockets were last checked; null until the first check (waking is one, and memory does not outlive a wake). */
   private checkedAt: number | null = null;
 
@@ -28,10 +33,32 @@ export class QuietLiveness<Socket extends RoomSocket> {
     return this.checkedAt;
   }
 
+  /** `answers`: the room's answer budget, which renewals are charged to. */
   constructor(
     private readonly sessions: Sessions<Socket>,
+    private readonly presence: PresenceRegistry<Socket>,
+    private readonly answers: TokenBucket,
     private readonly host: Pick<RoomHost<Socket>, "lastPingAt" | "probe">,
   ) {}
+
+  /**
+   * A renewing socket's frame woke the room anyway (a stock provider renews its presence every
+   * 15 s): it is sent quiet clients' states renewed, when its last renewal is
+   * {@link QUIET_RENEWAL_INTERVAL_MS} old, so that it keeps seeing app users (a stock provider
+   * drops a state not renewed for 30 s). One socket at a time, on its own frames: what a
+   * renewal costs follows the sockets that ask for it, and no relay bound sheds anyone for it.
+   * Charged to the room's answer budget like a joiner's greeting; without budget it waits for
+   * the socket's next frame.
+   */
+  renewFor(socket: Socket, now: number): void {
+    const session = this.sessions.get(socket);
+    if (session === undefined || session.quiet || this.sessions.isClosing(socket)) return;
+    if (now - session.quietRenewedAt < QUIET_RENEWAL_INTERVAL_MS || !this.presence.anyQuietPresence()) return;
+    const frame = encodeAwareness(this.presence.quietStatesShown(now));
+    if (!this.answers.take(frame.byteLength, now)) return;
+    session.quietRenewedAt = now;
+    this.sessions.send(socket, session, frame);
+  }
 
   /** At an event of a room in use: checks if the last check is {@link QUIET_CHECK_IN_USE_MS} old. True when it checked (what is due may have moved). */
   checkInUse(now: number): boolean {
